@@ -1,0 +1,413 @@
+"""The chain motet runs on: embedded py-evm (the default), a local anvil, or any JSON-RPC node.
+
+Example:
+    >>> chain = Chain.embedded()
+    >>> channels = chain.contract("PaymentChannels")   # compiled, deployed on first use
+    >>> chain.balance(chain.accounts[0].address) > 0
+    True
+
+Every transaction is signed locally with the sender's key and sent raw, on every backend, so the same
+code path runs in tests and in production. Reverts surface as `TransactionReverted` carrying the
+contract's revert string.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, NewType
+from urllib.parse import urlparse
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError
+from web3.types import TxReceipt
+
+from motet._build import compile_contract
+from motet.errors import (
+    AccountError,
+    ChainConnectionError,
+    ChainError,
+    InsufficientFunds,
+    TransactionReverted,
+)
+from motet.settings import Settings
+
+Wei = NewType("Wei", int)
+"""An amount of the native coin in its smallest unit."""
+
+ChainKind = Literal["embedded", "anvil", "rpc"]
+
+_ANVIL_RELATIVE = Path("tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+_ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def _constructor_args(name: str, settings: Settings) -> tuple[Any, ...]:
+    if name == "PaymentChannels":
+        return (settings.challenge_period,)
+    if name == "AgentRegistry":
+        return (settings.unbonding_delay,)
+    return ()
+
+
+class Chain:
+    """A connection to an EVM chain, with the accounts motet may sign for."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        accounts: Sequence[LocalAccount],
+        *,
+        kind: ChainKind,
+        settings: Settings | None = None,
+        process: subprocess.Popen[bytes] | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.accounts = list(accounts)
+        self.kind: ChainKind = kind
+        self.settings = settings or Settings()
+        self.url = url
+        self.chain_id: int = w3.eth.chain_id
+        self._process = process
+        self._contracts: dict[str, Contract] = {}
+
+    # -- constructors ---------------------------------------------------------------------------------
+
+    @classmethod
+    def embedded(cls, *, accounts: int = 10, settings: Settings | None = None) -> Chain:
+        """An in-process py-evm chain with `accounts` funded dev accounts (1,000,000 ETH each)."""
+        from eth_tester import EthereumTester, PyEVMBackend
+        from web3 import EthereumTesterProvider
+
+        state = PyEVMBackend.generate_genesis_state(num_accounts=accounts)
+        backend = PyEVMBackend(genesis_state=state)
+        tester = EthereumTester(backend)
+        w3 = Web3(EthereumTesterProvider(tester))
+        keys = [Account.from_key(k.to_bytes()) for k in backend.account_keys]
+        return cls(w3, keys, kind="embedded", settings=settings)
+
+    @classmethod
+    def anvil(
+        cls,
+        *,
+        binary: str | Path | None = None,
+        accounts: int = 10,
+        settings: Settings | None = None,
+        startup_timeout: float = 20.0,
+    ) -> Chain:
+        """Start anvil on 127.0.0.1 at a free port; `close()` (or leaving a `with` block) stops it."""
+        path = _find_anvil(binary)
+        port = _free_port()
+        proc = subprocess.Popen(
+            [str(path), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
+             "--mnemonic", _ANVIL_MNEMONIC, "--silent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        url = f"http://127.0.0.1:{port}"
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise ChainConnectionError(f"anvil exited at start ({proc.returncode}): {err.strip()}", url=url)
+            try:
+                if w3.is_connected():
+                    break
+            except Exception:  # noqa: BLE001, S110 - not up yet; retried until the deadline
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise ChainConnectionError(f"anvil did not answer on {url} within {startup_timeout}s", url=url)
+            time.sleep(0.05)
+        Account.enable_unaudited_hdwallet_features()
+        keys = [
+            Account.from_mnemonic(_ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(accounts)
+        ]
+        return cls(w3, keys, kind="anvil", settings=settings, process=proc, url=url)
+
+    @classmethod
+    def connect(
+        cls,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        settings: Settings | None = None,
+        timeout: float = 10.0,
+    ) -> Chain:
+        """Connect to any JSON-RPC node.
+
+        `url` defaults to `MOTET_RPC_URL`; `key` to `MOTET_PRIVATE_KEY` (hex), or a keystore file in
+        `MOTET_KEYSTORE` unlocked with `MOTET_KEYSTORE_PASSWORD`.
+        """
+        url = url or os.environ.get("MOTET_RPC_URL")
+        if not url:
+            raise ChainConnectionError("no RPC URL: pass url=... or set MOTET_RPC_URL (e.g. http://127.0.0.1:8545)")
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ChainConnectionError(
+                f"RPC URL {url!r} is not an http(s) URL: use the form http://host:port", url=url
+            )
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        try:
+            w3.eth.chain_id  # noqa: B018 - the first request proves the node answers
+        except Exception as exc:  # noqa: BLE001 - any transport failure means the same to the user
+            raise ChainConnectionError(
+                f"no JSON-RPC node answers at {url} ({type(exc).__name__}: {exc}): check the URL and that "
+                "the node is running",
+                url=url,
+            ) from exc
+        return cls(w3, [_load_key(key)], kind="rpc", settings=settings, url=url)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the anvil process this chain started, if any."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Chain(kind={self.kind!r}, chain_id={self.chain_id}, url={self.url!r})"
+
+    # -- accounts and time ----------------------------------------------------------------------------
+
+    @property
+    def default_account(self) -> LocalAccount:
+        return self.accounts[0]
+
+    def balance(self, address: str) -> Wei:
+        return Wei(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def timestamp(self) -> int:
+        """The timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def set_next_timestamp(self, timestamp: int) -> None:
+        """Make the next transaction land in a block with exactly this timestamp (dev chains only)."""
+        if self.kind == "embedded":
+            tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+            # eth-tester's time_travel makes the pending block's timestamp exactly `timestamp`.
+            tester.time_travel(timestamp)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
+        else:
+            raise ChainError("only dev chains (embedded, anvil) can move time")
+
+    def advance_time(self, seconds: int) -> None:
+        """Move the chain's clock forward (dev chains only)."""
+        self.set_next_timestamp(self.timestamp() + seconds)
+        if self.kind == "anvil":
+            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    def snapshot(self) -> Any:
+        """Save the chain state (dev chains only); give the result to `revert`."""
+        if self.kind == "embedded":
+            return self.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+
+    def revert(self, snapshot: Any) -> None:
+        if self.kind == "embedded":
+            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)  # type: ignore[attr-defined]
+        else:
+            self.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+
+    # -- contracts ------------------------------------------------------------------------------------
+
+    def contract(self, name: str) -> Contract:
+        """motet's contract `name` on this chain, deployed on first use and recorded per chain id."""
+        if name in self._contracts:
+            return self._contracts[name]
+        artifact = compile_contract(name, self.settings.cache_dir)
+        record = self._deployments().get(name)
+        code_hash = "0x" + keccak(artifact.runtime_bytecode).hex()
+        if record and record.get("code_hash") == code_hash:
+            onchain = self.w3.eth.get_code(Web3.to_checksum_address(record["address"]))
+            if "0x" + keccak(bytes(onchain)).hex() == code_hash:
+                found = self.w3.eth.contract(address=record["address"], abi=artifact.abi)
+                self._contracts[name] = found
+                return found
+        deployed = self.deploy(name, *_constructor_args(name, self.settings))
+        self._record_deployment(name, deployed.address, code_hash)
+        self._contracts[name] = deployed
+        return deployed
+
+    def deploy(self, source: str | Path, *args: Any, sender: LocalAccount | None = None, value: int = 0) -> Contract:
+        """Compile (cached) and deploy a contract by name or .vy path; returns the bound contract."""
+        artifact = compile_contract(source, self.settings.cache_dir)
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = self.send(factory.constructor(*args), sender=sender, value=value, action=f"deploying {artifact.name}")
+        address = receipt["contractAddress"]
+        assert address is not None
+        return self.w3.eth.contract(address=address, abi=artifact.abi)
+
+    def at(self, source: str | Path, address: str) -> Contract:
+        """Bind a deployed contract by name or .vy path."""
+        artifact = compile_contract(source, self.settings.cache_dir)
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
+
+    def _deployments(self) -> dict[str, dict[str, str]]:
+        if self.kind != "rpc":
+            return {}  # dev chains start empty every time
+        path = self.settings.deployments_file
+        if not path.is_file():
+            return {}
+        data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text())
+        return data.get(str(self.chain_id), {})
+
+    def _record_deployment(self, name: str, address: str, code_hash: str) -> None:
+        if self.kind != "rpc":
+            return
+        path = self.settings.deployments_file
+        data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text()) if path.is_file() else {}
+        data.setdefault(str(self.chain_id), {})[name] = {"address": address, "code_hash": code_hash}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    # -- transactions ---------------------------------------------------------------------------------
+
+    def send(
+        self,
+        call: ContractFunction | Any,
+        *,
+        sender: LocalAccount | None = None,
+        value: int = 0,
+        action: str | None = None,
+    ) -> TxReceipt:
+        """Sign `call` (a contract function or constructor) with `sender`'s key, send it, wait for it.
+
+        Raises `TransactionReverted` with the contract's reason, or `InsufficientFunds` naming the account.
+        """
+        account = sender or self.default_account
+        action = action or f"{getattr(call, 'fn_name', 'transaction')}"
+        balance = self.balance(account.address)
+        if balance <= value:
+            raise InsufficientFunds(account.address, balance, value + 21_000, action)
+        try:
+            tx = call.build_transaction(
+                {"from": account.address, "value": value, "nonce": self.w3.eth.get_transaction_count(
+                    account.address, "pending")}
+            )
+        except ContractLogicError as exc:
+            raise TransactionReverted(action, _revert_reason(str(exc.message or exc))) from exc
+        except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+            # eth-tester raises its own TransactionFailed("execution reverted: <reason>") on estimate.
+            if "execution reverted" in str(exc):
+                raise TransactionReverted(action, _revert_reason(str(exc))) from exc
+            self._raise_if_unfunded(account.address, value, action, exc)
+            raise ChainError(f"{action} failed: {exc}") from exc
+        needed = value + int(tx["gas"]) * int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
+        if balance < needed:
+            raise InsufficientFunds(account.address, balance, needed, action)
+        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise TransactionReverted(action, "reverted on chain after a successful estimate")
+        return receipt
+
+    def transfer(self, to: str, value: int, *, sender: LocalAccount | None = None) -> TxReceipt:
+        """Send `value` wei of the native coin."""
+        account = sender or self.default_account
+        tx: dict[str, Any] = {
+            "from": account.address,
+            "to": Web3.to_checksum_address(to),
+            "value": value,
+            "gas": 21_000,
+            "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": self.chain_id,
+            "maxFeePerGas": 2 * self.w3.eth.gas_price,
+            "maxPriorityFeePerGas": 1,
+        }
+        balance = self.balance(account.address)
+        needed = value + 21_000 * tx["maxFeePerGas"]
+        if balance < needed:
+            raise InsufficientFunds(account.address, balance, needed, f"sending {value} wei to {to}")
+        tx_hash = self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+
+    def _raise_if_unfunded(self, address: str, value: int, action: str, exc: Exception) -> None:
+        text = str(exc).lower()
+        if any(hint in text for hint in ("insufficient funds", "insufficient balance", "cannot afford")):
+            raise InsufficientFunds(address, self.balance(address), value, action) from exc
+
+
+def _revert_reason(message: str) -> str:
+    for prefix in ("execution reverted: ", "execution reverted"):
+        if message.startswith(prefix):
+            return message[len(prefix):].strip()
+    return message
+
+
+def _find_anvil(binary: str | Path | None) -> Path:
+    candidates: list[Path] = []
+    if binary:
+        candidates.append(Path(binary))
+    if env := os.environ.get("MOTET_ANVIL"):
+        candidates.append(Path(env))
+    here = Path(__file__).resolve().parent.parent
+    candidates.append(here / _ANVIL_RELATIVE)
+    candidates.append(Path.cwd() / _ANVIL_RELATIVE)
+    if found := shutil.which("anvil"):
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ChainConnectionError(
+        "anvil not found: run `make tools` (installs @foundry-rs/anvil into tools/node_modules) "
+        "or set MOTET_ANVIL to the binary"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _load_key(key: str | None) -> LocalAccount:
+    key = key or os.environ.get("MOTET_PRIVATE_KEY")
+    if key:
+        try:
+            return Account.from_key(key)
+        except (ValueError, TypeError) as exc:
+            raise AccountError(
+                "the private key is not a 32-byte hex string (0x followed by 64 hex digits)"
+            ) from exc
+    keystore = os.environ.get("MOTET_KEYSTORE")
+    if keystore:
+        password = os.environ.get("MOTET_KEYSTORE_PASSWORD")
+        if password is None:
+            raise AccountError(f"MOTET_KEYSTORE is set ({keystore}) but MOTET_KEYSTORE_PASSWORD is not")
+        try:
+            data = json.loads(Path(keystore).read_text())
+            return Account.from_key(Account.decrypt(data, password))
+        except (OSError, ValueError) as exc:
+            raise AccountError(f"cannot unlock keystore {keystore}: {exc}") from exc
+    raise AccountError(
+        "no signing key: pass key=..., or set MOTET_PRIVATE_KEY, or MOTET_KEYSTORE and MOTET_KEYSTORE_PASSWORD"
+    )

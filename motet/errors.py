@@ -1,0 +1,119 @@
+"""Every error motet raises, in one tree.
+
+    MotetError
+    ├── ChainError
+    │   ├── ChainConnectionError        (also ConnectionError) no node at the URL, or none given
+    │   ├── AccountError                (also ValueError)      missing or malformed key
+    │   ├── InsufficientFunds                                  the sender cannot pay value + gas
+    │   ├── TransactionReverted                                the contract refused; `.reason` is its string
+    │   └── ContractBuildError                                 a Vyper source did not compile
+    ├── RegistryError
+    │   ├── AgentNotFound               (also LookupError)
+    │   └── InvalidCapabilityName       (also ValueError)
+    └── PaymentError
+        ├── ChannelNotFound             (also LookupError)
+        ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
+        └── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
+
+Each error carries the offending value and its message says what to do.
+"""
+
+from __future__ import annotations
+
+
+class MotetError(Exception):
+    """Base class of every error motet raises."""
+
+
+class ChainError(MotetError):
+    """Something went wrong talking to the chain."""
+
+
+class ChainConnectionError(ChainError, ConnectionError):
+    """No JSON-RPC node answers at the given URL (or no URL was given)."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class AccountError(ChainError, ValueError):
+    """A private key or keystore is missing or malformed."""
+
+
+class InsufficientFunds(ChainError):
+    """The sending account cannot pay the value plus the gas of a transaction."""
+
+    def __init__(self, address: str, balance: int, needed: int, action: str) -> None:
+        super().__init__(
+            f"account {address} has {balance} wei but {action} needs about {needed} wei "
+            f"(value + gas): fund the account or use another key"
+        )
+        self.address = address
+        self.balance = balance
+        self.needed = needed
+
+
+class TransactionReverted(ChainError):
+    """A contract call reverted; `reason` is the revert string (empty when the contract gave none)."""
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(f"{action} reverted: {reason or 'no reason given'}")
+        self.action = action
+        self.reason = reason
+
+
+class ContractBuildError(ChainError):
+    """A Vyper contract failed to compile."""
+
+
+class RegistryError(MotetError):
+    """Something went wrong with the agent registry."""
+
+
+class AgentNotFound(RegistryError, LookupError):
+    """No agent with this id is registered."""
+
+    def __init__(self, agent_id: int, count: int) -> None:
+        super().__init__(
+            f"no agent with id {agent_id} in the registry (ids run from 1 to {count}): "
+            f"search with `Registry.search()` or `motet agents`"
+        )
+        self.agent_id = agent_id
+
+
+class InvalidCapabilityName(RegistryError, ValueError):
+    """A capability name does not follow the naming rule."""
+
+    def __init__(self, name: str, rule: str) -> None:
+        super().__init__(f"invalid capability name {name!r}: {rule}")
+        self.name = name
+
+
+class PaymentError(MotetError):
+    """Something went wrong with a channel or a voucher."""
+
+
+class ChannelNotFound(PaymentError, LookupError):
+    """No channel with this id exists on the contract."""
+
+    def __init__(self, channel_id: int, contract: str) -> None:
+        super().__init__(f"no channel {channel_id} on the channels contract {contract}")
+        self.channel_id = channel_id
+
+
+class InvalidVoucher(PaymentError, ValueError):
+    """A voucher is malformed, signed by the wrong key, bound to another domain, or not new."""
+
+
+class VoucherNotAboveHighest(PaymentError, ValueError):
+    """The signer refuses to sign a cumulative amount at or below one it already signed."""
+
+    def __init__(self, channel_id: int, requested: int, highest: int) -> None:
+        super().__init__(
+            f"refusing to sign channel {channel_id} for {requested}: a voucher for {highest} was already "
+            f"signed, and cumulative amounts only go up"
+        )
+        self.channel_id = channel_id
+        self.requested = requested
+        self.highest = highest
