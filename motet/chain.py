@@ -26,7 +26,6 @@ from urllib.parse import urlparse
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -242,15 +241,15 @@ class Chain:
             return self._contracts[name]
         artifact = compile_contract(name, self.settings.cache_dir)
         record = self._deployments().get(name)
-        code_hash = "0x" + keccak(artifact.runtime_bytecode).hex()
-        if record and record.get("code_hash") == code_hash:
-            onchain = self.w3.eth.get_code(Web3.to_checksum_address(record["address"]))
-            if "0x" + keccak(bytes(onchain)).hex() == code_hash:
+        if record and record.get("source_hash") == artifact.source_hash:
+            # Vyper appends immutables to the runtime code, so the deployed code starts with it.
+            onchain = bytes(self.w3.eth.get_code(Web3.to_checksum_address(record["address"])))
+            if onchain.startswith(artifact.runtime_bytecode):
                 found = self.w3.eth.contract(address=record["address"], abi=artifact.abi)
                 self._contracts[name] = found
                 return found
         deployed = self.deploy(name, *_constructor_args(name, self.settings))
-        self._record_deployment(name, deployed.address, code_hash)
+        self._record_deployment(name, deployed.address, artifact.source_hash)
         self._contracts[name] = deployed
         return deployed
 
@@ -277,12 +276,12 @@ class Chain:
         data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text())
         return data.get(str(self.chain_id), {})
 
-    def _record_deployment(self, name: str, address: str, code_hash: str) -> None:
+    def _record_deployment(self, name: str, address: str, source_hash: str) -> None:
         if self.kind != "rpc":
             return
         path = self.settings.deployments_file
         data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text()) if path.is_file() else {}
-        data.setdefault(str(self.chain_id), {})[name] = {"address": address, "code_hash": code_hash}
+        data.setdefault(str(self.chain_id), {})[name] = {"address": address, "source_hash": source_hash}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))

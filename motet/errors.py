@@ -8,10 +8,14 @@
     │   ├── TransactionReverted                                the contract refused; `.reason` is its string
     │   └── ContractBuildError                                 a Vyper source did not compile
     ├── RegistryError
-    │   ├── AgentNotFound               (also LookupError)
-    │   └── InvalidCapabilityName       (also ValueError)
+    │   ├── AgentNotFound               (also LookupError)     no agent with that id
+    │   ├── NotAgentOwner               (also PermissionError) the sender does not control the agent
+    │   ├── InvalidCapabilityName       (also ValueError)      a name breaks the naming rule
+    │   └── InvalidRegistryArgument     (also ValueError)      URI, capabilities, price, amount rejected
+    │       └── DuplicateCapability                            the same capability listed twice
     └── PaymentError
         ├── ChannelNotFound             (also LookupError)
+        ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
         ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
         └── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
 
@@ -75,11 +79,26 @@ class AgentNotFound(RegistryError, LookupError):
     """No agent with this id is registered."""
 
     def __init__(self, agent_id: int, count: int) -> None:
+        known = f"ids run from 1 to {count}" if count > 0 else "no agent is registered yet"
         super().__init__(
-            f"no agent with id {agent_id} in the registry (ids run from 1 to {count}): "
+            f"no agent with id {agent_id} in the registry ({known}): "
             f"search with `Registry.search()` or `motet agents`"
         )
         self.agent_id = agent_id
+        self.count = count
+
+
+class NotAgentOwner(RegistryError, PermissionError):
+    """The sending account neither owns the agent nor is approved to manage it."""
+
+    def __init__(self, agent_id: int, sender: str, owner: str) -> None:
+        super().__init__(
+            f"account {sender} cannot manage agent {agent_id}: it is owned by {owner}; send as the owner "
+            f"(owner=...) or have the owner approve this account"
+        )
+        self.agent_id = agent_id
+        self.sender = sender
+        self.owner = owner
 
 
 class InvalidCapabilityName(RegistryError, ValueError):
@@ -87,6 +106,30 @@ class InvalidCapabilityName(RegistryError, ValueError):
 
     def __init__(self, name: str, rule: str) -> None:
         super().__init__(f"invalid capability name {name!r}: {rule}")
+        self.name = name
+        self.rule = rule
+
+
+class InvalidRegistryArgument(RegistryError, ValueError):
+    """A registry argument (URI, capabilities, price, address, amount, filter) was rejected before sending."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"invalid {field} {shown}: {problem}")
+        self.field = field
+        self.value = value
+        self.problem = problem
+
+
+class DuplicateCapability(InvalidRegistryArgument):
+    """The same capability name appears twice in one agent's list."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            "capabilities", name, f"capability {name!r} is listed more than once; list each capability once"
+        )
         self.name = name
 
 
@@ -100,6 +143,19 @@ class ChannelNotFound(PaymentError, LookupError):
     def __init__(self, channel_id: int, contract: str) -> None:
         super().__init__(f"no channel {channel_id} on the channels contract {contract}")
         self.channel_id = channel_id
+
+
+class ChannelFundsExhausted(PaymentError):
+    """The channel's deposit cannot cover the next payment."""
+
+    def __init__(self, channel_id: int, remaining: int, needed: int) -> None:
+        super().__init__(
+            f"channel {channel_id} has {remaining} left, the payment needs {needed}: top up with "
+            f"`ChannelClient.topup({channel_id}, amount)` or open a new channel"
+        )
+        self.channel_id = channel_id
+        self.remaining = remaining
+        self.needed = needed
 
 
 class InvalidVoucher(PaymentError, ValueError):

@@ -240,9 +240,12 @@ def request_unstake(agent_id: uint256, amount: uint256):
 def withdraw_stake(agent_id: uint256) -> uint256:
     """
     @dev Sends the unbonded stake to the agent's owner once the delay is over.
+         The owner is paid even when an approved operator calls, so that an
+         approval to manage the agent is never a claim on its stake.
     @return uint256 The amount withdrawn.
     """
     self._only_owner(agent_id)
+    owner: address = erc721._owner_of(agent_id)
     agent: Agent = self.agents[agent_id]
     assert agent.unbonding > 0, "registry: nothing is unbonding"
     assert block.timestamp >= agent.unbonding_until, "registry: stake is still unbonding"
@@ -252,7 +255,7 @@ def withdraw_stake(agent_id: uint256) -> uint256:
     agent.unbonding_until = 0
     self.agents[agent_id] = agent
     log StakeChanged(agent_id=agent_id, stake=agent.stake, unbonding=0, unbonding_until=0)
-    raw_call(msg.sender, b"", value=amount)
+    raw_call(owner, b"", value=amount)
     return amount
 
 

@@ -1,0 +1,3 @@
+from motet.cli import main
+
+main()

@@ -1,0 +1,285 @@
+"""`ChannelClient`: open, fund, pay through, redeem, close and settle payment channels.
+
+One client acts for one account: as a payer it signs vouchers (persisted in the `Ledger` before they are
+returned, so a retry reuses them and never pays twice); as a payee it verifies incoming vouchers against the
+channel's state on chain and redeems them in batches.
+
+Example:
+    >>> payer = ChannelClient(chain, chain.accounts[0])
+    >>> channel = payer.open(agent_payout, deposit=10**15)
+    >>> voucher = payer.pay(channel.channel_id, 1_000)           # off chain, microseconds
+    >>> payee = ChannelClient(chain, agent_account)
+    >>> payee.receive(voucher)                                   # verified, persisted; returns 1_000
+    >>> payee.redeem()                                           # one transaction for every channel
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NewType
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from motet.chain import Chain
+from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
+from motet.payments.ledger import Ledger
+from motet.payments.vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
+
+Amount = NewType("Amount", int)
+"""An amount in the smallest unit of a channel's asset (wei for the native coin)."""
+
+NATIVE = "0x" + "00" * 20
+MAX_BATCH = 256  # PaymentChannels.MAX_BATCH
+
+_ERC20_ABI: list[dict[str, Any]] = [
+    {
+        "name": "approve",
+        "type": "function",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "name": "balanceOf",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """A channel as the contract holds it."""
+
+    channel_id: int
+    payer: str
+    payee: str
+    token: str | None
+    """The ERC-20 of the deposit, or None for the native coin."""
+    deposit: Amount
+    redeemed: Amount
+    closes_at: int
+    """0 while open; otherwise the timestamp from which `settle` works."""
+    settled: bool
+
+    @property
+    def remaining(self) -> Amount:
+        return Amount(self.deposit - self.redeemed)
+
+    @property
+    def closing(self) -> bool:
+        return self.closes_at != 0 and not self.settled
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    """The result of one redeem transaction."""
+
+    tx_hash: str
+    gas_used: int
+    paid: Amount
+    vouchers: int
+
+
+class ChannelClient:
+    """Channels of one account on one `PaymentChannels` deployment."""
+
+    def __init__(self, chain: Chain, account: LocalAccount | None = None, ledger: Ledger | None = None) -> None:
+        self.chain = chain
+        self.account = account or chain.default_account
+        self.contract = chain.contract("PaymentChannels")
+        self.domain = ChannelDomain(chain.chain_id, self.contract.address)
+        self.ledger = ledger or Ledger()
+        self._signer = VoucherSigner(bytes(self.account.key), self.domain)
+        self._verifier = VoucherVerifier(self.domain)
+        self._states: dict[int, ChannelState] = {}
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def channel(self, channel_id: int) -> ChannelState:
+        """The channel's current state on chain; raises `ChannelNotFound`."""
+        payer, payee, token, deposit, redeemed, closes_at, settled = self.contract.functions.channels(
+            channel_id
+        ).call()
+        if int(payer, 16) == 0:
+            raise ChannelNotFound(channel_id, self.contract.address)
+        state = ChannelState(
+            channel_id=channel_id,
+            payer=payer,
+            payee=payee,
+            token=None if int(token, 16) == 0 else token,
+            deposit=Amount(deposit),
+            redeemed=Amount(redeemed),
+            closes_at=closes_at,
+            settled=settled,
+        )
+        self._states[channel_id] = state
+        return state
+
+    def _cached(self, channel_id: int) -> ChannelState:
+        return self._states.get(channel_id) or self.channel(channel_id)
+
+    # -- payer side -----------------------------------------------------------------------------------
+
+    def open(self, payee: str, deposit: int, *, token: str | None = None) -> ChannelState:
+        """Open a channel to `payee` with `deposit` in the native coin, or in the ERC-20 `token`."""
+        payee = Web3.to_checksum_address(payee)
+        if token is None:
+            call = self.contract.functions.open(payee, NATIVE, 0)
+            receipt = self.chain.send(call, sender=self.account, value=deposit, action="opening a channel")
+        else:
+            self._approve(token, deposit)
+            call = self.contract.functions.open(payee, Web3.to_checksum_address(token), deposit)
+            receipt = self.chain.send(call, sender=self.account, action="opening a channel")
+        (event,) = self.contract.events.ChannelOpened().process_receipt(receipt)
+        return self.channel(int(event["args"]["channel_id"]))
+
+    def topup(self, channel_id: int, amount: int) -> ChannelState:
+        """Add `amount` to the deposit of an open channel this account pays from."""
+        state = self._cached(channel_id)
+        if state.token is None:
+            call = self.contract.functions.topup(channel_id, 0)
+            self.chain.send(call, sender=self.account, value=amount, action=f"topping up channel {channel_id}")
+        else:
+            self._approve(state.token, amount)
+            call = self.contract.functions.topup(channel_id, amount)
+            self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
+        return self.channel(channel_id)
+
+    def pay(self, channel_id: int, amount: int) -> Voucher:
+        """Sign (and persist) a voucher that adds `amount` to what the channel's payee is owed."""
+        if amount <= 0:
+            raise ValueError(f"a payment must be positive, got {amount}")
+        highest = self.ledger.highest_signed(self.domain, channel_id)
+        cumulative = (highest.cumulative_amount if highest else 0) + amount
+        return self.sign(channel_id, cumulative)
+
+    def sign(self, channel_id: int, cumulative_amount: int) -> Voucher:
+        """Sign (and persist) a voucher for an exact cumulative amount.
+
+        Refuses (`VoucherNotAboveHighest`) to sign at or below an amount already signed, and refuses
+        (`ChannelFundsExhausted`) to promise more than the deposit.
+        """
+        state = self._cached(channel_id)
+        if cumulative_amount > state.deposit:
+            state = self.channel(channel_id)  # the deposit may have been topped up since
+            if cumulative_amount > state.deposit:
+                highest = self.ledger.highest_signed(self.domain, channel_id)
+                signed = highest.cumulative_amount if highest else 0
+                raise ChannelFundsExhausted(channel_id, state.deposit - signed, cumulative_amount - signed)
+        voucher = self._signer.sign(channel_id, cumulative_amount)
+        self.ledger.record_signed(voucher)
+        return voucher
+
+    def close(self, channel_id: int) -> int:
+        """Start the challenge period; returns the timestamp from which `settle` works."""
+        receipt = self.chain.send(
+            self.contract.functions.close(channel_id), sender=self.account, action=f"closing channel {channel_id}"
+        )
+        (event,) = self.contract.events.ChannelClosing().process_receipt(receipt)
+        self.channel(channel_id)
+        return int(event["args"]["closes_at"])
+
+    def settle(self, channel_id: int) -> Amount:
+        """Refund the unredeemed deposit to the payer after the challenge period; returns the refund."""
+        receipt = self.chain.send(
+            self.contract.functions.settle(channel_id), sender=self.account, action=f"settling channel {channel_id}"
+        )
+        (event,) = self.contract.events.ChannelSettled().process_receipt(receipt)
+        self.channel(channel_id)
+        return Amount(int(event["args"]["refunded"]))
+
+    def _approve(self, token: str, amount: int) -> None:
+        erc20 = self.chain.w3.eth.contract(address=Web3.to_checksum_address(token), abi=_ERC20_ABI)
+        self.chain.send(
+            erc20.functions.approve(self.contract.address, amount), sender=self.account, action="approving the deposit"
+        )
+
+    # -- payee side -----------------------------------------------------------------------------------
+
+    def verify(self, voucher: Voucher) -> ChannelState:
+        """Check a voucher paying this account without recording it; returns the channel it is for.
+
+        Raises `InvalidVoucher` naming the problem: another domain, another payee, a settled or expired
+        channel, a bad signature, or an amount above the deposit.
+        """
+        try:
+            state = self._cached(voucher.channel_id)
+        except ChannelNotFound as exc:
+            raise InvalidVoucher(str(exc)) from exc
+        if voucher.cumulative_amount > state.deposit or state.closing or state.settled:
+            state = self.channel(voucher.channel_id)  # refresh: top-ups and closes happen
+        if state.payee != self.address:
+            raise InvalidVoucher(f"channel {voucher.channel_id} pays {state.payee}, not this account {self.address}")
+        if state.settled:
+            raise InvalidVoucher(f"channel {voucher.channel_id} is settled")
+        if state.closing and self.chain.timestamp() >= state.closes_at:
+            raise InvalidVoucher(f"channel {voucher.channel_id}'s challenge period is over")
+        self._verifier.verify(voucher, state.payer)
+        if voucher.cumulative_amount > state.deposit:
+            raise InvalidVoucher(
+                f"voucher for channel {voucher.channel_id} promises {voucher.cumulative_amount}, above the "
+                f"deposit of {state.deposit}"
+            )
+        return state
+
+    def receive(self, voucher: Voucher) -> Amount:
+        """Verify and persist a voucher paying this account; returns what it adds over the last one."""
+        state = self.verify(voucher)
+        previous = self.ledger.highest_received(self.domain, voucher.channel_id)
+        floor = max(previous.cumulative_amount if previous else 0, state.redeemed)
+        if voucher.cumulative_amount <= floor:
+            raise InvalidVoucher(
+                f"voucher for channel {voucher.channel_id} carries {voucher.cumulative_amount}, not above the "
+                f"{floor} already received: a replay or a lower amount"
+            )
+        self.ledger.record_received(voucher)
+        return Amount(voucher.cumulative_amount - floor)
+
+    def redeem(self, vouchers: Sequence[Voucher] | None = None) -> list[Redemption]:
+        """Redeem vouchers (by default every unredeemed one in the ledger), `MAX_BATCH` per transaction.
+
+        Vouchers that cannot pay anything now (already covered, deposit exhausted, channel settled or past
+        its challenge period) are left out so that one of them cannot revert the whole batch.
+        """
+        candidates = list(vouchers) if vouchers is not None else self.ledger.unredeemed(self.domain)
+        now = self.chain.timestamp()
+        pending = [v for v in candidates if self._redeemable(v, now)]
+        results = []
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            call = self.contract.functions.redeem_many(
+                [(v.channel_id, v.cumulative_amount, v.signature) for v in batch]
+            )
+            receipt = self.chain.send(call, sender=self.account, action=f"redeeming {len(batch)} vouchers")
+            events = self.contract.events.VoucherRedeemed().process_receipt(receipt)
+            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+            self.ledger.mark_redeemed(batch, tx_hash)
+            for channel_id in {v.channel_id for v in batch}:
+                self._states.pop(channel_id, None)
+            results.append(
+                Redemption(
+                    tx_hash=tx_hash,
+                    gas_used=int(receipt["gasUsed"]),
+                    paid=Amount(sum(int(e["args"]["paid"]) for e in events)),
+                    vouchers=len(batch),
+                )
+            )
+        return results
+
+    def _redeemable(self, voucher: Voucher, now: int) -> bool:
+        state = self.channel(voucher.channel_id)
+        return (
+            not state.settled
+            and not (state.closing and now >= state.closes_at)
+            and state.redeemed < state.deposit
+            and voucher.cumulative_amount > state.redeemed
+        )

@@ -1,0 +1,171 @@
+"""A SQLite ledger of every voucher signed (as payer) and received (as payee).
+
+The ledger is what makes payments exactly-once: a payer persists a voucher before it sends it, and the
+ledger refuses to record a cumulative amount at or below the highest one already recorded for the channel,
+so a replay reuses the stored voucher instead of signing a new one. A payee records each accepted voucher
+and redeems the highest per channel.
+
+Amounts are uint256; they are stored as 64-digit hex text so that SQLite orders them correctly.
+
+Example:
+    >>> ledger = Ledger(":memory:")
+    >>> ledger.record_signed(voucher)        # raises VoucherNotAboveHighest if it goes backwards
+    >>> ledger.highest_signed(domain, channel_id=1)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from motet.errors import InvalidVoucher, VoucherNotAboveHighest
+from motet.payments.vouchers import ChannelDomain, Voucher
+
+Direction = Literal["signed", "received"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vouchers (
+    chain_id     INTEGER NOT NULL,
+    contract     TEXT    NOT NULL,
+    channel_id   TEXT    NOT NULL,
+    direction    TEXT    NOT NULL CHECK (direction IN ('signed', 'received')),
+    cumulative   TEXT    NOT NULL,
+    signature    BLOB    NOT NULL,
+    created_at   REAL    NOT NULL,
+    redeemed_tx  TEXT,
+    PRIMARY KEY (chain_id, contract, channel_id, direction, cumulative)
+);
+"""
+
+
+def _hex(value: int) -> str:
+    return f"{value:064x}"
+
+
+class Ledger:
+    """Persistent record of vouchers; safe to share between threads."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self.path != ":memory:":
+            # WAL + NORMAL: a committed voucher survives a crash of the process (not of the OS).
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _highest(self, db: sqlite3.Connection, domain: ChannelDomain, channel_id: int, direction: Direction) -> (
+        tuple[str, bytes] | None
+    ):
+        row = db.execute(
+            "SELECT cumulative, signature FROM vouchers WHERE chain_id=? AND contract=? AND channel_id=? "
+            "AND direction=? ORDER BY cumulative DESC LIMIT 1",
+            (domain.chain_id, domain.contract, str(channel_id), direction),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _record(self, voucher: Voucher, direction: Direction) -> None:
+        with self._transaction() as db:
+            highest = self._highest(db, voucher.domain, voucher.channel_id, direction)
+            if highest is not None and highest[0] >= _hex(voucher.cumulative_amount):
+                top = int(highest[0], 16)
+                if direction == "signed":
+                    raise VoucherNotAboveHighest(voucher.channel_id, voucher.cumulative_amount, top)
+                raise InvalidVoucher(
+                    f"voucher for channel {voucher.channel_id} carries {voucher.cumulative_amount}, not above "
+                    f"the {top} already received: a replay or a lower amount"
+                )
+            db.execute(
+                "INSERT INTO vouchers (chain_id, contract, channel_id, direction, cumulative, signature, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    voucher.domain.chain_id,
+                    voucher.domain.contract,
+                    str(voucher.channel_id),
+                    direction,
+                    _hex(voucher.cumulative_amount),
+                    voucher.signature,
+                    time.time(),
+                ),
+            )
+
+    def record_signed(self, voucher: Voucher) -> None:
+        """Persist a voucher this process signed; raises `VoucherNotAboveHighest` if it is not new."""
+        self._record(voucher, "signed")
+
+    def record_received(self, voucher: Voucher) -> None:
+        """Persist a voucher accepted from a payer; raises `InvalidVoucher` on a replay or lower amount."""
+        self._record(voucher, "received")
+
+    def highest(self, domain: ChannelDomain, channel_id: int, direction: Direction) -> Voucher | None:
+        """The voucher with the highest cumulative amount for a channel, if any."""
+        with self._lock:
+            found = self._highest(self._db, domain, channel_id, direction)
+        if found is None:
+            return None
+        return Voucher(domain, channel_id, int(found[0], 16), bytes(found[1]))
+
+    def highest_signed(self, domain: ChannelDomain, channel_id: int) -> Voucher | None:
+        return self.highest(domain, channel_id, "signed")
+
+    def highest_received(self, domain: ChannelDomain, channel_id: int) -> Voucher | None:
+        return self.highest(domain, channel_id, "received")
+
+    def unredeemed(self, domain: ChannelDomain) -> list[Voucher]:
+        """The highest received voucher of each channel that no redeem transaction has covered yet."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel_id, MAX(cumulative) FROM vouchers WHERE chain_id=? AND contract=? "
+                "AND direction='received' GROUP BY channel_id",
+                (domain.chain_id, domain.contract),
+            ).fetchall()
+            result = []
+            for channel_id, cumulative in rows:
+                sig, redeemed = self._db.execute(
+                    "SELECT signature, redeemed_tx FROM vouchers WHERE chain_id=? AND contract=? AND channel_id=?"
+                    " AND direction='received' AND cumulative=?",
+                    (domain.chain_id, domain.contract, channel_id, cumulative),
+                ).fetchone()
+                if redeemed is None:
+                    result.append(Voucher(domain, int(channel_id), int(cumulative, 16), bytes(sig)))
+        return sorted(result, key=lambda v: v.channel_id)
+
+    def mark_redeemed(self, vouchers: Sequence[Voucher], tx_hash: str) -> None:
+        """Record that a transaction redeemed these received vouchers."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE vouchers SET redeemed_tx=? WHERE chain_id=? AND contract=? AND channel_id=? "
+                "AND direction='received' AND cumulative=?",
+                [
+                    (tx_hash, v.domain.chain_id, v.domain.contract, str(v.channel_id), _hex(v.cumulative_amount))
+                    for v in vouchers
+                ],
+            )
+
+    def count(self, direction: Direction | None = None) -> int:
+        with self._lock:
+            if direction is None:
+                return int(self._db.execute("SELECT COUNT(*) FROM vouchers").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM vouchers WHERE direction=?", (direction,)).fetchone()[0])

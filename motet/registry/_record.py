@@ -1,0 +1,44 @@
+"""What the registry knows about one agent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """One registered agent, as the contract (or the index of its events) records it.
+
+    Amounts are integers in the smallest unit: `price` in the agent's `token` (None: the native coin),
+    stakes in the native coin. `capability_hashes` are keccak256 of the capability names, in the
+    order the agent declared them.
+
+    Example:
+        >>> record = AgentRecord(
+        ...     agent_id=1, owner="0xA", payout="0xA", token=None, price=100, stake=50, unbonding=20,
+        ...     unbonding_until=0, active=True, agent_uri="data:,{}", capability_hashes=(b"\\x01" * 32,),
+        ... )
+        >>> record.bonded_stake
+        30
+    """
+
+    agent_id: int
+    owner: str
+    payout: str
+    token: str | None
+    price: int
+    stake: int
+    unbonding: int
+    unbonding_until: int
+    active: bool
+    agent_uri: str
+    capability_hashes: tuple[bytes, ...]
+
+    @property
+    def bonded_stake(self) -> int:
+        """Stake still at risk: the stake less what is unbonding."""
+        return self.stake - self.unbonding
+
+    def declares(self, capability_hash: bytes) -> bool:
+        """Whether the agent declares the capability with this hash."""
+        return capability_hash in self.capability_hashes

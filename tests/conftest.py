@@ -1,0 +1,22 @@
+"""Fixtures shared by the whole suite: real chains, never doubles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from motet.chain import Chain
+
+
+@pytest.fixture
+def chain() -> Chain:
+    """A fresh embedded py-evm chain with ten funded accounts."""
+    return Chain.embedded()
+
+
+@pytest.fixture(scope="session")
+def anvil_chain() -> Iterator[Chain]:
+    """An anvil node on 127.0.0.1, started for the session and stopped after it."""
+    with Chain.anvil() as node:
+        yield node

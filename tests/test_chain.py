@@ -1,0 +1,92 @@
+"""The chain layer: backends, deployments, and errors that name the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from motet.chain import Chain
+from motet.errors import AccountError, ChainConnectionError, InsufficientFunds, TransactionReverted
+from motet.settings import Settings
+
+
+def test_embedded_chain_has_funded_accounts_and_deploys_once(chain: Chain) -> None:
+    assert len(chain.accounts) == 10
+    assert all(chain.balance(a.address) > 10**18 for a in chain.accounts)
+    first = chain.contract("PaymentChannels")
+    assert chain.contract("PaymentChannels") is first
+    assert chain.w3.eth.get_code(first.address) != b""
+
+
+def test_compiled_contracts_are_cached_by_source_hash(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", cache_dir=tmp_path / "cache")
+    Chain.embedded(settings=settings).contract("PaymentChannels")
+    cached = list((tmp_path / "cache" / "vyper").glob("PaymentChannels-*.json"))
+    assert len(cached) == 1
+    assert json.loads(cached[0].read_text())["abi"]
+
+
+def test_missing_rpc_url_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOTET_RPC_URL", raising=False)
+    with pytest.raises(ChainConnectionError, match="MOTET_RPC_URL"):
+        Chain.connect()
+
+
+def test_malformed_rpc_url_is_named() -> None:
+    with pytest.raises(ChainConnectionError, match="'localhost:8545' is not an http"):
+        Chain.connect("localhost:8545", key="0x" + "11" * 32)
+
+
+def test_unreachable_rpc_url_is_named() -> None:
+    from motet.chain import _free_port
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(ChainConnectionError, match=f"no JSON-RPC node answers at {url}"):
+        Chain.connect(url, key="0x" + "11" * 32, timeout=2)
+
+
+def test_bad_or_missing_key_is_named(anvil_chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MOTET_PRIVATE_KEY", "MOTET_KEYSTORE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(AccountError, match="no signing key"):
+        Chain.connect(anvil_chain.url)
+    with pytest.raises(AccountError, match="32-byte hex"):
+        Chain.connect(anvil_chain.url, key="0x1234")
+
+
+def test_unfunded_account_names_the_address(chain: Chain) -> None:
+    contract = chain.contract("PaymentChannels")
+    poor = Account.create()
+    with pytest.raises(InsufficientFunds, match=f"account {poor.address} has 0 wei"):
+        chain.send(contract.functions.open(chain.accounts[1].address, "0x" + "00" * 20, 0), sender=poor, value=5)
+    with pytest.raises(InsufficientFunds, match=poor.address):
+        chain.transfer(chain.accounts[1].address, 1, sender=poor)
+
+
+def test_revert_reason_is_the_contract_string(chain: Chain) -> None:
+    contract = chain.contract("PaymentChannels")
+    with pytest.raises(TransactionReverted) as info:
+        chain.send(contract.functions.close(42))
+    assert info.value.reason == "channels: unknown channel"
+    assert "close reverted: channels: unknown channel" in str(info.value)
+
+
+def test_connect_records_deployments_per_chain_id(anvil_chain: Chain, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, cache_dir=tmp_path / "cache")
+    key = "0x" + bytes(anvil_chain.accounts[5].key).hex()
+    first = Chain.connect(anvil_chain.url, key, settings=settings).contract("AgentRegistry")
+    recorded = json.loads(settings.deployments_file.read_text())
+    assert recorded[str(anvil_chain.chain_id)]["AgentRegistry"]["address"] == first.address
+    again = Chain.connect(anvil_chain.url, key, settings=settings).contract("AgentRegistry")
+    assert again.address == first.address  # found, not redeployed
+
+
+def test_anvil_stops_cleanly() -> None:
+    node = Chain.anvil()
+    process = node._process
+    assert process is not None and process.poll() is None
+    node.close()
+    assert process.poll() is not None
