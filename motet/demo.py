@@ -115,21 +115,22 @@ def run_demo(chain: Chain, *, calls: int = 1_000, console: Console | None = None
     out.print(f"redeemed {redemption.vouchers} channels in one transaction {redemption.tx_hash[:18]}…: "
               f"{redemption.gas_used} gas, {redemption.paid} wei paid")
 
-    balances = Table(title="agent balances (wei)")
-    for column in ("agent", "before", "after", "change", "owed by vouchers"):
-        balances.add_column(column)
+    balances = Table(title="what each agent was paid")
+    for column in ("agent", "calls", "owed by vouchers (gwei)", "received on chain (gwei)", "balance (ETH)"):
+        balances.add_column(column, justify="right" if column != "agent" else "left")
     relayer_gas = redemption.gas_used * _gas_price(chain, redemption.tx_hash)
     for agent, operator in zip(AGENTS, operators, strict=True):
         after = chain.balance(operator.address)
         # The relayer paid the redeem's gas; add it back so the change shows what the vouchers paid.
-        change = after - before[operator.address] + (relayer_gas if operator == relayer.account else 0)
-        balances.add_row(agent.name, str(before[operator.address]), str(after), str(change), str(owed[operator.address]))
+        received = after - before[operator.address] + (relayer_gas if operator == relayer.account else 0)
+        balances.add_row(agent.name, str(owed[operator.address] // agent.price), f"{owed[operator.address] / GWEI:,.0f}",
+                         f"{received / GWEI:,.0f}", f"{after / 10**18:,.4f}")
     out.print(balances)
 
     total_gas = sum(open_gas) + redemption.gas_used
     per_call = total_gas / calls
-    out.print(f"[bold]gas per paid call[/]: ({' + '.join(map(str, open_gas))} open + {redemption.gas_used} redeem)"
-              f" / {calls} calls = [bold]{per_call:.1f} gas[/] (one plain transfer per call: 21000 gas)")
+    out.print(f"[bold]gas per paid call[/]: ({' + '.join(map(str, open_gas))} to open + {redemption.gas_used} to "
+              f"redeem) / {calls} calls = [bold]{per_call:,.1f} gas[/] (a plain transfer per call costs 21,000)")
     return {"calls": calls, "open_gas": sum(open_gas), "redeem_gas": redemption.gas_used,
             "gas_per_call_x1000": round(per_call * 1000)}
 

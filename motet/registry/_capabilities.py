@@ -5,7 +5,7 @@ file. A name is lower-case dotted words, so the same capability always hashes th
 
 Example:
     >>> capability_hash("text.summarize").hex()[:8]
-    '5c8dbb06'
+    'c3dbdbd6'
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def capability_hashes(names: Iterable[str]) -> list[bytes]:
 
     Example:
         >>> [h.hex()[:4] for h in capability_hashes(["summarize", "translate"])]
-        ['2cf9', '40ae']
+        ['3160', '026d']
     """
     if isinstance(names, str):
         # A bare string would be iterated character by character, which is never what was meant.

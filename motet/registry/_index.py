@@ -57,6 +57,13 @@ CREATE INDEX IF NOT EXISTS agents_by_price ON agents (price, bonded);
 """
 
 
+_SELECT_AGENTS = (
+    "SELECT a.agent_id, a.owner, a.payout, a.token, a.price, a.stake, a.unbonding, a.unbonding_until, "
+    "a.active, a.agent_uri FROM agents a"
+)
+_ORDER_AGENTS = "ORDER BY a.price ASC, a.bonded DESC, a.agent_id ASC"
+
+
 def _u256(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
@@ -251,12 +258,8 @@ class AgentIndex:
             clauses.append("a.active = 1")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT a.agent_id, a.owner, a.payout, a.token, a.price, a.stake, a.unbonding, "
-                f"a.unbonding_until, a.active, a.agent_uri FROM agents a {where} "  # noqa: S608 - fixed clauses
-                "ORDER BY a.price ASC, a.bonded DESC, a.agent_id ASC",
-                params,
-            ).fetchall()
+            # `where` joins fixed clauses; every value is a bound parameter.
+            rows = self._db.execute(" ".join((_SELECT_AGENTS, where, _ORDER_AGENTS)), params).fetchall()
             hashes = self._capabilities_of([row[0] for row in rows])
         return [
             AgentRecord(

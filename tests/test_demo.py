@@ -1,0 +1,46 @@
+"""`motet demo` prints the figures it promises, and they add up."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from rich.console import Console
+
+from motet.chain import Chain
+from motet.demo import AGENTS, run_demo
+
+
+def test_demo_figures_add_up() -> None:
+    console = Console(record=True, width=140)
+    figures = run_demo(Chain.embedded(), calls=90, console=console)
+    text = console.export_text()
+    assert "registered 3 agents" in text
+    assert "redeemed 3 channels in one transaction" in text
+    per_call = (figures["open_gas"] + figures["redeem_gas"]) / 90
+    assert f"{per_call:,.1f} gas" in text
+    for agent in AGENTS:
+        # 30 calls each: owed and received on chain must match exactly
+        owed = f"{30 * agent.price / 10**9:,.0f}"
+        assert re.search(rf"{agent.name}\s+│\s+30\s+│\s+{owed}\s+│\s+{owed}\s+│", text), text
+
+
+def test_demo_search_finds_the_summarizers() -> None:
+    console = Console(record=True, width=140)
+    run_demo(Chain.embedded(), calls=3, console=console)
+    table = console.export_text().split("search:")[1].split("opened")[0]
+    assert "#1" in table and "#2" in table and "#3" not in table  # keyword-miner does not summarize
+
+
+def test_cli_rejects_an_unknown_chain() -> None:
+    result = subprocess.run([sys.executable, "-m", "motet", "demo", "--chain", "mainnet"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "unknown chain 'mainnet'" in result.stderr + result.stdout
+
+
+def test_cli_help_lists_demo() -> None:
+    result = subprocess.run([sys.executable, "-m", "motet", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "demo" in result.stdout
