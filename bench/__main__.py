@@ -51,7 +51,9 @@ def bench_b3(n_fast: int, n_ref: int) -> Row:
     template = signer.sign(7, 1).typed_data()
 
     def reference(i: int) -> None:
-        message = encode_typed_data(full_message={**template, "message": {"channelId": 7, "cumulativeAmount": i + 1}})
+        message = encode_typed_data(
+            full_message={**template, "message": {"channelId": 7, "cumulativeAmount": i + 1}}
+        )
         signed = account.sign_message(message)
         assert Account.recover_message(message, signature=signed.signature) == account.address
 
@@ -59,11 +61,17 @@ def bench_b3(n_fast: int, n_ref: int) -> Row:
     reference(0)
     fast_rate, ref_rate = _rate(fast, n_fast), _rate(reference, n_ref)
     ratio = fast_rate / ref_rate
-    print(f"B3 voucher sign+verify: fast {fast_rate:,.0f}/s, eth-account {ref_rate:,.0f}/s, ratio {ratio:.1f}x")
+    print(
+        f"B3 voucher sign+verify: fast {fast_rate:,.0f}/s, eth-account {ref_rate:,.0f}/s, ratio {ratio:.1f}x"
+    )
     ok = fast_rate >= 10_000 and ratio >= 10
-    return Row("B3", "voucher sign+verify pairs/s, one core",
-               f"{fast_rate:,.0f}/s vs eth-account {ref_rate:,.0f}/s = **{ratio:.1f}×**",
-               "≥ 10,000/s and ≥ 10×", "met" if ok else "not met")
+    return Row(
+        "B3",
+        "voucher sign+verify pairs/s, one core",
+        f"{fast_rate:,.0f}/s vs eth-account {ref_rate:,.0f}/s = **{ratio:.1f}×**",
+        "≥ 10,000/s and ≥ 10×",
+        "met" if ok else "not met",
+    )
 
 
 def bench_b4(counts: list[int]) -> Row:
@@ -76,19 +84,26 @@ def bench_b4(counts: list[int]) -> Row:
         payer = ChannelClient(chain, payer_account, Ledger())
         payee = ChannelClient(chain, payee_account, Ledger())
         channel = payer.open(payee.address, 1_000 * n)
-        open_gas = _last_gas(chain)
+        assert chain.last_receipt is not None
+        open_gas = int(chain.last_receipt["gasUsed"])
         for _ in range(n):
             payee.receive(payer.pay(channel.channel_id, 1_000))
         (redemption,) = payee.redeem()
         per_call = (open_gas + redemption.gas_used) / n
         per_call_at_max = per_call
         parts.append(f"N={n}: {per_call:,.0f}")
-        print(f"B4 N={n:>5}: open {open_gas} + redeem {redemption.gas_used} = {per_call:,.1f} gas per paid call "
-              f"(one transfer per call: {transfer_gas}; {transfer_gas / per_call:,.1f}x cheaper)")
-    return Row("B4", "gas per paid call (open + one redeem) / N, native coin",
-               "; ".join(parts) + f" — vs {transfer_gas:,} for one transfer per call "
-               f"(**{transfer_gas / per_call_at_max:,.0f}× less** at N={counts[-1]})",
-               "≤ 200 gas at N = 1,000", "met" if per_call_at_max <= 200 else "not met")
+        print(
+            f"B4 N={n:>5}: open {open_gas} + redeem {redemption.gas_used} = {per_call:,.1f} gas per paid call "
+            f"(one transfer per call: {transfer_gas}; {transfer_gas / per_call:,.1f}x cheaper)"
+        )
+    return Row(
+        "B4",
+        "gas per paid call (open + one redeem) / N, native coin",
+        "; ".join(parts) + f" — vs {transfer_gas:,} for one transfer per call "
+        f"(**{transfer_gas / per_call_at_max:,.0f}× less** at N={counts[-1]})",
+        "≤ 200 gas at N = 1,000",
+        "met" if per_call_at_max <= 200 else "not met",
+    )
 
 
 def lifecycle(chain: Chain, vouchers: int) -> float:
@@ -113,16 +128,17 @@ def bench_b7(vouchers: int) -> Row:
     with Chain.anvil() as node:
         node.contract("PaymentChannels")
         t_anvil = lifecycle(node, vouchers)
-    print(f"B7 lifecycle with {vouchers} vouchers: embedded {t_embedded:.2f}s, anvil {t_anvil:.2f}s, "
-          f"ratio {t_embedded / t_anvil:.2f}")
-    return Row("B7", f"one channel lifecycle with {vouchers:,} vouchers",
-               f"embedded py-evm {t_embedded:.2f} s, anvil {t_anvil:.2f} s (embedded/anvil = {t_embedded / t_anvil:.2f})",
-               "report both", "reported")
-
-
-def _last_gas(chain: Chain) -> int:
-    block = chain.w3.eth.get_block("latest")
-    return int(chain.w3.eth.get_transaction_receipt(block["transactions"][-1])["gasUsed"])
+    print(
+        f"B7 lifecycle with {vouchers} vouchers: embedded {t_embedded:.2f}s, anvil {t_anvil:.2f}s, "
+        f"ratio {t_embedded / t_anvil:.2f}"
+    )
+    return Row(
+        "B7",
+        f"one channel lifecycle with {vouchers:,} vouchers",
+        f"embedded py-evm {t_embedded:.2f} s, anvil {t_anvil:.2f} s (embedded/anvil = {t_embedded / t_anvil:.2f})",
+        "report both",
+        "reported",
+    )
 
 
 def _machine() -> str:

@@ -80,6 +80,8 @@ class Chain:
         self.chain_id: int = w3.eth.chain_id
         self._process = process
         self._contracts: dict[str, Contract] = {}
+        self.last_receipt: TxReceipt | None = None
+        """The receipt of the last transaction sent through this object (for gas figures)."""
 
     # -- constructors ---------------------------------------------------------------------------------
 
@@ -109,8 +111,18 @@ class Chain:
         path = _find_anvil(binary)
         port = _free_port()
         proc = subprocess.Popen(
-            [str(path), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
-             "--mnemonic", _ANVIL_MNEMONIC, "--silent"],
+            [
+                str(path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--accounts",
+                str(accounts),
+                "--mnemonic",
+                _ANVIL_MNEMONIC,
+                "--silent",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -120,19 +132,24 @@ class Chain:
         while True:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode() if proc.stderr else ""
-                raise ChainConnectionError(f"anvil exited at start ({proc.returncode}): {err.strip()}", url=url)
+                raise ChainConnectionError(
+                    f"anvil exited at start ({proc.returncode}): {err.strip()}", url=url
+                )
             try:
                 if w3.is_connected():
                     break
-            except Exception:  # noqa: BLE001, S110 - not up yet; retried until the deadline
+            except Exception:  # noqa: S110 - not up yet; retried until the deadline
                 pass
             if time.monotonic() > deadline:
                 proc.kill()
-                raise ChainConnectionError(f"anvil did not answer on {url} within {startup_timeout}s", url=url)
+                raise ChainConnectionError(
+                    f"anvil did not answer on {url} within {startup_timeout}s", url=url
+                )
             time.sleep(0.05)
         Account.enable_unaudited_hdwallet_features()
         keys = [
-            Account.from_mnemonic(_ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(accounts)
+            Account.from_mnemonic(_ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+            for i in range(accounts)
         ]
         return cls(w3, keys, kind="anvil", settings=settings, process=proc, url=url)
 
@@ -152,7 +169,9 @@ class Chain:
         """
         url = url or os.environ.get("MOTET_RPC_URL")
         if not url:
-            raise ChainConnectionError("no RPC URL: pass url=... or set MOTET_RPC_URL (e.g. http://127.0.0.1:8545)")
+            raise ChainConnectionError(
+                "no RPC URL: pass url=... or set MOTET_RPC_URL (e.g. http://127.0.0.1:8545)"
+            )
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ChainConnectionError(
@@ -161,7 +180,7 @@ class Chain:
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
         try:
             w3.eth.chain_id  # noqa: B018 - the first request proves the node answers
-        except Exception as exc:  # noqa: BLE001 - any transport failure means the same to the user
+        except Exception as exc:
             raise ChainConnectionError(
                 f"no JSON-RPC node answers at {url} ({type(exc).__name__}: {exc}): check the URL and that "
                 "the node is running",
@@ -245,7 +264,9 @@ class Chain:
             # Vyper appends immutables to the runtime code, so the deployed code starts with it.
             onchain = bytes(self.w3.eth.get_code(Web3.to_checksum_address(record["address"])))
             if onchain.startswith(artifact.runtime_bytecode):
-                found = self.w3.eth.contract(address=record["address"], abi=artifact.abi)
+                found = self.w3.eth.contract(
+                    address=Web3.to_checksum_address(record["address"]), abi=artifact.abi
+                )
                 self._contracts[name] = found
                 return found
         deployed = self.deploy(name, *_constructor_args(name, self.settings))
@@ -253,11 +274,15 @@ class Chain:
         self._contracts[name] = deployed
         return deployed
 
-    def deploy(self, source: str | Path, *args: Any, sender: LocalAccount | None = None, value: int = 0) -> Contract:
+    def deploy(
+        self, source: str | Path, *args: Any, sender: LocalAccount | None = None, value: int = 0
+    ) -> Contract:
         """Compile (cached) and deploy a contract by name or .vy path; returns the bound contract."""
         artifact = compile_contract(source, self.settings.cache_dir)
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        receipt = self.send(factory.constructor(*args), sender=sender, value=value, action=f"deploying {artifact.name}")
+        receipt = self.send(
+            factory.constructor(*args), sender=sender, value=value, action=f"deploying {artifact.name}"
+        )
         address = receipt["contractAddress"]
         assert address is not None
         return self.w3.eth.contract(address=address, abi=artifact.abi)
@@ -308,12 +333,15 @@ class Chain:
             raise InsufficientFunds(account.address, balance, value + 21_000, action)
         try:
             tx = call.build_transaction(
-                {"from": account.address, "value": value, "nonce": self.w3.eth.get_transaction_count(
-                    account.address, "pending")}
+                {  # type: ignore[arg-type]
+                    "from": account.address,
+                    "value": value,
+                    "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                }
             )
         except ContractLogicError as exc:
             raise TransactionReverted(action, _revert_reason(str(exc.message or exc))) from exc
-        except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+        except Exception as exc:
             # eth-tester raises its own TransactionFailed("execution reverted: <reason>") on estimate.
             if "execution reverted" in str(exc):
                 raise TransactionReverted(action, _revert_reason(str(exc))) from exc
@@ -325,6 +353,7 @@ class Chain:
         signed = account.sign_transaction(tx)  # type: ignore[arg-type]
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        self.last_receipt = receipt
         if receipt["status"] != 1:
             raise TransactionReverted(action, "reverted on chain after a successful estimate")
         return receipt
@@ -347,7 +376,8 @@ class Chain:
         if balance < needed:
             raise InsufficientFunds(account.address, balance, needed, f"sending {value} wei to {to}")
         tx_hash = self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
-        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        self.last_receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        return self.last_receipt
 
     def _raise_if_unfunded(self, address: str, value: int, action: str, exc: Exception) -> None:
         text = str(exc).lower()
@@ -358,7 +388,7 @@ class Chain:
 def _revert_reason(message: str) -> str:
     for prefix in ("execution reverted: ", "execution reverted"):
         if message.startswith(prefix):
-            return message[len(prefix):].strip()
+            return message[len(prefix) :].strip()
     return message
 
 
@@ -377,7 +407,7 @@ def _find_anvil(binary: str | Path | None) -> Path:
         if candidate.is_file():
             return candidate
     raise ChainConnectionError(
-        "anvil not found: run `make tools` (installs @foundry-rs/anvil into tools/node_modules) "
+        "anvil not found: run `make install` (installs @foundry-rs/anvil-linux-amd64 into tools/node_modules) "
         "or set MOTET_ANVIL to the binary"
     )
 
@@ -392,7 +422,8 @@ def _load_key(key: str | None) -> LocalAccount:
     key = key or os.environ.get("MOTET_PRIVATE_KEY")
     if key:
         try:
-            return Account.from_key(key)
+            account: LocalAccount = Account.from_key(key)
+            return account
         except (ValueError, TypeError) as exc:
             raise AccountError(
                 "the private key is not a 32-byte hex string (0x followed by 64 hex digits)"
@@ -404,7 +435,8 @@ def _load_key(key: str | None) -> LocalAccount:
             raise AccountError(f"MOTET_KEYSTORE is set ({keystore}) but MOTET_KEYSTORE_PASSWORD is not")
         try:
             data = json.loads(Path(keystore).read_text())
-            return Account.from_key(Account.decrypt(data, password))
+            unlocked: LocalAccount = Account.from_key(Account.decrypt(data, password))
+            return unlocked
         except (OSError, ValueError) as exc:
             raise AccountError(f"cannot unlock keystore {keystore}: {exc}") from exc
     raise AccountError(

@@ -73,31 +73,42 @@ def run_demo(chain: Chain, *, calls: int = 1_000, console: Console | None = None
             registration_uri(agent), agent.capabilities, agent.price, stake=agent.stake, owner=operator
         )
         ids.append(agent_id)
-    out.print(f"registered {len(ids)} agents: " + ", ".join(f"#{i} {a.name}" for i, a in zip(ids, AGENTS)))
+    out.print(
+        f"registered {len(ids)} agents: "
+        + ", ".join(f"#{i} {a.name}" for i, a in zip(ids, AGENTS, strict=True))
+    )
 
     found = registry.search("summarize", max_price=50 * GWEI)
     table = Table(title="search: capability 'summarize', price ≤ 50 gwei")
     for column in ("agent", "price (gwei)", "bonded stake (ETH)", "payout"):
         table.add_column(column)
     for record in found:
-        table.add_row(f"#{record.agent_id}", f"{record.price / GWEI:g}", f"{record.bonded_stake / 10**18:g}",
-                      record.payout)
+        table.add_row(
+            f"#{record.agent_id}",
+            f"{record.price / GWEI:g}",
+            f"{record.bonded_stake / 10**18:g}",
+            record.payout,
+        )
     out.print(table)
 
     payer = ChannelClient(chain, composer, Ledger())
     payee_ledger = Ledger()  # the agents' side; one relayer redeems for all of them
-    payees = {op.address: ChannelClient(chain, op, payee_ledger) for op in operators}
+    payees: dict[str, ChannelClient] = {
+        op.address: ChannelClient(chain, op, payee_ledger) for op in operators
+    }
     open_gas = []
     channels = []
     for agent, operator in zip(AGENTS, operators, strict=True):
         deposit = agent.price * calls
         state = payer.open(operator.address, deposit)
-        open_gas.append(_last_gas(chain))
+        open_gas.append(_gas_used(chain))
         channels.append((state, agent.price))
-    out.print(f"opened {len(channels)} channels from {composer.address}; open gas: {', '.join(map(str, open_gas))}")
+    out.print(
+        f"opened {len(channels)} channels from {composer.address}; open gas: {', '.join(map(str, open_gas))}"
+    )
 
     before = {address: chain.balance(address) for address in payees}
-    owed = dict.fromkeys(payees, 0)
+    owed: dict[str, int] = dict.fromkeys(payees, 0)
     t0 = time.perf_counter()
     with Progress(console=out, transient=True) as progress:
         task = progress.add_task("paying calls with vouchers", total=calls)
@@ -107,38 +118,50 @@ def run_demo(chain: Chain, *, calls: int = 1_000, console: Console | None = None
             owed[state.payee] += payees[state.payee].receive(voucher)
             progress.advance(task)
     elapsed = time.perf_counter() - t0
-    out.print(f"signed, verified and persisted {calls} vouchers in {elapsed:.2f}s "
-              f"({calls / elapsed:,.0f} paid calls/s, no gas)")
+    out.print(
+        f"signed, verified and persisted {calls} vouchers in {elapsed:.2f}s "
+        f"({calls / elapsed:,.0f} paid calls/s, no gas)"
+    )
 
     relayer = ChannelClient(chain, operators[0], payee_ledger)
     (redemption,) = relayer.redeem()
-    out.print(f"redeemed {redemption.vouchers} channels in one transaction {redemption.tx_hash[:18]}…: "
-              f"{redemption.gas_used} gas, {redemption.paid} wei paid")
+    out.print(
+        f"redeemed {redemption.vouchers} channels in one transaction {redemption.tx_hash[:18]}…: "
+        f"{redemption.gas_used} gas, {redemption.paid} wei paid"
+    )
 
     balances = Table(title="what each agent was paid")
     for column in ("agent", "calls", "owed by vouchers (gwei)", "received on chain (gwei)", "balance (ETH)"):
         balances.add_column(column, justify="right" if column != "agent" else "left")
-    relayer_gas = redemption.gas_used * _gas_price(chain, redemption.tx_hash)
+    assert chain.last_receipt is not None  # the redeem
+    relayer_gas = redemption.gas_used * int(chain.last_receipt["effectiveGasPrice"])
     for agent, operator in zip(AGENTS, operators, strict=True):
         after = chain.balance(operator.address)
         # The relayer paid the redeem's gas; add it back so the change shows what the vouchers paid.
         received = after - before[operator.address] + (relayer_gas if operator == relayer.account else 0)
-        balances.add_row(agent.name, str(owed[operator.address] // agent.price), f"{owed[operator.address] / GWEI:,.0f}",
-                         f"{received / GWEI:,.0f}", f"{after / 10**18:,.4f}")
+        balances.add_row(
+            agent.name,
+            str(owed[operator.address] // agent.price),
+            f"{owed[operator.address] / GWEI:,.0f}",
+            f"{received / GWEI:,.0f}",
+            f"{after / 10**18:,.4f}",
+        )
     out.print(balances)
 
     total_gas = sum(open_gas) + redemption.gas_used
     per_call = total_gas / calls
-    out.print(f"[bold]gas per paid call[/]: ({' + '.join(map(str, open_gas))} to open + {redemption.gas_used} to "
-              f"redeem) / {calls} calls = [bold]{per_call:,.1f} gas[/] (a plain transfer per call costs 21,000)")
-    return {"calls": calls, "open_gas": sum(open_gas), "redeem_gas": redemption.gas_used,
-            "gas_per_call_x1000": round(per_call * 1000)}
+    out.print(
+        f"[bold]gas per paid call[/]: ({' + '.join(map(str, open_gas))} to open + {redemption.gas_used} to "
+        f"redeem) / {calls} calls = [bold]{per_call:,.1f} gas[/] (a plain transfer per call costs 21,000)"
+    )
+    return {
+        "calls": calls,
+        "open_gas": sum(open_gas),
+        "redeem_gas": redemption.gas_used,
+        "gas_per_call_x1000": round(per_call * 1000),
+    }
 
 
-def _last_gas(chain: Chain) -> int:
-    block = chain.w3.eth.get_block("latest")
-    return int(chain.w3.eth.get_transaction_receipt(block["transactions"][-1])["gasUsed"])
-
-
-def _gas_price(chain: Chain, tx_hash: str) -> int:
-    return int(chain.w3.eth.get_transaction_receipt(tx_hash)["effectiveGasPrice"])
+def _gas_used(chain: Chain) -> int:
+    assert chain.last_receipt is not None
+    return int(chain.last_receipt["gasUsed"])

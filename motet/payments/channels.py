@@ -88,7 +88,9 @@ class Redemption:
 class ChannelClient:
     """Channels of one account on one `PaymentChannels` deployment."""
 
-    def __init__(self, chain: Chain, account: LocalAccount | None = None, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self, chain: Chain, account: LocalAccount | None = None, ledger: Ledger | None = None
+    ) -> None:
         self.chain = chain
         self.account = account or chain.default_account
         self.contract = chain.contract("PaymentChannels")
@@ -147,7 +149,9 @@ class ChannelClient:
         state = self._cached(channel_id)
         if state.token is None:
             call = self.contract.functions.topup(channel_id, 0)
-            self.chain.send(call, sender=self.account, value=amount, action=f"topping up channel {channel_id}")
+            self.chain.send(
+                call, sender=self.account, value=amount, action=f"topping up channel {channel_id}"
+            )
         else:
             self._approve(state.token, amount)
             call = self.contract.functions.topup(channel_id, amount)
@@ -182,7 +186,9 @@ class ChannelClient:
     def close(self, channel_id: int) -> int:
         """Start the challenge period; returns the timestamp from which `settle` works."""
         receipt = self.chain.send(
-            self.contract.functions.close(channel_id), sender=self.account, action=f"closing channel {channel_id}"
+            self.contract.functions.close(channel_id),
+            sender=self.account,
+            action=f"closing channel {channel_id}",
         )
         (event,) = self.contract.events.ChannelClosing().process_receipt(receipt)
         self.channel(channel_id)
@@ -191,7 +197,9 @@ class ChannelClient:
     def settle(self, channel_id: int) -> Amount:
         """Refund the unredeemed deposit to the payer after the challenge period; returns the refund."""
         receipt = self.chain.send(
-            self.contract.functions.settle(channel_id), sender=self.account, action=f"settling channel {channel_id}"
+            self.contract.functions.settle(channel_id),
+            sender=self.account,
+            action=f"settling channel {channel_id}",
         )
         (event,) = self.contract.events.ChannelSettled().process_receipt(receipt)
         self.channel(channel_id)
@@ -200,7 +208,9 @@ class ChannelClient:
     def _approve(self, token: str, amount: int) -> None:
         erc20 = self.chain.w3.eth.contract(address=Web3.to_checksum_address(token), abi=_ERC20_ABI)
         self.chain.send(
-            erc20.functions.approve(self.contract.address, amount), sender=self.account, action="approving the deposit"
+            erc20.functions.approve(self.contract.address, amount),
+            sender=self.account,
+            action="approving the deposit",
         )
 
     # -- payee side -----------------------------------------------------------------------------------
@@ -218,7 +228,9 @@ class ChannelClient:
         if voucher.cumulative_amount > state.deposit or state.closing or state.settled:
             state = self.channel(voucher.channel_id)  # refresh: top-ups and closes happen
         if state.payee != self.address:
-            raise InvalidVoucher(f"channel {voucher.channel_id} pays {state.payee}, not this account {self.address}")
+            raise InvalidVoucher(
+                f"channel {voucher.channel_id} pays {state.payee}, not this account {self.address}"
+            )
         if state.settled:
             raise InvalidVoucher(f"channel {voucher.channel_id} is settled")
         if state.closing and self.chain.timestamp() >= state.closes_at:

@@ -76,9 +76,9 @@ class Ledger:
                 raise
             self._db.execute("COMMIT")
 
-    def _highest(self, db: sqlite3.Connection, domain: ChannelDomain, channel_id: int, direction: Direction) -> (
-        tuple[str, bytes] | None
-    ):
+    def _highest(
+        self, db: sqlite3.Connection, domain: ChannelDomain, channel_id: int, direction: Direction
+    ) -> tuple[str, bytes] | None:
         row = db.execute(
             "SELECT cumulative, signature FROM vouchers WHERE chain_id=? AND contract=? AND channel_id=? "
             "AND direction=? ORDER BY cumulative DESC LIMIT 1",
@@ -159,7 +159,13 @@ class Ledger:
                 "UPDATE vouchers SET redeemed_tx=? WHERE chain_id=? AND contract=? AND channel_id=? "
                 "AND direction='received' AND cumulative=?",
                 [
-                    (tx_hash, v.domain.chain_id, v.domain.contract, str(v.channel_id), _hex(v.cumulative_amount))
+                    (
+                        tx_hash,
+                        v.domain.chain_id,
+                        v.domain.contract,
+                        str(v.channel_id),
+                        _hex(v.cumulative_amount),
+                    )
                     for v in vouchers
                 ],
             )
@@ -168,4 +174,8 @@ class Ledger:
         with self._lock:
             if direction is None:
                 return int(self._db.execute("SELECT COUNT(*) FROM vouchers").fetchone()[0])
-            return int(self._db.execute("SELECT COUNT(*) FROM vouchers WHERE direction=?", (direction,)).fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM vouchers WHERE direction=?", (direction,)).fetchone()[
+                    0
+                ]
+            )

@@ -5,8 +5,8 @@ one chain and one channels contract by the EIP-712 domain, so it is worthless an
 
 The fast path hashes the fixed struct directly (cached domain separator, keccak from safe-pysha3's C code) and
 signs, recovers and verifies with libsecp256k1 through coincurve; `VoucherVerifier` caches each payer's public
-key so that checking a payer's next voucher is one ECDSA verify, not a recovery. eth-account's `encode_typed_data` on `Voucher.typed_data()`
-is the reference the tests compare against.
+key so that checking a payer's next voucher is one ECDSA verify, not a recovery. eth-account's
+`encode_typed_data` on `Voucher.typed_data()` is the reference the tests compare against.
 
 Example:
     >>> domain = ChannelDomain(chain_id=1, contract="0x" + "11" * 20)
@@ -25,7 +25,7 @@ import sha3
 from coincurve import PrivateKey, PublicKey
 from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from motet.errors import InvalidVoucher
 
@@ -43,7 +43,8 @@ _HALF_N = _SECP256K1_N // 2
 
 def keccak(data: bytes) -> bytes:
     """keccak-256 of `data`."""
-    return sha3.keccak_256(data).digest()
+    digest: bytes = sha3.keccak_256(data).digest()
+    return digest
 
 
 VOUCHER_TYPEHASH = keccak(VOUCHER_TYPE.encode())
@@ -210,14 +211,18 @@ def _check_signature(signature: bytes) -> None:
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     if not 0 < r < _SECP256K1_N or not 0 < s <= _HALF_N:
-        raise InvalidVoucher("signature r or s is out of range (s must be in the lower half of the curve order)")
+        raise InvalidVoucher(
+            "signature r or s is out of range (s must be in the lower half of the curve order)"
+        )
 
 
 def _recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
     _check_signature(signature)
     try:
-        return PublicKey.from_signature_and_message(signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None)
-    except Exception as exc:  # noqa: BLE001 - coincurve raises bare Exception on unrecoverable input
+        return PublicKey.from_signature_and_message(
+            signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
+        )
+    except Exception as exc:
         raise InvalidVoucher("signature does not recover to any public key") from exc
 
 
@@ -256,7 +261,9 @@ class VoucherVerifier:
                 lib.secp256k1_ecdsa_verify(ctx, sig, digest, cached)
             ):
                 return
-            raise InvalidVoucher(f"voucher for channel {voucher.channel_id} is not signed by the payer {payer}")
+            raise InvalidVoucher(
+                f"voucher for channel {voucher.channel_id} is not signed by the payer {payer}"
+            )
         public_key = _recover_public_key(digest, voucher.signature)
         if _raw_address(public_key) != expected:
             raise InvalidVoucher(
