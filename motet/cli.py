@@ -20,7 +20,9 @@ console = Console()
 
 @app.command()
 def demo(
-    chain: Annotated[str, typer.Option(help="Where to run: 'embedded' (in-process py-evm) or 'anvil'.")] = "embedded",
+    chain: Annotated[
+        str, typer.Option(help="Where to run: 'embedded' (in-process py-evm) or 'anvil'.")
+    ] = "embedded",
     calls: Annotated[int, typer.Option(min=1, help="How many paid calls to sign and settle.")] = 1_000,
 ) -> None:
     """Deploy, register three agents, pay CALLS calls with vouchers, settle in one batch, print the gas."""

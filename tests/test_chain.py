@@ -61,7 +61,9 @@ def test_unfunded_account_names_the_address(chain: Chain) -> None:
     contract = chain.contract("PaymentChannels")
     poor = Account.create()
     with pytest.raises(InsufficientFunds, match=f"account {poor.address} has 0 wei"):
-        chain.send(contract.functions.open(chain.accounts[1].address, "0x" + "00" * 20, 0), sender=poor, value=5)
+        chain.send(
+            contract.functions.open(chain.accounts[1].address, "0x" + "00" * 20, 0), sender=poor, value=5
+        )
     with pytest.raises(InsufficientFunds, match=poor.address):
         chain.transfer(chain.accounts[1].address, 1, sender=poor)
 

@@ -34,13 +34,19 @@ def test_demo_search_finds_the_summarizers() -> None:
 
 
 def test_cli_rejects_an_unknown_chain() -> None:
-    result = subprocess.run([sys.executable, "-m", "motet", "demo", "--chain", "mainnet"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "motet", "demo", "--chain", "mainnet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "unknown chain 'mainnet'" in result.stderr + result.stdout
 
 
 def test_cli_help_lists_demo() -> None:
-    result = subprocess.run([sys.executable, "-m", "motet", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "motet", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert "demo" in result.stdout

@@ -29,7 +29,6 @@ exports: (
     erc721.isApprovedForAll,
     erc721.transferFrom,
     erc721.safeTransferFrom,
-    erc721.supportsInterface,
     erc721.name,
     erc721.symbol,
     erc721.totalSupply,
@@ -257,6 +256,25 @@ def withdraw_stake(agent_id: uint256) -> uint256:
     log StakeChanged(agent_id=agent_id, stake=agent.stake, unbonding=0, unbonding_until=0)
     raw_call(owner, b"", value=amount)
     return amount
+
+
+# @dev Only the interfaces this contract really exports: snekmate's own list
+# also names ERC-721 Enumerable and ERC-4494 permit, which are not exported
+# here (permit would let a signature take control of an agent).
+_INTERFACES: constant(bytes4[3]) = [
+    0x01FFC9A7,  # ERC-165
+    0x80AC58CD,  # ERC-721
+    0x5B5E139F,  # ERC-721 Metadata
+]
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @dev ERC-165: whether this contract implements `interface_id`.
+    """
+    return interface_id in _INTERFACES
 
 
 @external

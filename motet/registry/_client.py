@@ -193,13 +193,21 @@ class Registry:
 
     def deactivate(self, agent_id: int, *, owner: LocalAccount | None = None) -> None:
         """Hide an agent from search (its stake and identity stay)."""
-        self._send(agent_id, self.contract.functions.set_active(agent_id, False), owner,
-                   action=f"deactivating agent {agent_id}")
+        self._send(
+            agent_id,
+            self.contract.functions.set_active(agent_id, False),
+            owner,
+            action=f"deactivating agent {agent_id}",
+        )
 
     def activate(self, agent_id: int, *, owner: LocalAccount | None = None) -> None:
         """Make a deactivated agent searchable again."""
-        self._send(agent_id, self.contract.functions.set_active(agent_id, True), owner,
-                   action=f"activating agent {agent_id}")
+        self._send(
+            agent_id,
+            self.contract.functions.set_active(agent_id, True),
+            owner,
+            action=f"activating agent {agent_id}",
+        )
 
     def add_stake(self, agent_id: int, amount: int, *, owner: LocalAccount | None = None) -> int:
         """Add `amount` of the native coin to an agent's stake; returns the new total stake.
@@ -209,8 +217,13 @@ class Registry:
             2000000000000000000
         """
         _check_amount("stake amount", amount, positive=True)
-        receipt = self._send(agent_id, self.contract.functions.stake(agent_id), owner, value=amount,
-                             action=f"staking on agent {agent_id}")
+        receipt = self._send(
+            agent_id,
+            self.contract.functions.stake(agent_id),
+            owner,
+            value=amount,
+            action=f"staking on agent {agent_id}",
+        )
         return int(self._stake_changed(receipt)["stake"])
 
     def request_unstake(self, agent_id: int, amount: int, *, owner: LocalAccount | None = None) -> int:
@@ -219,15 +232,23 @@ class Registry:
         A second request adds to what is unbonding and restarts the delay for all of it.
         """
         _check_amount("unstake amount", amount, positive=True)
-        receipt = self._send(agent_id, self.contract.functions.request_unstake(agent_id, amount), owner,
-                             action=f"unstaking from agent {agent_id}")
+        receipt = self._send(
+            agent_id,
+            self.contract.functions.request_unstake(agent_id, amount),
+            owner,
+            action=f"unstaking from agent {agent_id}",
+        )
         return int(self._stake_changed(receipt)["unbonding_until"])
 
     def withdraw_stake(self, agent_id: int, *, owner: LocalAccount | None = None) -> int:
         """Pay the unbonded stake to the agent's owner once the delay is over; returns the amount."""
         _, _, _, stake_before, _, _, _ = self.contract.functions.agents(agent_id).call()
-        receipt = self._send(agent_id, self.contract.functions.withdraw_stake(agent_id), owner,
-                             action=f"withdrawing stake of agent {agent_id}")
+        receipt = self._send(
+            agent_id,
+            self.contract.functions.withdraw_stake(agent_id),
+            owner,
+            action=f"withdrawing stake of agent {agent_id}",
+        )
         # Only the owner moves this agent's stake, so the drop across the transaction is the payout.
         return int(stake_before) - int(self._stake_changed(receipt)["stake"])
 
@@ -263,15 +284,16 @@ class Registry:
             >>> registry.get(1).price
             10
         """
+        if isinstance(agent_id, bool) or not isinstance(agent_id, int) or not 0 < agent_id <= _UINT256_MAX:
+            raise AgentNotFound(agent_id, self.count())
         # Every read at one block, so the record is one consistent state even while blocks arrive.
         block = self.chain.w3.eth.block_number
         functions = self.contract.functions
-        count = int(functions.agent_count().call(block_identifier=block))
-        if isinstance(agent_id, bool) or not isinstance(agent_id, int) or not 1 <= agent_id <= count:
-            raise AgentNotFound(agent_id, count)
         payout, token, price, stake, unbonding, unbonding_until, active = functions.agents(agent_id).call(
             block_identifier=block
         )
+        if int(payout, 16) == 0:  # every registered agent has a payout; an unknown id reads as zeros
+            raise AgentNotFound(agent_id, int(functions.agent_count().call(block_identifier=block)))
         return AgentRecord(
             agent_id=agent_id,
             owner=functions.ownerOf(agent_id).call(block_identifier=block),
@@ -297,10 +319,12 @@ class Registry:
         max_price: int | None = None,
         min_stake: int | None = None,
         include_inactive: bool = False,
+        refresh: bool = True,
     ) -> list[AgentRecord]:
         """Agents that declare `capability`, cost at most `max_price` and have at least `min_stake` bonded.
 
-        Served from the local index after a `sync()`. Cheapest first, then most bonded stake, then lowest
+        Served from the local index, after a `sync()` unless `refresh=False` (for many searches in a row:
+        sync once, then search without refreshing). Cheapest first, then most bonded stake, then lowest
         id. Prices are compared as numbers whatever token they are in. Deactivated agents are left out
         unless `include_inactive`.
 
@@ -313,7 +337,8 @@ class Registry:
             _check_amount("max_price", max_price)
         if min_stake is not None:
             _check_amount("min_stake", min_stake)
-        self.sync()
+        if refresh:
+            self.sync()
         return self._index.search(
             capability=wanted, max_price=max_price, min_stake=min_stake, include_inactive=include_inactive
         )
@@ -334,19 +359,22 @@ class Registry:
             self._reset_if_forked()
             latest = w3.eth.block_number
             applied = 0
-            start = self._index.last_block + 1
-            while start <= latest:
+            # Re-read the position each round: another process on the same file may have moved it.
+            while (start := self._index.last_block + 1) <= latest:
                 end = min(start + self._chunk_blocks - 1, latest)
-                logs = w3.eth.get_logs({
-                    "address": self.contract.address,
-                    "fromBlock": start,
-                    "toBlock": end,
-                    "topics": [self._topics],
-                })
+                logs = w3.eth.get_logs(
+                    {
+                        "address": self.contract.address,
+                        "fromBlock": start,
+                        "toBlock": end,
+                        "topics": [self._topics],
+                    }
+                )
                 events = sorted((self._decode(log) for log in logs), key=lambda e: (e.block, e.log_index))
                 end_hash = bytes(w3.eth.get_block(end)["hash"]).hex()
-                applied += self._index.apply(events, last_block=end, last_block_hash=end_hash)
-                start = end + 1
+                applied += self._index.apply(
+                events, first_block=start, last_block=end, last_block_hash=end_hash
+            )
             return applied
 
     def _reset_if_forked(self) -> None:
@@ -380,7 +408,8 @@ def _check_uri(agent_uri: str) -> None:
     size = len(agent_uri.encode("utf-8"))
     if size > MAX_URI_BYTES:
         raise InvalidRegistryArgument(
-            "agent URI", agent_uri,
+            "agent URI",
+            agent_uri,
             f"it is {size} bytes, at most {MAX_URI_BYTES} fit on chain: host the registration file at an "
             "https: URI instead of inlining it",
         )

@@ -28,12 +28,12 @@ from motet.registry._record import AgentRecord
 
 _SCHEMA_VERSION = "1"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS agents (
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+# Executed one statement at a time inside a transaction (executescript would commit halfway).
+_TABLES = """
+DROP TABLE IF EXISTS agents;
+DROP TABLE IF EXISTS capabilities;
+CREATE TABLE agents (
     agent_id        INTEGER PRIMARY KEY,
     owner           TEXT NOT NULL,
     payout          TEXT NOT NULL,
@@ -46,14 +46,14 @@ CREATE TABLE IF NOT EXISTS agents (
     active          INTEGER NOT NULL,
     agent_uri       TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS capabilities (
+CREATE TABLE capabilities (
     agent_id   INTEGER NOT NULL,
     position   INTEGER NOT NULL,
     capability BLOB NOT NULL,
     PRIMARY KEY (agent_id, capability)
 );
-CREATE INDEX IF NOT EXISTS capabilities_by_hash ON capabilities (capability);
-CREATE INDEX IF NOT EXISTS agents_by_price ON agents (price, bonded);
+CREATE INDEX capabilities_by_hash ON capabilities (capability);
+CREATE INDEX agents_by_price ON agents (price, bonded);
 """
 
 
@@ -95,7 +95,7 @@ class AgentIndex:
         )
         self._lock = threading.RLock()
         with self._lock:
-            self._db.executescript(_SCHEMA)
+            self._db.execute(_META)
 
     def close(self) -> None:
         with self._lock:
@@ -120,7 +120,7 @@ class AgentIndex:
             return self._meta().get("last_block_hash")
 
     def bind(self, *, chain_id: int, contract: str, start_block: int) -> bool:
-        """Make this the index of `contract` on `chain_id`, wiping it if it was another's.
+        """Make this the index of `contract` on `chain_id`, wiping it if it was another's (or an older schema).
 
         Returns True when an existing index was wiped.
         """
@@ -138,8 +138,9 @@ class AgentIndex:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM agents")
-                self._db.execute("DELETE FROM capabilities")
+                for statement in _TABLES.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
                 self._db.execute("DELETE FROM meta")
                 self._db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -157,15 +158,21 @@ class AgentIndex:
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def apply(self, events: Iterable[RegistryEvent], *, last_block: int, last_block_hash: str) -> int:
-        """Apply `events` (already in chain order) and move `last_block` forward, in one transaction.
+    def apply(
+        self, events: Iterable[RegistryEvent], *, first_block: int, last_block: int, last_block_hash: str
+    ) -> int:
+        """Apply the events of blocks `first_block..last_block` (in chain order), in one transaction.
 
-        Returns the number of events applied.
+        Returns the number of events applied: 0 when the index is no longer at `first_block - 1`
+        (another writer on the same file got there first), so that no event is applied twice.
         """
         applied = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if self._meta().get("last_block") != str(first_block - 1):
+                    self._db.execute("ROLLBACK")
+                    return 0
                 for event in events:
                     self._apply_one(event)
                     applied += 1
@@ -195,14 +202,29 @@ class AgentIndex:
             db.execute(
                 "INSERT OR REPLACE INTO agents (agent_id, owner, payout, token, price, stake, unbonding, "
                 "bonded, unbonding_until, active, agent_uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                (args["agent_id"], args["owner"], args["payout"], _token(args["token"]), _u256(args["price"]),
-                 zero, zero, zero, zero, args["agent_uri"]),
+                (
+                    args["agent_id"],
+                    args["owner"],
+                    args["payout"],
+                    _token(args["token"]),
+                    _u256(args["price"]),
+                    zero,
+                    zero,
+                    zero,
+                    zero,
+                    args["agent_uri"],
+                ),
             )
         elif event.name == "AgentUpdated":
             db.execute(
                 "UPDATE agents SET payout = ?, token = ?, price = ?, agent_uri = ? WHERE agent_id = ?",
-                (args["payout"], _token(args["token"]), _u256(args["price"]), args["agent_uri"],
-                 args["agent_id"]),
+                (
+                    args["payout"],
+                    _token(args["token"]),
+                    _u256(args["price"]),
+                    args["agent_uri"],
+                    args["agent_id"],
+                ),
             )
         elif event.name == "CapabilityAdded":
             db.execute(
@@ -224,8 +246,13 @@ class AgentIndex:
             db.execute(
                 "UPDATE agents SET stake = ?, unbonding = ?, bonded = ?, unbonding_until = ? "
                 "WHERE agent_id = ?",
-                (_u256(stake), _u256(unbonding), _u256(stake - unbonding), _u256(args["unbonding_until"]),
-                 args["agent_id"]),
+                (
+                    _u256(stake),
+                    _u256(unbonding),
+                    _u256(stake - unbonding),
+                    _u256(args["unbonding_until"]),
+                    args["agent_id"],
+                ),
             )
         else:
             raise ValueError(f"the registry index has no handler for event {event.name!r}")
@@ -282,7 +309,7 @@ class AgentIndex:
         found: dict[int, list[bytes]] = {}
         # SQLite limits the number of bound parameters; stay well under it.
         for start in range(0, len(agent_ids), 500):
-            chunk = agent_ids[start:start + 500]
+            chunk = agent_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for agent_id, capability in self._db.execute(
                 f"SELECT agent_id, capability FROM capabilities WHERE agent_id IN ({marks}) "  # noqa: S608

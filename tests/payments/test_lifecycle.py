@@ -26,7 +26,10 @@ def test_channel_lifecycle(any_chain: Chain) -> None:
 
     channel = payer.open(payee.address, price * calls)
     assert (channel.payer, channel.payee, channel.deposit, channel.redeemed) == (
-        payer.address, payee.address, price * calls, 0,
+        payer.address,
+        payee.address,
+        price * calls,
+        0,
     )
     for _ in range(calls):
         assert payee.receive(payer.pay(channel.channel_id, price)) == price

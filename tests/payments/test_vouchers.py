@@ -24,8 +24,15 @@ DOMAIN = ChannelDomain(chain_id=131277322940537, contract="0x" + "ab" * 20)
 uint256 = st.integers(min_value=0, max_value=2**256 - 1)
 
 
-@given(channel_id=uint256, amount=uint256, chain_id=st.integers(1, 2**64), contract=st.binary(min_size=20, max_size=20))
-def test_fast_signature_equals_eth_account_reference(channel_id: int, amount: int, chain_id: int, contract: bytes) -> None:
+@given(
+    channel_id=uint256,
+    amount=uint256,
+    chain_id=st.integers(1, 2**64),
+    contract=st.binary(min_size=20, max_size=20),
+)
+def test_fast_signature_equals_eth_account_reference(
+    channel_id: int, amount: int, chain_id: int, contract: bytes
+) -> None:
     domain = ChannelDomain(chain_id, "0x" + contract.hex())
     voucher = VoucherSigner(KEY, domain).sign(channel_id, amount)
     reference = Account.sign_message(encode_typed_data(full_message=voucher.typed_data()), KEY)

@@ -17,9 +17,8 @@ UNBONDING_DELAY = 7 * 24 * 3600
 
 @pytest.fixture(scope="session")
 def registry_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings that keep compiled contracts and deployments inside the test's temporary folder."""
-    base = tmp_path_factory.mktemp("registry")
-    return Settings(home=base / "home", cache_dir=base / "cache", unbonding_delay=UNBONDING_DELAY)
+    """Default settings (the shared compile cache keeps the suite fast), a fixed delay, a private home."""
+    return Settings(home=tmp_path_factory.mktemp("registry-home"), unbonding_delay=UNBONDING_DELAY)
 
 
 @pytest.fixture(scope="session")

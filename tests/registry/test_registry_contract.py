@@ -103,7 +103,7 @@ def test_register_records_the_agent_and_its_identity(
     assert fns.balanceOf(owner.address).call() == 2
     assert fns.tokenURI(second).call() == "https://a.example/2.json"
     assert [bytes(h) for h in fns.capabilities(second).call()] == [TRANSLATE, CLASSIFY]
-    assert fns.agents(second).call() == [owner.address, ZERO, 9, 11, 0, 0, True]
+    assert list(fns.agents(second).call()) == [owner.address, ZERO, 9, 11, 0, 0, True]
     assert registry_chain.balance(registry_contract.address) == 11
 
 
@@ -173,7 +173,7 @@ def test_owner_only_functions_reject_a_stranger(
     registry_chain.send(registry_contract.functions.request_unstake(agent_id, 4), sender=owner)
     call, value = _owner_only_calls(registry_contract, agent_id)[function]
     reverts(registry_chain, call, stranger, "registry: caller is not the agent owner", value)
-    assert registry_contract.functions.agents(agent_id).call()[3:5] == [10, 4]
+    assert list(registry_contract.functions.agents(agent_id).call())[3:5] == [10, 4]
 
 
 def test_nft_transfer_moves_control_of_the_agent(registry_chain: Chain, registry_contract: Contract) -> None:
@@ -197,7 +197,7 @@ def test_an_approved_operator_can_manage_the_agent(registry_chain: Chain, regist
     fns = registry_contract.functions
     registry_chain.send(fns.approve(operator.address, agent_id), sender=owner)
     registry_chain.send(fns.set_active(agent_id, False), sender=operator)
-    assert fns.agents(agent_id).call()[6] is False
+    assert list(fns.agents(agent_id).call())[6] is False
 
 
 # -- updating and (de)activating ------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_update_replaces_fields_and_capabilities(registry_chain: Chain, registry
         fns.update(agent_id, "https://b.example", payout.address, token, 42, [CLASSIFY]), sender=owner
     )
 
-    assert fns.agents(agent_id).call()[:3] == [payout.address, token, 42]
+    assert list(fns.agents(agent_id).call())[:3] == [payout.address, token, 42]
     assert fns.tokenURI(agent_id).call() == "https://b.example"
     assert [bytes(h) for h in fns.capabilities(agent_id).call()] == [CLASSIFY]
     removed = registry_contract.events.CapabilityRemoved().process_receipt(receipt, errors=DISCARD)
@@ -242,7 +242,7 @@ def test_set_active_toggles_and_rejects_a_repeat(registry_chain: Chain, registry
     assert event["args"]["active"] is False
     reverts(registry_chain, fns.set_active(agent_id, False), owner, "registry: agent already in that state")
     registry_chain.send(fns.set_active(agent_id, True), sender=owner)
-    assert fns.agents(agent_id).call()[6] is True
+    assert list(fns.agents(agent_id).call())[6] is True
 
 
 # -- stake ----------------------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ def test_stake_adds_and_rejects_zero(registry_chain: Chain, registry_contract: C
     receipt = registry_chain.send(fns.stake(agent_id), sender=owner, value=4)
     (event,) = registry_contract.events.StakeChanged().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["stake"] == 7
-    assert fns.agents(agent_id).call()[3] == 7
+    assert list(fns.agents(agent_id).call())[3] == 7
 
 
 def test_request_unstake_bounds(registry_chain: Chain, registry_contract: Contract) -> None:
@@ -270,7 +270,7 @@ def test_request_unstake_bounds(registry_chain: Chain, registry_contract: Contra
     # 4 stays bonded: a second request may take those 4 and no more.
     reverts(registry_chain, fns.request_unstake(agent_id, 5), owner, "registry: unstake exceeds bonded stake")
     registry_chain.send(fns.request_unstake(agent_id, 4), sender=owner)
-    assert fns.agents(agent_id).call()[3:5] == [10, 10]
+    assert list(fns.agents(agent_id).call())[3:5] == [10, 10]
 
 
 def test_withdraw_needs_something_unbonding(registry_chain: Chain, registry_contract: Contract) -> None:
@@ -289,7 +289,7 @@ def test_withdraw_waits_for_the_unbonding_delay_and_pays_exactly_the_unbonded_am
     fns = registry_contract.functions
     receipt = registry_chain.send(fns.request_unstake(agent_id, unstake), sender=owner)
     requested_at = registry_chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
-    until = fns.agents(agent_id).call()[5]
+    until = list(fns.agents(agent_id).call())[5]
     assert until == requested_at + registry_chain.settings.unbonding_delay
 
     registry_chain.set_next_timestamp(until - 1)
@@ -302,7 +302,7 @@ def test_withdraw_waits_for_the_unbonding_delay_and_pays_exactly_the_unbonded_am
 
     assert registry_chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == until
     assert registry_chain.balance(owner.address) == before + unstake - gas_paid(receipt)
-    assert fns.agents(agent_id).call()[3:6] == [stake - unstake, 0, 0]
+    assert list(fns.agents(agent_id).call())[3:6] == [stake - unstake, 0, 0]
     assert registry_chain.balance(registry_contract.address) == stake - unstake
     reverts(registry_chain, fns.withdraw_stake(agent_id), owner, "registry: nothing is unbonding")
 
@@ -312,11 +312,11 @@ def test_a_new_unstake_request_restarts_the_delay(registry_chain: Chain, registr
     agent_id, _ = register(registry_chain, registry_contract, owner, stake=10)
     fns = registry_contract.functions
     registry_chain.send(fns.request_unstake(agent_id, 2), sender=owner)
-    first_until = fns.agents(agent_id).call()[5]
+    first_until = list(fns.agents(agent_id).call())[5]
     registry_chain.set_next_timestamp(first_until - 100)
     registry_chain.send(fns.request_unstake(agent_id, 3), sender=owner)
 
-    assert fns.agents(agent_id).call()[4:6] == [5, first_until - 100 + fns.UNBONDING_DELAY().call()]
+    assert list(fns.agents(agent_id).call())[4:6] == [5, first_until - 100 + fns.UNBONDING_DELAY().call()]
     registry_chain.set_next_timestamp(first_until)
     reverts(registry_chain, fns.withdraw_stake(agent_id), owner, "registry: stake is still unbonding")
 
@@ -327,7 +327,7 @@ def test_withdraw_by_an_operator_pays_the_owner(registry_chain: Chain, registry_
     fns = registry_contract.functions
     registry_chain.send(fns.setApprovalForAll(operator.address, True), sender=owner)
     registry_chain.send(fns.request_unstake(agent_id, 600), sender=operator)
-    registry_chain.set_next_timestamp(fns.agents(agent_id).call()[5])
+    registry_chain.set_next_timestamp(list(fns.agents(agent_id).call())[5])
     owner_before, operator_before = registry_chain.balance(owner.address), registry_chain.balance(operator.address)
 
     receipt = registry_chain.send(fns.withdraw_stake(agent_id), sender=operator)
@@ -342,7 +342,7 @@ def test_stake_follows_the_nft(registry_chain: Chain, registry_contract: Contrac
     fns = registry_contract.functions
     registry_chain.send(fns.request_unstake(agent_id, 500), sender=old)
     registry_chain.send(fns.transferFrom(old.address, new.address, agent_id), sender=old)
-    registry_chain.set_next_timestamp(fns.agents(agent_id).call()[5])
+    registry_chain.set_next_timestamp(list(fns.agents(agent_id).call())[5])
 
     reverts(registry_chain, fns.withdraw_stake(agent_id), old, "registry: caller is not the agent owner")
     before = registry_chain.balance(new.address)
@@ -365,3 +365,7 @@ def test_deployment_state(registry_chain: Chain, registry_contract: Contract) ->
     assert fns.UNBONDING_DELAY().call() == registry_chain.settings.unbonding_delay
     assert (fns.name().call(), fns.symbol().call()) == ("motet agents", "AGENT")
     assert fns.supportsInterface(bytes.fromhex("80ac58cd")).call() is True  # ERC-721
+    assert fns.supportsInterface(bytes.fromhex("5b5e139f")).call() is True  # ERC-721 Metadata
+    # Enumerable and ERC-4494 permit are not exported, so they must not be claimed.
+    assert fns.supportsInterface(bytes.fromhex("780e9d63")).call() is False
+    assert fns.supportsInterface(bytes.fromhex("589c5ce2")).call() is False
