@@ -13,11 +13,17 @@
     │   ├── InvalidCapabilityName       (also ValueError)      a name breaks the naming rule
     │   └── InvalidRegistryArgument     (also ValueError)      URI, capabilities, price, amount rejected
     │       └── DuplicateCapability                            the same capability listed twice
-    └── PaymentError
-        ├── ChannelNotFound             (also LookupError)
-        ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
-        ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
-        └── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
+    ├── PaymentError
+    │   ├── ChannelNotFound             (also LookupError)
+    │   ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
+    │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
+    │   └── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
+    └── ModelRuntimeError
+        ├── ModelNotFound               (also LookupError)     no GGUF at the path, or a bundled model's package
+        │                                                      is not installed
+        ├── ContextOverflow             (also ValueError)      prompt + max_tokens exceed the context window
+        ├── InvalidSchema               (also ValueError)      a schema the runtime cannot constrain output with
+        └── InvalidModelOutput          (also ValueError)      output that should be JSON did not parse or validate
 
 Each error carries the offending value and its message says what to do.
 """
@@ -173,3 +179,52 @@ class VoucherNotAboveHighest(PaymentError, ValueError):
         self.channel_id = channel_id
         self.requested = requested
         self.highest = highest
+
+
+class ModelRuntimeError(MotetError):
+    """Something went wrong running a model."""
+
+
+class ModelNotFound(ModelRuntimeError, LookupError):
+    """No model file at the path, an unknown bundled model name, or its package is not installed."""
+
+    def __init__(self, model: str, hint: str) -> None:
+        super().__init__(f"model {model!r} not found: {hint}")
+        self.model = model
+        self.hint = hint
+
+
+class ContextOverflow(ModelRuntimeError, ValueError):
+    """The prompt plus `max_tokens` does not fit the model's context window; raised before generating."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"prompt of {prompt_tokens} tokens + max_tokens {max_tokens} = {prompt_tokens + max_tokens} "
+            f"exceeds the context window of {n_ctx} tokens: shorten the messages, lower max_tokens, "
+            f"or load the model with a larger n_ctx"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+
+
+class InvalidSchema(ModelRuntimeError, ValueError):
+    """A schema is not a JSON Schema object (or pydantic model) the runtime can constrain output with."""
+
+    def __init__(self, schema: object, problem: str) -> None:
+        shown = repr(schema)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"invalid output schema {shown}: {problem}")
+        self.schema = schema
+        self.problem = problem
+
+
+class InvalidModelOutput(ModelRuntimeError, ValueError):
+    """Output that a schema asked for did not parse as JSON or did not validate; `text` is what came back."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        super().__init__(f"model output {shown!r} is not valid: {problem}")
+        self.text = text
+        self.problem = problem

@@ -10,9 +10,8 @@ must hold. Each example starts from the same snapshot of the session's chain.
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, settings
@@ -227,7 +226,7 @@ class ChannelsMachine(RuleBasedStateMachine):
     def redeem_many(self, picks: list[tuple[int, str, int, bool]]) -> None:
         env = self.env
         now = self._now()
-        trial = copy.deepcopy(self.model)  # all or nothing: simulate on a copy
+        trial = {i: replace(c) for i, c in self.model.items()}  # all or nothing: simulate on a copy
         batch, paid, reason = [], [], None
         for index, kind, delta, forge in picks:
             channel_id = sorted(trial)[index % len(trial)]
