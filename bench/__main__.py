@@ -118,6 +118,19 @@ def bench_b4(counts: list[int]) -> Row:
     )
 
 
+def bench_b5_row() -> Row:
+    from bench.b5_runtime import TARGET, bench_b5
+
+    runtime_tps, raw_tps, ratio = bench_b5()
+    return Row(
+        "B5",
+        "LlamaCppRuntime tokens/s ÷ raw llama_cpp.Llama, SmolLM2-135M Q4_1, same prompt and threads",
+        f"{runtime_tps:.1f} vs {raw_tps:.1f} tokens/s = **{ratio:.3f}**",
+        f"≥ {TARGET}",
+        "met" if ratio >= TARGET else "not met",
+    )
+
+
 def lifecycle(chain: Chain, vouchers: int) -> float:
     """Open, pay `vouchers` calls, redeem, close, wait out the challenge period, settle; seconds taken."""
     start = time.perf_counter()
@@ -186,6 +199,8 @@ def write_report(rows: list[Row], path: Path) -> None:
         "- **B4**: on the embedded chain, for each N a fresh channel is opened, N vouchers are signed and",
         "  received, and the last one is redeemed; (open gas + redeem gas) / N against the 21,000 gas of one",
         "  native transfer per call.",
+        "- **B5**: `bench/b5_runtime.py`: the same prompt, 64 greedy tokens, through `LlamaCppRuntime.complete`",
+        "  and straight through `llama_cpp.Llama.create_chat_completion`, alternating, after a warm-up.",
         "- **B7**: open, 1,000 vouchers paid and verified, a batched redeem, close, the challenge period moved",
         "  past, settle — wall time on the in-process py-evm chain and on anvil (started on 127.0.0.1).",
         "",
@@ -201,6 +216,7 @@ def main() -> None:
     rows = [
         bench_b3(2_000 if args.quick else 20_000, 200 if args.quick else 1_000),
         bench_b4([1, 10, 100] if args.quick else [1, 10, 100, 1_000]),
+        bench_b5_row(),
         bench_b7(100 if args.quick else 1_000),
     ]
     if not args.no_write:

@@ -19,8 +19,8 @@
     │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
     │   └── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
     └── ModelRuntimeError
-        ├── ModelNotFound               (also LookupError)     no GGUF at the path, or a bundled model's package
-        │                                                      is not installed
+        ├── ModelNotFound               (also LookupError)     no loadable GGUF at the path, or a bundled
+        │                                                      model's package is not installed
         ├── ContextOverflow             (also ValueError)      prompt + max_tokens exceed the context window
         ├── InvalidSchema               (also ValueError)      a schema the runtime cannot constrain output with
         └── InvalidModelOutput          (also ValueError)      output that should be JSON did not parse or validate
@@ -188,10 +188,10 @@ class ModelRuntimeError(MotetError):
 class ModelNotFound(ModelRuntimeError, LookupError):
     """No model file at the path, an unknown bundled model name, or its package is not installed."""
 
-    def __init__(self, model: str, hint: str) -> None:
-        super().__init__(f"model {model!r} not found: {hint}")
+    def __init__(self, model: str, problem: str) -> None:
+        super().__init__(f"cannot load model {model!r}: {problem}")
         self.model = model
-        self.hint = hint
+        self.problem = problem
 
 
 class ContextOverflow(ModelRuntimeError, ValueError):

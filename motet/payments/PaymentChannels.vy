@@ -125,9 +125,14 @@ def __init__(challenge_period: uint256):
     @dev Sets the EIP-712 domain ("motet-channels", "1") and the
          challenge period.
     @param challenge_period Seconds the payee has to redeem after the
-           payer starts to close a channel. Must be positive.
+           payer starts to close a channel. Must be positive and at
+           most 2**32 - 1 (about 136 years).
     """
     assert challenge_period > 0, "channels: challenge period is zero"
+    # `closes_at` is packed into 64 bits of `_payee`: an unbounded period
+    # would carry into the settled bit (locking the deposit) or wrap to
+    # an early deadline (cutting the payee's window short).
+    assert challenge_period <= convert(max_value(uint32), uint256), "channels: challenge period too long"
     CHALLENGE_PERIOD = challenge_period
     eip712_domain_separator.__init__("motet-channels", "1")
 

@@ -373,8 +373,8 @@ class Registry:
                 events = sorted((self._decode(log) for log in logs), key=lambda e: (e.block, e.log_index))
                 end_hash = bytes(w3.eth.get_block(end)["hash"]).hex()
                 applied += self._index.apply(
-                events, first_block=start, last_block=end, last_block_hash=end_hash
-            )
+                    events, first_block=start, last_block=end, last_block_hash=end_hash
+                )
             return applied
 
     def _reset_if_forked(self) -> None:

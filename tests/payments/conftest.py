@@ -79,8 +79,9 @@ class Env:
     def send(self, call: Any, sender: LocalAccount, value: int = 0) -> TxReceipt:
         return self.chain.send(call, sender=sender, value=value)
 
-    def send_expecting_success(self, call: Any, sender: LocalAccount, value: int = 0,
-                               gas: int = 2_000_000) -> TxReceipt:
+    def send_expecting_success(
+        self, call: Any, sender: LocalAccount, value: int = 0, gas: int = 2_000_000
+    ) -> TxReceipt:
         """Send `call` with a fixed gas limit and assert it succeeded.
 
         It skips the gas estimate, which py-evm runs as a binary search of a dozen executions: about four
@@ -88,15 +89,17 @@ class Env:
         failed assertion on the receipt (no revert string; send through `send` or `reverts` for that).
         """
         w3 = self.chain.w3
-        tx = call.build_transaction({
-            "from": sender.address,
-            "value": value,
-            "gas": gas,
-            "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-            "chainId": self.chain.chain_id,
-            "maxFeePerGas": 10**12,
-            "maxPriorityFeePerGas": 1,
-        })
+        tx = call.build_transaction(
+            {
+                "from": sender.address,
+                "value": value,
+                "gas": gas,
+                "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+                "chainId": self.chain.chain_id,
+                "maxFeePerGas": 10**12,
+                "maxPriorityFeePerGas": 1,
+            }
+        )
         tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
         assert receipt["status"] == 1, f"{call.fn_name} failed on chain, the model expected it to pass"
@@ -108,22 +111,29 @@ class Env:
             self.chain.send(call, sender=sender, value=value)
         assert info.value.reason == reason
 
-    def open_native(self, deposit: int, payer: LocalAccount | None = None,
-                    payee: LocalAccount | None = None) -> tuple[int, TxReceipt]:
+    def open_native(
+        self, deposit: int, payer: LocalAccount | None = None, payee: LocalAccount | None = None
+    ) -> tuple[int, TxReceipt]:
         payer, payee = payer or self.payer, payee or self.payee
         receipt = self.send(self.channels.functions.open(payee.address, NATIVE, 0), payer, value=deposit)
         (event,) = self.events(receipt, "ChannelOpened")
         return int(event["channel_id"]), receipt
 
-    def open_token(self, token: Contract, amount: int, payer: LocalAccount | None = None,
-                   payee: LocalAccount | None = None) -> tuple[int, TxReceipt]:
+    def open_token(
+        self,
+        token: Contract,
+        amount: int,
+        payer: LocalAccount | None = None,
+        payee: LocalAccount | None = None,
+    ) -> tuple[int, TxReceipt]:
         payer, payee = payer or self.payer, payee or self.payee
         receipt = self.send(self.channels.functions.open(payee.address, token.address, amount), payer)
         (event,) = self.events(receipt, "ChannelOpened")
         return int(event["channel_id"]), receipt
 
-    def redeem(self, channel_id: int, cumulative: int, signature: bytes,
-               sender: LocalAccount | None = None) -> TxReceipt:
+    def redeem(
+        self, channel_id: int, cumulative: int, signature: bytes, sender: LocalAccount | None = None
+    ) -> TxReceipt:
         call = self.channels.functions.redeem(channel_id, cumulative, signature)
         return self.send(call, sender or self.relayer)
 

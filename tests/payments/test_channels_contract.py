@@ -12,7 +12,7 @@ import pytest
 from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from motet.errors import TransactionReverted
 from motet.payments.vouchers import (
@@ -61,7 +61,9 @@ def assert_solvent(env: Env) -> None:
 def test_native_lifecycle_moves_exact_amounts_and_logs_every_event(env: Env) -> None:
     channels, payer, payee = env.channels, env.payer, env.payee
     assert channels.functions.channel_count().call() == 0
-    assert channels.functions.open(payee.address, NATIVE, 0).call({"from": payer.address, "value": 1_000}) == 1
+    assert (
+        channels.functions.open(payee.address, NATIVE, 0).call({"from": payer.address, "value": 1_000}) == 1
+    )
 
     payer_before = env.balance(payer)
     channel_id, receipt = env.open_native(1_000)
@@ -128,8 +130,13 @@ def test_token_lifecycle_after_an_exact_approval(env: Env) -> None:
 
     channel_id, receipt = env.open_token(token, 4_000, payer=payer)
     assert env.events(receipt, "ChannelOpened") == [
-        {"channel_id": channel_id, "payer": payer.address, "payee": payee.address,
-         "token": token.address, "deposit": 4_000}
+        {
+            "channel_id": channel_id,
+            "payer": payer.address,
+            "payee": payee.address,
+            "token": token.address,
+            "deposit": 4_000,
+        }
     ]
     assert env.events(receipt, "Transfer", token) == [
         {"sender": payer.address, "receiver": channels.address, "value": 4_000}
@@ -140,14 +147,21 @@ def test_token_lifecycle_after_an_exact_approval(env: Env) -> None:
     assert env.owed(NATIVE) == 0
 
     receipt = env.send(channels.functions.topup(channel_id, 1_000), payer)
-    assert env.events(receipt, "ChannelToppedUp") == [{"channel_id": channel_id, "amount": 1_000, "deposit": 5_000}]
+    assert env.events(receipt, "ChannelToppedUp") == [
+        {"channel_id": channel_id, "amount": 1_000, "deposit": 5_000}
+    ]
     assert token.functions.allowance(payer.address, channels.address).call() == 0
     assert env.balance(channels, token) == env.owed(token) == 5_000
 
     receipt = env.redeem(channel_id, 1_250, env.sign(payer, channel_id, 1_250))
     assert env.events(receipt, "VoucherRedeemed") == [
-        {"channel_id": channel_id, "payee": payee.address, "cumulative_amount": 1_250, "paid": 1_250,
-         "redeemed": 1_250}
+        {
+            "channel_id": channel_id,
+            "payee": payee.address,
+            "cumulative_amount": 1_250,
+            "paid": 1_250,
+            "redeemed": 1_250,
+        }
     ]
     assert env.events(receipt, "Transfer", token) == [
         {"sender": channels.address, "receiver": payee.address, "value": 1_250}
@@ -158,7 +172,9 @@ def test_token_lifecycle_after_an_exact_approval(env: Env) -> None:
     env.send(channels.functions.close(channel_id), payer)
     env.chain.set_next_timestamp(env.channel(channel_id)[5])
     receipt = env.send(channels.functions.settle(channel_id), env.relayer)
-    assert env.events(receipt, "ChannelSettled") == [{"channel_id": channel_id, "redeemed": 1_250, "refunded": 3_750}]
+    assert env.events(receipt, "ChannelSettled") == [
+        {"channel_id": channel_id, "redeemed": 1_250, "refunded": 3_750}
+    ]
     assert env.balance(payer, token) == 10_000 - 1_250
     assert env.balance(payee, token) == 1_250
     assert env.balance(channels, token) == env.owed(token) == 0
@@ -206,7 +222,9 @@ def test_voucher_of_another_channel_is_rejected(env: Env) -> None:
 
 def test_voucher_for_another_contract_is_rejected(env: Env) -> None:
     here, _ = env.open_native(1_000)
-    receipt = env.send(env.other_channels.functions.open(env.payee.address, NATIVE, 0), env.payer, value=1_000)
+    receipt = env.send(
+        env.other_channels.functions.open(env.payee.address, NATIVE, 0), env.payer, value=1_000
+    )
     (opened,) = env.events(receipt, "ChannelOpened", env.other_channels)
     assert opened["channel_id"] == here == 1  # same id, same payer, same payee: only the contract differs
 
@@ -242,7 +260,9 @@ def test_voucher_after_settle_is_rejected(env: Env) -> None:
     env.chain.set_next_timestamp(env.channel(channel_id)[5])
     env.send(env.channels.functions.settle(channel_id), env.relayer)
     payee_before = env.balance(env.payee)
-    env.reverts("channels: channel is settled", env.channels.functions.redeem(channel_id, 600, late), env.relayer)
+    env.reverts(
+        "channels: channel is settled", env.channels.functions.redeem(channel_id, 600, late), env.relayer
+    )
     assert env.balance(env.payee) == payee_before
     assert env.channel(channel_id)[4] == 100
 
@@ -253,7 +273,9 @@ def test_same_voucher_twice_and_a_lower_one_are_rejected(env: Env) -> None:
     env.redeem(channel_id, 300, signature)
     payee_before = env.balance(env.payee)
     env.reverts(
-        "channels: voucher not above redeemed", env.channels.functions.redeem(channel_id, 300, signature), env.relayer
+        "channels: voucher not above redeemed",
+        env.channels.functions.redeem(channel_id, 300, signature),
+        env.relayer,
     )
     env.reverts(
         "channels: voucher not above redeemed",
@@ -317,7 +339,9 @@ def test_short_signatures_are_rejected(env: Env, funded: int, length: int) -> No
     # 64 bytes would be a valid EIP-2098 compact signature for snekmate; the contract insists on 65.
     signature = env.sign(env.payer, funded, 100)[:length]
     env.reverts(
-        "channels: signature is not 65 bytes", env.channels.functions.redeem(funded, 100, signature), env.relayer
+        "channels: signature is not 65 bytes",
+        env.channels.functions.redeem(funded, 100, signature),
+        env.relayer,
     )
     assert env.channel(funded)[4] == 0
 
@@ -427,14 +451,18 @@ def test_settle_at_or_after_the_deadline_refunds(env: Env, closing: tuple[int, i
     payer_before = env.balance(env.payer)
     receipt = env.send(env.channels.functions.settle(channel_id), env.relayer)
     assert env.block_timestamp(receipt) == deadline + offset
-    assert env.events(receipt, "ChannelSettled") == [{"channel_id": channel_id, "redeemed": 0, "refunded": 1_000}]
+    assert env.events(receipt, "ChannelSettled") == [
+        {"channel_id": channel_id, "redeemed": 0, "refunded": 1_000}
+    ]
     assert env.balance(env.payer) == payer_before + 1_000
     assert env.balance(env.channels.address) == env.owed() == 0
 
 
 def test_a_closing_channel_takes_no_topup_and_no_second_close(env: Env, closing: tuple[int, int]) -> None:
     channel_id, deadline = closing
-    env.reverts("channels: channel is closing", env.channels.functions.topup(channel_id, 0), env.payer, value=5)
+    env.reverts(
+        "channels: channel is closing", env.channels.functions.topup(channel_id, 0), env.payer, value=5
+    )
     env.reverts("channels: channel is closing", env.channels.functions.close(channel_id), env.payer)
     assert env.channel(channel_id)[3] == 1_000
     assert env.channel(channel_id)[5] == deadline
@@ -455,8 +483,13 @@ def test_voucher_above_deposit_pays_the_deposit_then_the_rest_after_topup(env: E
 
     receipt = env.redeem(channel_id, 5_000, high)
     assert env.events(receipt, "VoucherRedeemed") == [
-        {"channel_id": channel_id, "payee": env.payee.address, "cumulative_amount": 5_000, "paid": 1_000,
-         "redeemed": 1_000}
+        {
+            "channel_id": channel_id,
+            "payee": env.payee.address,
+            "cumulative_amount": 5_000,
+            "paid": 1_000,
+            "redeemed": 1_000,
+        }
     ]
     assert env.balance(env.payee) == payee_before + 1_000
     assert env.balance(env.channels.address) == env.owed() == 0
@@ -466,7 +499,9 @@ def test_voucher_above_deposit_pays_the_deposit_then_the_rest_after_topup(env: E
         env.channels.functions.redeem(channel_id, 6_000, env.sign(env.payer, channel_id, 6_000)),
         env.relayer,
     )
-    env.reverts("channels: deposit exhausted", env.channels.functions.redeem(channel_id, 5_000, high), env.relayer)
+    env.reverts(
+        "channels: deposit exhausted", env.channels.functions.redeem(channel_id, 5_000, high), env.relayer
+    )
 
     env.send(env.channels.functions.topup(channel_id, 0), env.payer, value=10_000)
     receipt = env.redeem(channel_id, 5_000, high)
@@ -474,8 +509,11 @@ def test_voucher_above_deposit_pays_the_deposit_then_the_rest_after_topup(env: E
     assert env.events(receipt, "VoucherRedeemed")[0]["redeemed"] == 5_000
     assert env.balance(env.payee) == payee_before + 5_000
     assert env.balance(env.channels.address) == env.owed() == 6_000
-    env.reverts("channels: voucher not above redeemed", env.channels.functions.redeem(channel_id, 5_000, high),
-                env.relayer)
+    env.reverts(
+        "channels: voucher not above redeemed",
+        env.channels.functions.redeem(channel_id, 5_000, high),
+        env.relayer,
+    )
 
 
 # -- batches -------------------------------------------------------------------------------------------
@@ -498,7 +536,10 @@ def test_redeem_many_pays_each_payee_exactly(env: Env) -> None:
     assert call.call({"from": env.relayer.address}) == 100 + 250 + 3_000 + 80
     receipt = env.send(call, env.relayer)
     assert [(e["channel_id"], e["paid"], e["redeemed"]) for e in env.events(receipt, "VoucherRedeemed")] == [
-        (a, 100, 100), (b, 250, 250), (c, 3_000, 3_000), (a, 80, 180)
+        (a, 100, 100),
+        (b, 250, 250),
+        (c, 3_000, 3_000),
+        (a, 80, 180),
     ]
     assert env.balance(env.payee) == payee_native + 180
     assert env.balance(env.payee2) == payee2_native + 250
@@ -602,7 +643,9 @@ def test_reentry_from_an_open_deposit_is_blocked(env: Env, reentrant_pair: tuple
     assert env.owed(env.reentrant) == 2_500
 
 
-def test_reentrant_settle_of_the_same_channel_is_blocked(env: Env, reentrant_pair: tuple[int, int, bytes]) -> None:
+def test_reentrant_settle_of_the_same_channel_is_blocked(
+    env: Env, reentrant_pair: tuple[int, int, bytes]
+) -> None:
     first, _, _ = reentrant_pair
     env.send(env.channels.functions.close(first), env.payer)
     env.chain.set_next_timestamp(env.channel(first)[5])
@@ -643,19 +686,26 @@ def test_no_return_value_token_still_reverts_on_a_failed_transfer(env: Env) -> N
 def test_false_returning_token_is_refused(env: Env) -> None:
     token, channels = env.false_return, env.channels
     env.send(token.functions.set_failing(True), env.stranger)
-    env.reverts("channels: token transfer failed", channels.functions.open(env.payee.address, token.address, 100),
-                env.payer)
+    env.reverts(
+        "channels: token transfer failed",
+        channels.functions.open(env.payee.address, token.address, 100),
+        env.payer,
+    )
     assert channels.functions.channel_count().call() == 0
 
     env.send(token.functions.set_failing(False), env.stranger)
     channel_id, _ = env.open_token(token, 1_000)
     env.send(token.functions.set_failing(True), env.stranger)
     signature = env.sign(env.payer, channel_id, 300)
-    env.reverts("channels: token transfer failed", channels.functions.redeem(channel_id, 300, signature), env.relayer)
+    env.reverts(
+        "channels: token transfer failed", channels.functions.redeem(channel_id, 300, signature), env.relayer
+    )
     env.reverts("channels: token transfer failed", channels.functions.topup(channel_id, 10), env.payer)
     env.send(channels.functions.close(channel_id), env.payer)
     env.chain.set_next_timestamp(env.channel(channel_id)[5] - 1)
-    env.reverts("channels: token transfer failed", channels.functions.redeem(channel_id, 300, signature), env.relayer)
+    env.reverts(
+        "channels: token transfer failed", channels.functions.redeem(channel_id, 300, signature), env.relayer
+    )
     env.chain.set_next_timestamp(env.channel(channel_id)[5])
     env.reverts("channels: token transfer failed", channels.functions.settle(channel_id), env.relayer)
     assert env.channel(channel_id)[3:] == (1_000, 0, env.channel(channel_id)[5], False)
@@ -675,7 +725,9 @@ def test_fee_on_transfer_token_is_booked_at_what_arrived(env: Env) -> None:
     assert env.balance(env.channels, token) == env.owed(token) == 9_900
 
     receipt = env.send(env.channels.functions.topup(channel_id, 1_000), env.payer)
-    assert env.events(receipt, "ChannelToppedUp") == [{"channel_id": channel_id, "amount": 990, "deposit": 10_890}]
+    assert env.events(receipt, "ChannelToppedUp") == [
+        {"channel_id": channel_id, "amount": 990, "deposit": 10_890}
+    ]
 
     env.redeem(channel_id, 20_000, env.sign(env.payer, channel_id, 20_000))
     assert env.channel(channel_id)[4] == 10_890
@@ -688,7 +740,9 @@ def test_fee_on_transfer_token_is_booked_at_what_arrived(env: Env) -> None:
 
 def test_voucher_typehash_matches_the_contract(env: Env) -> None:
     assert VOUCHER_TYPE == "Voucher(uint256 channelId,uint256 cumulativeAmount)"
-    assert env.channels.functions.VOUCHER_TYPEHASH().call() == VOUCHER_TYPEHASH == keccak(VOUCHER_TYPE.encode())
+    assert (
+        env.channels.functions.VOUCHER_TYPEHASH().call() == VOUCHER_TYPEHASH == keccak(VOUCHER_TYPE.encode())
+    )
 
 
 def test_domain_separator_matches_the_contract(env: Env) -> None:
@@ -698,7 +752,10 @@ def test_domain_separator_matches_the_contract(env: Env) -> None:
     assert env.domain().separator != env.domain(contract=env.other_channels).separator
     _, name, version, chain_id, verifying, _, _ = env.channels.functions.eip712Domain().call()
     assert (name, version, chain_id, verifying) == (
-        DOMAIN_NAME, DOMAIN_VERSION, env.chain.chain_id, env.channels.address
+        DOMAIN_NAME,
+        DOMAIN_VERSION,
+        env.chain.chain_id,
+        env.channels.address,
     )
 
 
@@ -723,7 +780,9 @@ def test_a_voucher_signed_by_eth_account_redeems(env: Env, funded: int) -> None:
 
 def test_only_the_payer_can_topup_or_close(env: Env, funded: int) -> None:
     for intruder in (env.payee, env.stranger):
-        env.reverts("channels: caller is not the payer", env.channels.functions.topup(funded, 0), intruder, value=5)
+        env.reverts(
+            "channels: caller is not the payer", env.channels.functions.topup(funded, 0), intruder, value=5
+        )
         env.reverts("channels: caller is not the payer", env.channels.functions.close(funded), intruder)
     assert env.channel(funded)[3] == 1_000
     assert env.channel(funded)[5] == 0
@@ -743,7 +802,9 @@ def test_unknown_channel_is_rejected_everywhere(env: Env, funded: int, channel_i
 def test_open_rejects_bad_parties_and_empty_deposits(env: Env) -> None:
     open_ = env.channels.functions.open
     env.reverts("channels: payee is the zero address", open_(NATIVE, NATIVE, 0), env.payer, value=10)
-    env.reverts("channels: payer and payee are the same", open_(env.payer.address, NATIVE, 0), env.payer, value=10)
+    env.reverts(
+        "channels: payer and payee are the same", open_(env.payer.address, NATIVE, 0), env.payer, value=10
+    )
     env.reverts("channels: deposit is zero", open_(env.payee.address, NATIVE, 1_000), env.payer)
     env.reverts("channels: deposit is zero", open_(env.payee.address, env.token.address, 0), env.payer)
     env.reverts(
@@ -770,18 +831,85 @@ def test_topup_rejects_empty_deposits_and_stray_native_value(env: Env, funded: i
     assert (env.channel(funded)[3], env.channel(token_channel)[3]) == (1_000, 100)
 
 
-def test_challenge_period_must_be_positive(env: Env) -> None:
+@pytest.mark.parametrize(
+    ("period", "reason"),
+    [
+        (0, "channels: challenge period is zero"),
+        (2**32, "channels: challenge period too long"),
+        (2**64, "channels: challenge period too long"),
+        (2**256 - 1, "channels: challenge period too long"),
+    ],
+)
+def test_challenge_period_must_be_positive_and_bounded(env: Env, period: int, reason: str) -> None:
     with pytest.raises(TransactionReverted) as info:
-        env.chain.deploy("PaymentChannels", 0)
-    assert info.value.reason == "channels: challenge period is zero"
+        env.chain.deploy("PaymentChannels", period)
+    assert info.value.reason == reason
+
+
+def test_longest_challenge_period_still_packs_into_the_channel(env: Env) -> None:
+    # closes_at lives in 64 bits next to the payee and the settled flag: the longest period allowed
+    # must neither spill into the flag nor wrap to an early deadline.
+    period = 2**32 - 1
+    contract = env.chain.deploy("PaymentChannels", period)
+    env.send(contract.functions.open(env.payee.address, NATIVE, 0), env.payer, value=1_000)
+    closed_at = env.pending_timestamp() + 10
+    env.chain.set_next_timestamp(closed_at)
+    receipt = env.send(contract.functions.close(1), env.payer)
+    assert env.events(receipt, "ChannelClosing", contract) == [
+        {"channel_id": 1, "closes_at": closed_at + period}
+    ]
+    assert tuple(contract.functions.channels(1).call()) == (
+        env.payer.address,
+        env.payee.address,
+        NATIVE,
+        1_000,
+        0,
+        closed_at + period,
+        False,
+    )
+    env.reverts("channels: challenge period not over", contract.functions.settle(1), env.relayer)
+
+
+def test_packed_fields_do_not_bleed_into_each_other(env: Env) -> None:
+    payee = to_checksum_address("0x" + "ff" * 20)  # every payee bit set, right below closes_at and settled
+    receipt = env.send(env.channels.functions.open(payee, NATIVE, 0), env.payer, value=1_000)
+    (opened,) = env.events(receipt, "ChannelOpened")
+    channel_id = opened["channel_id"]
+    assert opened["payee"] == payee
+    env.redeem(channel_id, 600, env.sign(env.payer, channel_id, 600))
+    assert env.balance(payee) == 600
+    env.send(env.channels.functions.close(channel_id), env.payer)
+    deadline = env.channel(channel_id)[5]
+    assert env.channel(channel_id) == (env.payer.address, payee, NATIVE, 1_000, 600, deadline, False)
+    env.chain.set_next_timestamp(deadline)
+    env.send(env.channels.functions.settle(channel_id), env.relayer)
+    assert env.channel(channel_id) == (env.payer.address, payee, NATIVE, 1_000, 600, deadline, True)
+
+
+def test_deposits_are_capped_at_128_bits(env: Env) -> None:
+    token, whale = env.token, env.stranger
+    cap = 2**128 - 1
+    env.send(token.functions.mint(whale.address, cap + 1), env.deployer)
+    env.send(token.functions.approve(env.channels.address, 2**256 - 1), whale)
+    env.reverts(
+        "channels: deposit too large",
+        env.channels.functions.open(env.payee.address, token.address, cap + 1),
+        whale,
+    )
+    channel_id, _ = env.open_token(token, cap, payer=whale)
+    env.reverts("channels: deposit too large", env.channels.functions.topup(channel_id, 1), whale)
+    assert env.channel(channel_id)[3:5] == (cap, 0)
+    receipt = env.redeem(channel_id, 2**256 - 1, env.sign(whale, channel_id, 2**256 - 1))
+    assert env.events(receipt, "VoucherRedeemed")[0]["paid"] == cap
+    assert env.channel(channel_id)[3:5] == (cap, cap)
+    assert env.balance(env.payee, token) == cap
+    assert env.balance(env.channels, token) == env.owed(token) == 0
 
 
 def test_contract_rejects_plain_native_transfers(env: Env) -> None:
     # Money only enters through open and topup, so the books cannot drift from the balance that way.
     with pytest.raises(Exception, match="revert"):
-        env.chain.w3.eth.estimate_gas(
-            {"from": env.stranger.address, "to": env.channels.address, "value": 1}
-        )
+        env.chain.w3.eth.estimate_gas({"from": env.stranger.address, "to": env.channels.address, "value": 1})
     assert env.balance(env.channels.address) == env.owed() == 0
 
 
@@ -795,12 +923,12 @@ def test_a_settled_channel_accepts_nothing(env: Env, closing: tuple[int, int]) -
     functions = env.channels.functions
     signature = env.sign(env.payer, channel_id, 10)
     env.reverts("channels: channel is settled", functions.redeem(channel_id, 10, signature), env.relayer)
-    env.reverts("channels: channel is settled", functions.redeem_many([(channel_id, 10, signature)]), env.relayer)
+    env.reverts(
+        "channels: channel is settled", functions.redeem_many([(channel_id, 10, signature)]), env.relayer
+    )
     env.reverts("channels: channel is settled", functions.topup(channel_id, 0), env.payer, value=5)
     env.reverts("channels: channel is settled", functions.close(channel_id), env.payer)
     env.reverts("channels: channel is settled", functions.settle(channel_id), env.relayer)
     env.reverts("channels: channel is settled", functions.settle(channel_id), env.payer)
-    assert env.channel(channel_id) == (
-        env.payer.address, env.payee.address, NATIVE, 1_000, 0, deadline, True
-    )
+    assert env.channel(channel_id) == (env.payer.address, env.payee.address, NATIVE, 1_000, 0, deadline, True)
     assert env.balance(env.channels.address) == env.owed() == 0

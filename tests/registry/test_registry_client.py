@@ -101,7 +101,15 @@ def test_capability_lists_reject_duplicates_counts_and_bare_strings() -> None:
         ("https://a.example", ["summarize"], -1, "invalid price -1"),
         ("https://a.example", ["summarize"], 2**256, "between 0 and 2**256 - 1"),
     ],
-    ids=["empty-uri", "uri-too-long", "no-capabilities", "duplicate", "bad-name", "negative-price", "huge-price"],
+    ids=[
+        "empty-uri",
+        "uri-too-long",
+        "no-capabilities",
+        "duplicate",
+        "bad-name",
+        "negative-price",
+        "huge-price",
+    ],
 )
 def test_register_rejects_bad_input_before_sending(
     registry_chain: Chain, registry: Registry, uri: str, capabilities: list[str], price: int, match: str
@@ -133,18 +141,34 @@ def test_the_longest_uri_registers(registry: Registry) -> None:
 def test_register_and_get(registry_chain: Chain, registry: Registry) -> None:
     owner, payout, token = registry_chain.accounts[1], registry_chain.accounts[2], registry_chain.accounts[3]
     agent_id = registry.register(
-        "https://a.example/x.json", ["text.summarize", "translate"], 250, payout=payout.address,
-        token=token.address, stake=7, owner=owner,
+        "https://a.example/x.json",
+        ["text.summarize", "translate"],
+        250,
+        payout=payout.address,
+        token=token.address,
+        stake=7,
+        owner=owner,
     )
     assert registry.get(agent_id) == AgentRecord(
-        agent_id=1, owner=owner.address, payout=payout.address, token=token.address, price=250, stake=7,
-        unbonding=0, unbonding_until=0, active=True, agent_uri="https://a.example/x.json",
+        agent_id=1,
+        owner=owner.address,
+        payout=payout.address,
+        token=token.address,
+        price=250,
+        stake=7,
+        unbonding=0,
+        unbonding_until=0,
+        active=True,
+        agent_uri="https://a.example/x.json",
         capability_hashes=(capability_hash("text.summarize"), capability_hash("translate")),
     )
     # Defaults: payout is the owner (the registry's default account), the price is in the native coin.
     second = registry.get(registry.register("https://a.example/y.json", ["summarize"], 1))
     assert (second.agent_id, second.owner, second.payout, second.token) == (
-        2, registry.owner.address, registry.owner.address, None
+        2,
+        registry.owner.address,
+        registry.owner.address,
+        None,
     )
 
 
@@ -166,8 +190,10 @@ def test_an_unknown_agent_id_names_the_valid_range(registry: Registry) -> None:
 def test_a_stranger_gets_not_agent_owner_naming_the_owner(registry_chain: Chain, registry: Registry) -> None:
     agent_id = registry.register("https://a.example", ["summarize"], 1)
     stranger = registry_chain.accounts[5]
-    with pytest.raises(NotAgentOwner, match=f"{stranger.address} cannot manage agent 1: it is owned by "
-                       f"{registry.owner.address}") as caught:
+    with pytest.raises(
+        NotAgentOwner,
+        match=f"{stranger.address} cannot manage agent 1: it is owned by {registry.owner.address}",
+    ) as caught:
         registry.deactivate(agent_id, owner=stranger)
     assert isinstance(caught.value.__cause__, TransactionReverted)
     assert registry.get(agent_id).active is True
@@ -179,7 +205,10 @@ def test_stake_lifecycle(registry_chain: Chain, registry: Registry) -> None:
     until = registry.request_unstake(agent_id, ETH)
     record = registry.get(agent_id)
     assert (record.stake, record.unbonding, record.bonded_stake, record.unbonding_until) == (
-        3 * ETH, ETH, 2 * ETH, until
+        3 * ETH,
+        ETH,
+        2 * ETH,
+        until,
     )
     with pytest.raises(TransactionReverted, match="registry: stake is still unbonding"):
         registry.withdraw_stake(agent_id)
@@ -263,7 +292,9 @@ def test_deactivate_hides_from_search(registry: Registry, three_agents: tuple[in
     assert ids(registry.search("summarize")) == [staked, cheap, dear]
 
 
-def test_update_replaces_capabilities_in_search(registry: Registry, three_agents: tuple[int, int, int]) -> None:
+def test_update_replaces_capabilities_in_search(
+    registry: Registry, three_agents: tuple[int, int, int]
+) -> None:
     cheap, staked, dear = three_agents
     assert ids(registry.search("summarize")) == [staked, cheap, dear]
     registry.update(cheap, capabilities=["text.translate"], price=5)
@@ -302,9 +333,7 @@ def test_search_follows_nft_transfers(registry_chain: Chain, registry: Registry)
 # -- the index ------------------------------------------------------------------------------------------
 
 
-def test_sync_is_incremental_across_registries_on_one_file(
-    registry_chain: Chain, index_file: Path
-) -> None:
+def test_sync_is_incremental_across_registries_on_one_file(registry_chain: Chain, index_file: Path) -> None:
     with Registry(registry_chain, index_path=index_file) as first:
         first.register("https://a.example", ["summarize", "translate"], 1, stake=3)
         # Transfer (mint) + AgentRegistered + 2 CapabilityAdded + StakeChanged
@@ -375,8 +404,10 @@ def test_a_rolled_back_chain_rebuilds_the_index(registry_chain: Chain, registry:
 
 
 def test_two_writers_on_one_index_never_apply_a_block_twice(registry_chain: Chain, index_file: Path) -> None:
-    with Registry(registry_chain, index_path=index_file) as first, \
-            Registry(registry_chain, index_path=index_file) as second:
+    with (
+        Registry(registry_chain, index_path=index_file) as first,
+        Registry(registry_chain, index_path=index_file) as second,
+    ):
         first.register("https://a.example", ["summarize", "translate"], 1)
         applied = first.sync()
         assert applied == 4

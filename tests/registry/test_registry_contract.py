@@ -63,14 +63,23 @@ def test_register_emits_registered_and_one_capability_added_per_hash_as_topic(
 ) -> None:
     owner, payout = registry_chain.accounts[1], registry_chain.accounts[2]
     agent_id, receipt = register(
-        registry_chain, registry_contract, owner, payout=payout.address, price=7,
-        capabilities=[SUMMARIZE, TRANSLATE], stake=5,
+        registry_chain,
+        registry_contract,
+        owner,
+        payout=payout.address,
+        price=7,
+        capabilities=[SUMMARIZE, TRANSLATE],
+        stake=5,
     )
 
     assert agent_id == 1
     (registered,) = registry_contract.events.AgentRegistered().process_receipt(receipt, errors=DISCARD)
     assert dict(registered["args"]) == {
-        "agent_id": 1, "owner": owner.address, "payout": payout.address, "token": ZERO, "price": 7,
+        "agent_id": 1,
+        "owner": owner.address,
+        "payout": payout.address,
+        "token": ZERO,
+        "price": 7,
         "agent_uri": URI,
     }
     added_topic = bytes(Web3.keccak(text="CapabilityAdded(uint256,bytes32)"))
@@ -92,8 +101,13 @@ def test_register_records_the_agent_and_its_identity(
     owner = registry_chain.accounts[1]
     first, _ = register(registry_chain, registry_contract, owner, uri="https://a.example/1.json")
     second, _ = register(
-        registry_chain, registry_contract, owner, uri="https://a.example/2.json", price=9,
-        capabilities=[TRANSLATE, CLASSIFY], stake=11,
+        registry_chain,
+        registry_contract,
+        owner,
+        uri="https://a.example/2.json",
+        price=9,
+        capabilities=[TRANSLATE, CLASSIFY],
+        stake=11,
     )
     fns = registry_contract.functions
 
@@ -125,7 +139,14 @@ def test_register_accepts_a_uri_of_exactly_the_maximum_length(
         ({"capabilities": [SUMMARIZE, TRANSLATE, CLASSIFY, SUMMARIZE]}, "registry: duplicate capability"),
         ({"capabilities": [SUMMARIZE, b"\x00" * 32]}, "registry: empty capability hash"),
     ],
-    ids=["empty-uri", "zero-payout", "no-capabilities", "adjacent-duplicate", "distant-duplicate", "empty-hash"],
+    ids=[
+        "empty-uri",
+        "zero-payout",
+        "no-capabilities",
+        "adjacent-duplicate",
+        "distant-duplicate",
+        "empty-hash",
+    ],
 )
 def test_register_rejects_bad_input(
     registry_chain: Chain, registry_contract: Contract, overrides: dict[str, Any], reason: str
@@ -183,15 +204,21 @@ def test_nft_transfer_moves_control_of_the_agent(registry_chain: Chain, registry
     registry_chain.send(fns.transferFrom(old.address, new.address, agent_id), sender=old)
 
     assert fns.ownerOf(agent_id).call() == new.address
-    registry_chain.send(fns.update(agent_id, "https://new.example", new.address, ZERO, 3, [TRANSLATE]), sender=new)
+    registry_chain.send(
+        fns.update(agent_id, "https://new.example", new.address, ZERO, 3, [TRANSLATE]), sender=new
+    )
     assert fns.tokenURI(agent_id).call() == "https://new.example"
     reverts(
-        registry_chain, fns.update(agent_id, URI, old.address, ZERO, 1, [SUMMARIZE]), old,
+        registry_chain,
+        fns.update(agent_id, URI, old.address, ZERO, 1, [SUMMARIZE]),
+        old,
         "registry: caller is not the agent owner",
     )
 
 
-def test_an_approved_operator_can_manage_the_agent(registry_chain: Chain, registry_contract: Contract) -> None:
+def test_an_approved_operator_can_manage_the_agent(
+    registry_chain: Chain, registry_contract: Contract
+) -> None:
     owner, operator = registry_chain.accounts[1], registry_chain.accounts[2]
     agent_id, _ = register(registry_chain, registry_contract, owner)
     fns = registry_contract.functions
@@ -225,10 +252,18 @@ def test_update_checks_its_input_like_register(registry_chain: Chain, registry_c
     owner = registry_chain.accounts[1]
     agent_id, _ = register(registry_chain, registry_contract, owner)
     fns = registry_contract.functions
-    reverts(registry_chain, fns.update(agent_id, "", owner.address, ZERO, 1, [SUMMARIZE]), owner,
-            "registry: agent URI is empty")
-    reverts(registry_chain, fns.update(agent_id, URI, owner.address, ZERO, 1, [TRANSLATE, TRANSLATE]), owner,
-            "registry: duplicate capability")
+    reverts(
+        registry_chain,
+        fns.update(agent_id, "", owner.address, ZERO, 1, [SUMMARIZE]),
+        owner,
+        "registry: agent URI is empty",
+    )
+    reverts(
+        registry_chain,
+        fns.update(agent_id, URI, owner.address, ZERO, 1, [TRANSLATE, TRANSLATE]),
+        owner,
+        "registry: duplicate capability",
+    )
 
 
 def test_set_active_toggles_and_rejects_a_repeat(registry_chain: Chain, registry_contract: Contract) -> None:
@@ -265,7 +300,9 @@ def test_request_unstake_bounds(registry_chain: Chain, registry_contract: Contra
     fns = registry_contract.functions
 
     reverts(registry_chain, fns.request_unstake(agent_id, 0), owner, "registry: unstake amount is zero")
-    reverts(registry_chain, fns.request_unstake(agent_id, 11), owner, "registry: unstake exceeds bonded stake")
+    reverts(
+        registry_chain, fns.request_unstake(agent_id, 11), owner, "registry: unstake exceeds bonded stake"
+    )
     registry_chain.send(fns.request_unstake(agent_id, 6), sender=owner)
     # 4 stays bonded: a second request may take those 4 and no more.
     reverts(registry_chain, fns.request_unstake(agent_id, 5), owner, "registry: unstake exceeds bonded stake")
@@ -276,8 +313,12 @@ def test_request_unstake_bounds(registry_chain: Chain, registry_contract: Contra
 def test_withdraw_needs_something_unbonding(registry_chain: Chain, registry_contract: Contract) -> None:
     owner = registry_chain.accounts[1]
     agent_id, _ = register(registry_chain, registry_contract, owner, stake=10)
-    reverts(registry_chain, registry_contract.functions.withdraw_stake(agent_id), owner,
-            "registry: nothing is unbonding")
+    reverts(
+        registry_chain,
+        registry_contract.functions.withdraw_stake(agent_id),
+        owner,
+        "registry: nothing is unbonding",
+    )
 
 
 def test_withdraw_waits_for_the_unbonding_delay_and_pays_exactly_the_unbonded_amount(
@@ -328,7 +369,10 @@ def test_withdraw_by_an_operator_pays_the_owner(registry_chain: Chain, registry_
     registry_chain.send(fns.setApprovalForAll(operator.address, True), sender=owner)
     registry_chain.send(fns.request_unstake(agent_id, 600), sender=operator)
     registry_chain.set_next_timestamp(list(fns.agents(agent_id).call())[5])
-    owner_before, operator_before = registry_chain.balance(owner.address), registry_chain.balance(operator.address)
+    owner_before, operator_before = (
+        registry_chain.balance(owner.address),
+        registry_chain.balance(operator.address),
+    )
 
     receipt = registry_chain.send(fns.withdraw_stake(agent_id), sender=operator)
 

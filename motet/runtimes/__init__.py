@@ -1,0 +1,42 @@
+"""Runtimes: models behind one async interface, `Runtime`, with usage, finish reason and model reference.
+
+`LlamaCppRuntime` runs a GGUF model in-process with llama.cpp (the bundled SmolLM2-135M-Instruct by
+default); `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
+
+Example:
+    >>> import asyncio
+    >>> runtime = LlamaCppRuntime()
+    >>> done = asyncio.run(runtime.complete("Name one colour.", max_tokens=8, seed=1))
+    >>> done.finish_reason in ("stop", "length")
+    True
+"""
+
+from motet.runtimes._protocol import (
+    Completion,
+    FinishReason,
+    Message,
+    Messages,
+    ModelRef,
+    Role,
+    Runtime,
+    Schema,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from motet.runtimes.llama_cpp import LlamaCppRuntime
+
+__all__ = [
+    "Completion",
+    "FinishReason",
+    "LlamaCppRuntime",
+    "Message",
+    "Messages",
+    "ModelRef",
+    "Role",
+    "Runtime",
+    "Schema",
+    "StreamEvent",
+    "TextDelta",
+    "Usage",
+]
