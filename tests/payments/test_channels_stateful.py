@@ -28,7 +28,6 @@ from hypothesis.stateful import (
 if TYPE_CHECKING:
     from conftest import Env
     from eth_account.signers.local import LocalAccount
-    from web3.contract import Contract
 
 MAX_CHANNELS = 4
 SETTLED = "channels: channel is settled"
@@ -83,12 +82,8 @@ class Expected:
         )
 
 
-def redeem_outcome(
-    channel: Expected | None, cumulative: int, now: int, forged: bool
-) -> tuple[str | None, int]:
+def redeem_outcome(channel: Expected, cumulative: int, now: int, forged: bool) -> tuple[str | None, int]:
     """The revert string, or None and the amount paid: the contract's checks, in its order."""
-    if channel is None:
-        return "channels: unknown channel", 0
     if channel.settled:
         return SETTLED, 0
     if channel.closes_at and now >= channel.closes_at:
@@ -151,14 +146,9 @@ class ChannelsMachine(RuleBasedStateMachine):
             return self.env.balance(account)
         return self.env.balance(account, self.env.token)
 
-    def _token(self, asset: str) -> Contract | None:
-        return None if asset == self.env.native else self.env.token
-
-    def _voucher(self, channel_id: int, channel: Expected | None, cumulative: int, forge: bool) -> bytes:
-        signer = self.payees[0] if forge or channel is None else channel.payer
-        if channel is not None and forge and signer.address == channel.payer.address:
-            signer = self.relayer
-        return self.env.sign(signer, channel_id, cumulative)
+    def _voucher(self, channel_id: int, channel: Expected, cumulative: int, forge: bool) -> bytes:
+        """The payer's signature, or a forgery by the relayer (who is never a payer)."""
+        return self.env.sign(self.relayer if forge else channel.payer, channel_id, cumulative)
 
     # -- rules -----------------------------------------------------------------------------------------
 
@@ -277,9 +267,9 @@ class ChannelsMachine(RuleBasedStateMachine):
         env = self.env
         now = self._now()
         trial = {i: replace(c) for i, c in self.model.items()}  # all or nothing: simulate on a copy
-        # Batch the channels that can still pay (any channel when none can), so that most batches pass.
         batch, paid, reason = [], [], None
         for index, kind, delta, forge in picks:
+            # Batch the channels that can still pay (any channel when none can), so most batches pass.
             live = [
                 i
                 for i, c in sorted(trial.items())
