@@ -47,6 +47,9 @@ Wei = NewType("Wei", int)
 
 ChainKind = Literal["embedded", "anvil", "rpc"]
 
+NATIVE_TOKEN = "0x" + "00" * 20
+"""How motet's contracts name the native coin where an ERC-20 address is expected."""
+
 _ANVIL_RELATIVE = Path("tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 _ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 

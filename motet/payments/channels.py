@@ -22,7 +22,7 @@ from typing import Any, NewType
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from motet.chain import Chain
+from motet.chain import NATIVE_TOKEN, Chain
 from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
 from motet.payments.ledger import Ledger
 from motet.payments.vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
@@ -30,7 +30,6 @@ from motet.payments.vouchers import ChannelDomain, Voucher, VoucherSigner, Vouch
 Amount = NewType("Amount", int)
 """An amount in the smallest unit of a channel's asset (wei for the native coin)."""
 
-NATIVE = "0x" + "00" * 20
 MAX_BATCH = 256  # PaymentChannels.MAX_BATCH
 
 _ERC20_ABI: list[dict[str, Any]] = [
@@ -135,7 +134,7 @@ class ChannelClient:
         """Open a channel to `payee` with `deposit` in the native coin, or in the ERC-20 `token`."""
         payee = Web3.to_checksum_address(payee)
         if token is None:
-            call = self.contract.functions.open(payee, NATIVE, 0)
+            call = self.contract.functions.open(payee, NATIVE_TOKEN, 0)
             receipt = self.chain.send(call, sender=self.account, value=deposit, action="opening a channel")
         else:
             self._approve(token, deposit)

@@ -8,6 +8,7 @@ Example:
     1000000000000000000
 """
 
+from motet.chain import NATIVE_TOKEN
 from motet.registry._capabilities import (
     MAX_CAPABILITIES,
     MAX_CAPABILITY_NAME,
@@ -15,7 +16,7 @@ from motet.registry._capabilities import (
     capability_hashes,
     validate_capability_name,
 )
-from motet.registry._client import MAX_URI_BYTES, NATIVE_TOKEN, Registry
+from motet.registry._client import MAX_URI_BYTES, Registry
 from motet.registry._record import AgentRecord
 
 __all__ = [

@@ -28,7 +28,7 @@ from web3.exceptions import BlockNotFound
 from web3.logs import DISCARD
 from web3.types import LogReceipt, TxReceipt
 
-from motet.chain import Chain
+from motet.chain import NATIVE_TOKEN, Chain
 from motet.errors import AgentNotFound, InvalidRegistryArgument, NotAgentOwner, TransactionReverted
 from motet.registry._capabilities import capability_hash, capability_hashes
 from motet.registry._index import AgentIndex, RegistryEvent
@@ -40,7 +40,6 @@ MAX_URI_BYTES = 8192
 SYNC_CHUNK_BLOCKS = 2_000
 """Blocks per `eth_getLogs` request: small enough for public RPC limits, large enough to catch up fast."""
 
-NATIVE_TOKEN = "0x" + "00" * 20
 """The token address the contract uses for "priced in the native coin"."""
 
 _UINT256_MAX = 2**256 - 1
