@@ -23,7 +23,13 @@
         │                                                      model's package is not installed
         ├── ContextOverflow             (also ValueError)      prompt + max_tokens exceed the context window
         ├── InvalidSchema               (also ValueError)      a schema the runtime cannot constrain output with
-        └── InvalidModelOutput          (also ValueError)      output that should be JSON did not parse or validate
+        ├── InvalidModelOutput          (also ValueError)      output that should be JSON did not parse or validate
+        └── EndpointError                                      an OpenAI-compatible endpoint failed the call
+            ├── EndpointUnreachable     (also ConnectionError) nothing answers at the base URL
+            ├── EndpointTimeout         (also TimeoutError)    no headers, a silent stream, or the call's deadline
+            ├── EndpointLimitExceeded                          more bytes or tokens than the runtime accepts
+            ├── EndpointHTTPError                              an HTTP error status (bad key, unknown model, 5xx)
+            └── EndpointProtocolError                          a body that is not an OpenAI chat completion
 
 Each error carries the offending value and its message says what to do.
 """
@@ -228,3 +234,66 @@ class InvalidModelOutput(ModelRuntimeError, ValueError):
         super().__init__(f"model output {shown!r} is not valid: {problem}")
         self.text = text
         self.problem = problem
+
+
+class EndpointError(ModelRuntimeError):
+    """An OpenAI-compatible endpoint did not deliver a usable answer; `endpoint` is its base URL."""
+
+    def __init__(self, endpoint: str, problem: str) -> None:
+        super().__init__(f"endpoint {endpoint}: {problem}")
+        self.endpoint = endpoint
+        self.problem = problem
+
+
+class EndpointUnreachable(EndpointError, ConnectionError):
+    """Nothing answers at the endpoint's base URL (refused, DNS, TLS)."""
+
+
+class EndpointTimeout(EndpointError, TimeoutError):
+    """The endpoint sent no response headers, fell silent mid-stream, or overran the whole call's deadline.
+
+    `phase` is `"headers"`, `"stream"` or `"call"`; `seconds` is the bound that was exceeded.
+    """
+
+    def __init__(self, endpoint: str, phase: str, seconds: float) -> None:
+        what = {
+            "headers": f"sent no response within {seconds:g} s (idle_timeout)",
+            "stream": f"sent nothing for {seconds:g} s in the middle of its answer (idle_timeout)",
+            "call": f"did not finish its answer within {seconds:g} s (timeout)",
+        }[phase]
+        super().__init__(endpoint, f"{what}; raise the bound or use another endpoint")
+        self.phase = phase
+        self.seconds = seconds
+
+
+class EndpointLimitExceeded(EndpointError):
+    """The endpoint sent more than the runtime accepts: `limit` is `"max_response_bytes"` or `"max_tokens"`."""
+
+    def __init__(self, endpoint: str, limit: str, bound: int, unit: str) -> None:
+        super().__init__(
+            endpoint,
+            f"sent more than {limit}={bound:,} {unit}; the answer was dropped "
+            f"(a misbehaving endpoint, or raise {limit})",
+        )
+        self.limit = limit
+        self.bound = bound
+
+
+class EndpointHTTPError(EndpointError):
+    """The endpoint answered with an HTTP error status; `status` is the code, `detail` its message."""
+
+    def __init__(self, endpoint: str, status: int, detail: str) -> None:
+        hint = {
+            401: "check the API key (MOTET_ENDPOINT_API_KEY or the preset's variable)",
+            403: "check the API key and that it may use this model",
+            404: "check the base URL (it usually ends in /v1) and the model name",
+            429: "the endpoint is rate limiting: wait, or use another endpoint",
+        }.get(status, "the endpoint refused or failed the call")
+        shown = detail if len(detail) <= 200 else detail[:197] + "..."
+        super().__init__(endpoint, f"HTTP {status}: {shown} ({hint})")
+        self.status = status
+        self.detail = detail
+
+
+class EndpointProtocolError(EndpointError):
+    """The endpoint's body is not an OpenAI chat completion: not JSON, or JSON of the wrong shape."""

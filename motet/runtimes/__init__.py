@@ -1,7 +1,8 @@
 """Runtimes: models behind one async interface, `Runtime`, with usage, finish reason and model reference.
 
 `LlamaCppRuntime` runs a GGUF model in-process with llama.cpp (the bundled SmolLM2-135M-Instruct by
-default); `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
+default); `OpenAIEndpointRuntime` calls any OpenAI-compatible endpoint (DePIN providers, vLLM,
+`llama_cpp.server`) through litellm with hard bounds; `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
 
 Example:
     >>> import asyncio
@@ -25,14 +26,18 @@ from motet.runtimes._protocol import (
     Usage,
 )
 from motet.runtimes.llama_cpp import LlamaCppRuntime
+from motet.runtimes.openai_endpoint import PRESETS, EndpointPreset, OpenAIEndpointRuntime
 
 __all__ = [
+    "PRESETS",
     "Completion",
+    "EndpointPreset",
     "FinishReason",
     "LlamaCppRuntime",
     "Message",
     "Messages",
     "ModelRef",
+    "OpenAIEndpointRuntime",
     "Role",
     "Runtime",
     "Schema",

@@ -81,6 +81,8 @@ class Usage:
 
     prompt_tokens: int
     completion_tokens: int
+    estimated: bool = False
+    """True when the runtime could not count exactly (a stream from an endpoint that sends no usage)."""
 
     @property
     def total_tokens(self) -> int:
@@ -98,17 +100,21 @@ class ModelRef:
     """
 
     runtime: str
-    """The engine: `llama.cpp`, or `test` for the doubles in `motet.runtimes.testing`."""
+    """The engine: `llama.cpp`, `openai-endpoint`, or `test` for the doubles in `motet.runtimes.testing`."""
     runtime_version: str
     model: str
     sha256: str
-    """Hex sha256 of the weights file (for llama.cpp, the GGUF file)."""
+    """Hex sha256 of the weights file (for llama.cpp, the GGUF file); `unknown` when an endpoint does not
+    say, since a remote endpoint's weights cannot be checked."""
     quantization: str
     """`Q4_1`, `Q4_K_M`, `F16`…, or `unknown`."""
+    endpoint: str = ""
+    """The base URL that served the call, for a remote runtime; empty for an in-process model."""
 
     def __str__(self) -> str:
+        where = f" at {self.endpoint}" if self.endpoint else ""
         return (
-            f"{self.model} {self.quantization} ({self.runtime} {self.runtime_version}, "
+            f"{self.model} {self.quantization} ({self.runtime} {self.runtime_version}{where}, "
             f"sha256 {self.sha256[:12]}…)"
         )
 

@@ -1,9 +1,8 @@
 """Output schemas: what callers pass as `schema=`, made into a JSON Schema plus a parser for the output.
 
 A pydantic model class is converted with `model_json_schema()` and the output is validated against the
-model. A JSON Schema dict is trusted to the runtime's constrained generation (llama.cpp turns it into a
-grammar, so the output follows it token by token); its output is checked to be JSON, not re-validated,
-because no JSON Schema validator is a dependency.
+model. A JSON Schema dict is checked to be a valid schema up front and the output is validated against it
+with `jsonschema`: llama.cpp's grammar follows a schema token by token, but a remote endpoint may ignore it.
 """
 
 from __future__ import annotations
@@ -11,8 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import jsonschema
+import jsonschema.exceptions
+import jsonschema.protocols
+import jsonschema.validators
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
 
 from motet.errors import InvalidModelOutput, InvalidSchema
@@ -34,6 +37,7 @@ class OutputSchema:
     """The schema as compact JSON text: what grammars are built and cached from."""
     model: type[BaseModel] | None = None
     _adapter: TypeAdapter[Any] | None = field(default=None, repr=False, compare=False)
+    _validator: jsonschema.protocols.Validator | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, schema: Schema | None) -> OutputSchema | None:
@@ -46,7 +50,14 @@ class OutputSchema:
         if not isinstance(schema, Mapping):
             raise InvalidSchema(schema, "pass a JSON Schema dict or a pydantic model class")
         key = _canonical(schema, schema)
-        return cls(json.loads(key), key)
+        json_schema = json.loads(key)
+        validator = _validator_class(json_schema)
+        try:
+            validator.check_schema(json_schema)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(part) for part in exc.path) or "the top level"
+            raise InvalidSchema(schema, f"not a valid JSON Schema at {where}: {exc.message}") from exc
+        return cls(json_schema, key, _validator=validator(json_schema))
 
     def parse(self, text: str, finish_reason: FinishReason) -> JsonValue:
         """The JSON value of `text`, validated against the pydantic model when there is one."""
@@ -63,7 +74,16 @@ class OutputSchema:
                 where = ".".join(str(part) for part in error["loc"]) or "the value"
                 problem = f"does not match {self.model.__name__}: {where}: {error['msg']}{cut}"
                 raise InvalidModelOutput(text, problem) from exc
+        elif self._validator is not None:
+            error = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+            if error is not None:
+                where = ".".join(str(part) for part in error.absolute_path) or "the value"
+                raise InvalidModelOutput(text, f"does not match the schema: {where}: {error.message}{cut}")
         return value
+
+
+def _validator_class(schema: dict[str, Any]) -> type[jsonschema.protocols.Validator]:
+    return cast(type["jsonschema.protocols.Validator"], jsonschema.validators.validator_for(schema))
 
 
 def _canonical(schema: Mapping[str, Any], shown: object) -> str:

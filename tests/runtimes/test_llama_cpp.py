@@ -95,7 +95,7 @@ class TestGemma3Conformance(RuntimeConformance):
     """The second bundled model: no chat template in its GGUF, so a named chat format and estimated counts."""
 
     schema_max_tokens = 160  # at 270M it repeats itself inside JSON strings
-    stream_counts_prompt_exactly = False
+    stream_prompt_tokens = "at_least"
 
     @pytest.fixture
     def runtime(self, gemma3_runtime: LlamaCppRuntime) -> LlamaCppRuntime:
@@ -193,7 +193,11 @@ async def test_schema_output_cut_off_by_max_tokens_is_invalid(llama_runtime: Lla
 async def test_schema_llama_cpp_cannot_follow_is_invalid(
     llama_runtime: LlamaCppRuntime, generations: list[dict[str, Any]]
 ) -> None:
+    # A valid JSON Schema that llama.cpp's converter does not support.
     with pytest.raises(InvalidSchema, match="cannot make a grammar"):
+        await llama_runtime.complete("?", max_tokens=4, schema={"not": {"type": "string"}})
+    # Not a JSON Schema at all: refused before anything is queued.
+    with pytest.raises(InvalidSchema, match="not a valid JSON Schema at type"):
         await llama_runtime.complete("?", max_tokens=4, schema={"type": "nonsense"})
     assert generations == []
 
