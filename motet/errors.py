@@ -17,7 +17,14 @@
     │   ├── ChannelNotFound             (also LookupError)
     │   ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
     │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
-    │   └── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
+    │   ├── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
+    │   ├── InvalidReceipt              (also ValueError)      a receipt not signed by the agent, or altered
+    │   └── PaymentRequired                                    an agent answered 402: `.requirements` says why
+    ├── AgentError
+    │   ├── InvalidAgentCard            (also ValueError)      a card or capability breaks the schema or a limit
+    │   ├── UnknownCapability           (also LookupError)     the agent has no capability of that name
+    │   ├── InvalidAgentInput           (also ValueError)      input that fails the capability's schema
+    │   └── AgentCallFailed                                    the agent could not be reached or did not answer
     └── ModelRuntimeError
         ├── ModelNotFound               (also LookupError)     no loadable GGUF at the path, or a bundled
         │                                                      model's package is not installed
@@ -185,6 +192,63 @@ class VoucherNotAboveHighest(PaymentError, ValueError):
         self.channel_id = channel_id
         self.requested = requested
         self.highest = highest
+
+
+class InvalidReceipt(PaymentError, ValueError):
+    """A receipt is malformed, altered, or not signed by the agent that should have signed it."""
+
+
+class PaymentRequired(PaymentError):
+    """An agent answered `402 Payment Required`; `requirements` is its x402-style body."""
+
+    def __init__(self, agent: str, reason: str, requirements: dict[str, object]) -> None:
+        super().__init__(f"agent {agent} requires payment: {reason}")
+        self.agent = agent
+        self.reason = reason
+        self.requirements = requirements
+
+
+class AgentError(MotetError):
+    """Something went wrong defining, describing or calling an agent."""
+
+
+class InvalidAgentCard(AgentError, ValueError):
+    """An agent card (registration file) or capability breaks the schema or a size limit; `field` names where."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid agent card: {field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UnknownCapability(AgentError, LookupError):
+    """The agent has no capability of that name."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(f"no capability {name!r} on this agent: it has {sorted(available)}")
+        self.name = name
+        self.available = available
+
+
+class InvalidAgentInput(AgentError, ValueError):
+    """Input that fails a capability's schema or size limit; `field` is the dotted path of the first problem."""
+
+    def __init__(self, capability: str, field: str, problem: str) -> None:
+        super().__init__(f"invalid input for {capability!r}: {field}: {problem}")
+        self.capability = capability
+        self.field = field
+        self.problem = problem
+
+
+class AgentCallFailed(AgentError):
+    """An agent could not be reached, failed, or sent an answer that is not valid; `status` is the HTTP code
+    when there was one."""
+
+    def __init__(self, agent: str, problem: str, status: int | None = None) -> None:
+        super().__init__(f"call to agent {agent} failed: {problem}")
+        self.agent = agent
+        self.problem = problem
+        self.status = status
 
 
 class ModelRuntimeError(MotetError):

