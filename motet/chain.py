@@ -277,6 +277,22 @@ class Chain:
         self._contracts[name] = deployed
         return deployed
 
+    def use(self, name: str, address: str) -> Contract:
+        """Use motet's contract `name` already deployed at `address` (say, the channels contract an agent's
+        402 names), after checking that the code there is that contract; later `contract(name)` returns it."""
+        artifact = compile_contract(name, self.settings.cache_dir)
+        try:
+            checksum = Web3.to_checksum_address(address)
+        except ValueError as exc:
+            raise ChainError(f"{address!r} is not a contract address") from exc
+        if not bytes(self.w3.eth.get_code(checksum)).startswith(artifact.runtime_bytecode):
+            raise ChainError(
+                f"the code at {checksum} is not motet's {name} contract (version {artifact.source_hash[:8]})"
+            )
+        found = self.w3.eth.contract(address=checksum, abi=artifact.abi)
+        self._contracts[name] = found
+        return found
+
     def deploy(
         self, source: str | Path, *args: Any, sender: LocalAccount | None = None, value: int = 0
     ) -> Contract:

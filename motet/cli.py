@@ -22,6 +22,16 @@ app = typer.Typer(
 console = Console()
 
 
+def _add_subcommands() -> None:
+    from motet.cli_agents import agent_app, channel_app
+
+    app.add_typer(agent_app, name="agent")
+    app.add_typer(channel_app, name="channel")
+
+
+_add_subcommands()
+
+
 @app.command()
 def demo(
     chain: Annotated[

@@ -1,0 +1,380 @@
+"""Defining agents: an `Agent` is a name, a price, a runtime and typed capabilities.
+
+A capability is either a prompt (instructions + a template over the typed input, answered by the agent's
+runtime with output constrained to the output model's JSON Schema) or any async Python function from the
+input model to the output model. Either way its input and output are pydantic models, so the card publishes
+their JSON Schemas and every call is validated on the way in and on the way out.
+
+Example:
+    >>> from pydantic import BaseModel
+    >>> class Text(BaseModel):
+    ...     text: str
+    >>> class Count(BaseModel):
+    ...     words: int
+    >>> agent = Agent("counter", price=10)
+    >>> @agent.capability("count_words", description="Count the words of a text.")
+    ... async def count(request: Text, ctx: CallContext) -> Count:
+    ...     return Count(words=len(request.text.split()))
+    >>> import asyncio
+    >>> asyncio.run(agent.invoke("count_words", {"text": "the cat sat"})).output
+    {'words': 3}
+"""
+
+from __future__ import annotations
+
+import inspect
+import string
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_type_hints
+
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from motet.agents.cards import AgentCard
+from motet.chain import NATIVE_TOKEN
+from motet.errors import InvalidAgentInput, UnknownCapability
+from motet.registry import validate_capability_name
+from motet.runtimes import Completion, Message, ModelRef, Runtime, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from motet.registry import Registry
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+Handler = Callable[[In, "CallContext"], Awaitable[Out]]
+
+MAX_INPUT_BYTES = 256 * 1024
+"""The largest JSON input a capability accepts."""
+
+_NO_MODEL = ModelRef("python", "-", "function", "unknown", "none")
+
+
+@dataclass
+class CallContext:
+    """What a capability's handler gets besides its input: the agent's runtime, and a tally of the call.
+
+    `generate()` is the typed way to use the model; every runtime call made through the context adds to the
+    call's `usage` (what per-token pricing charges) and sets its `model_ref` (what the receipt names).
+    `on_token`, when set, receives streamed text as it is generated.
+    """
+
+    runtime: Runtime | None
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+    model_ref: ModelRef = _NO_MODEL
+    on_token: Callable[[str], None] | None = None
+
+    async def generate(
+        self,
+        messages: str | Sequence[Message | dict[str, str]],
+        output: type[Out],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+    ) -> Out:
+        """Ask the runtime for JSON matching `output`, streamed to `on_token` when someone is listening."""
+        if self.runtime is None:
+            raise RuntimeError("this agent has no runtime: pass runtime= to Agent to use generate()")
+        options: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+            "schema": output,
+        }
+        done: Completion | None = None
+        if self.on_token is None:
+            done = await self.runtime.complete(messages, **options)
+        else:
+            async for event in self.runtime.stream(messages, **options):
+                if isinstance(event, TextDelta):
+                    self.on_token(event.text)
+                else:
+                    done = event
+        assert done is not None
+        self.usage = Usage(
+            self.usage.prompt_tokens + done.usage.prompt_tokens,
+            self.usage.completion_tokens + done.usage.completion_tokens,
+            self.usage.estimated or done.usage.estimated,
+        )
+        self.model_ref = done.model_ref
+        return output.model_validate(done.parsed)
+
+
+@dataclass(frozen=True)
+class Capability(Generic[In, Out]):
+    """One typed thing an agent does: `handler(input, ctx) -> output`."""
+
+    name: str
+    description: str
+    input: type[In]
+    output: type[Out]
+    handler: Handler[In, Out] = field(repr=False)
+    examples: tuple[tuple[dict[str, JsonValue], dict[str, JsonValue]], ...] = ()
+    max_tokens: int = 256
+    """The most tokens one call generates: bounds per-token pricing's worst case."""
+
+    def parse_input(self, value: object) -> In:
+        """Validate `value` against the input model; raises `InvalidAgentInput` naming the first bad field."""
+        try:
+            if isinstance(value, self.input):
+                return value
+            if isinstance(value, str | bytes):
+                if len(value) > MAX_INPUT_BYTES:
+                    raise InvalidAgentInput(self.name, "input", f"more than {MAX_INPUT_BYTES:,} bytes")
+                return self.input.model_validate_json(value)
+            return self.input.model_validate(value)
+        except ValidationError as exc:
+            raise InvalidAgentInput(self.name, *_first_error(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one capability call produced."""
+
+    output: dict[str, JsonValue]
+    usage: Usage
+    model_ref: ModelRef
+    latency_s: float
+
+
+class Agent:
+    """A named agent: a price per call (and optionally per 1,000 tokens), a runtime, and capabilities.
+
+    Args:
+        name: shown in the card and the registry's listing.
+        description: what the agent is good at, for people choosing agents.
+        runtime: the model its prompt capabilities run on (`LlamaCppRuntime`, `OpenAIEndpointRuntime`...).
+        price: per call, in the smallest unit of `asset` (wei for the native coin).
+        price_per_1k_tokens: added per 1,000 tokens read and written, rounded up.
+        asset: `NATIVE_TOKEN` or an ERC-20 address.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        runtime: Runtime | None = None,
+        price: int = 0,
+        price_per_1k_tokens: int = 0,
+        asset: str = NATIVE_TOKEN,
+    ) -> None:
+        if not name or len(name) > 64:
+            raise ValueError(f"agent name {name!r} must be 1 to 64 characters")
+        if price < 0 or price_per_1k_tokens < 0:
+            raise ValueError("prices are amounts of the asset: pass 0 or more")
+        self.name = name
+        self.description = description
+        self.runtime = runtime
+        self.price = price
+        self.price_per_1k_tokens = price_per_1k_tokens
+        self.asset = asset
+        self.capabilities: dict[str, Capability[Any, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, capabilities={list(self.capabilities)})"
+
+    def add(self, capability: Capability[Any, Any]) -> Capability[Any, Any]:
+        validate_capability_name(capability.name)
+        if capability.name in self.capabilities:
+            raise ValueError(f"agent {self.name!r} already has a capability {capability.name!r}")
+        self.capabilities[capability.name] = capability
+        return capability
+
+    def capability(
+        self,
+        name: str | None = None,
+        *,
+        description: str | None = None,
+        examples: Sequence[tuple[dict[str, JsonValue], dict[str, JsonValue]]] = (),
+        max_tokens: int = 256,
+    ) -> Callable[[Handler[In, Out]], Handler[In, Out]]:
+        """Decorate `async def fn(input: InModel, ctx: CallContext) -> OutModel` as a capability.
+
+        The input and output models come from the function's annotations; the description from its
+        docstring unless given.
+        """
+
+        def register(handler: Handler[In, Out]) -> Handler[In, Out]:
+            hints = get_type_hints(handler)
+            parameters = list(inspect.signature(handler).parameters)
+            input_type = hints.get(parameters[0]) if parameters else None
+            output_type = hints.get("return")
+            for role, found in (("input", input_type), ("output", output_type)):
+                if not (isinstance(found, type) and issubclass(found, BaseModel)):
+                    raise TypeError(
+                        f"capability {handler.__name__}: annotate its {role} with a pydantic model class"
+                    )
+            self.add(
+                Capability(
+                    name=name or handler.__name__,
+                    description=description or inspect.getdoc(handler) or "",
+                    input=input_type,  # type: ignore[arg-type]
+                    output=output_type,  # type: ignore[arg-type]
+                    handler=handler,
+                    examples=tuple(examples),
+                    max_tokens=max_tokens,
+                )
+            )
+            return handler
+
+        return register
+
+    def prompt(
+        self,
+        name: str,
+        *,
+        input: type[In],
+        output: type[Out],
+        instructions: str,
+        template: str | None = None,
+        description: str = "",
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        examples: Sequence[tuple[dict[str, JsonValue], dict[str, JsonValue]]] = (),
+    ) -> Capability[In, Out]:
+        """Add a capability answered by the runtime: `instructions` as the system message, `template`
+        (`str.format` over the input's fields; default: the input as JSON) as the user message, and output
+        constrained to `output`'s JSON Schema.
+        """
+        if template is not None:
+            unknown = {
+                field_name
+                for _, field_name, _, _ in string.Formatter().parse(template)
+                if field_name and field_name not in input.model_fields
+            }
+            if unknown:
+                raise ValueError(
+                    f"template of {name!r} names {sorted(unknown)}, not fields of {input.__name__}"
+                )
+
+        async def answer(request: BaseModel, ctx: CallContext) -> BaseModel:
+            content = (
+                template.format(**request.model_dump()) if template is not None else request.model_dump_json()
+            )
+            messages = [Message("system", instructions), Message("user", content)]
+            return await ctx.generate(messages, output, max_tokens=max_tokens, temperature=temperature)
+
+        capability: Capability[In, Out] = Capability(
+            name=name,
+            description=description or instructions,
+            input=input,
+            output=output,
+            handler=answer,  # type: ignore[arg-type]
+            examples=tuple(examples),
+            max_tokens=max_tokens,
+        )
+        self.add(capability)
+        return capability
+
+    def card(
+        self,
+        url: str,
+        *,
+        signer: str,
+        registrations: Sequence[dict[str, Any]] = (),
+        model_ref: ModelRef | None = None,
+    ) -> AgentCard:
+        """The agent's card (ERC-8004 registration file) for an agent served at `url`, receipts signed by
+        `signer`."""
+        base = url.rstrip("/")
+        return AgentCard.model_validate(
+            {
+                "name": self.name,
+                "description": self.description,
+                "services": [
+                    {"name": "motet", "endpoint": f"{base}/invoke", "version": "1"},
+                    {"name": "A2A", "endpoint": f"{base}/.well-known/agent-card.json", "version": "0.3.0"},
+                ],
+                "x402Support": True,
+                "registrations": list(registrations),
+                "capabilities": [
+                    {
+                        "name": capability.name,
+                        "description": capability.description[:500],
+                        "inputSchema": capability.input.model_json_schema(),
+                        "outputSchema": capability.output.model_json_schema(),
+                        "examples": [{"input": i, "output": o} for i, o in capability.examples],
+                    }
+                    for capability in self.capabilities.values()
+                ],
+                "pricing": {
+                    "perCall": str(self.price),
+                    "per1kTokens": str(self.price_per_1k_tokens),
+                    "asset": self.asset,
+                },
+                "model": asdict(model_ref) if model_ref is not None else None,
+                "signer": signer,
+            }
+        )
+
+    def register(
+        self,
+        registry: Registry,
+        *,
+        url: str,
+        account: LocalAccount,
+        stake: int = 0,
+        model_ref: ModelRef | None = None,
+        publish: Literal["auto", "data", "url"] = "auto",
+    ) -> int:
+        """Register this agent, served at `url` by `account`, with its capabilities, price and `stake`.
+
+        The card goes on chain as a `data:` URI on the embedded chain (`publish="data"`), and as the URL of
+        the server's `/.well-known/agent-registration.json` elsewhere (`publish="url"`). Returns the id.
+        """
+        card = self.card(url, signer=account.address, model_ref=model_ref)
+        if publish == "auto":
+            publish = "data" if registry.chain.kind == "embedded" else "url"
+        uri = (
+            card.to_data_uri()
+            if publish == "data"
+            else f"{url.rstrip('/')}/.well-known/agent-registration.json"
+        )
+        return registry.register(
+            uri,
+            list(self.capabilities),
+            self.price,
+            payout=account.address,
+            token=None if int(self.asset, 16) == 0 else self.asset,
+            stake=stake,
+            owner=account,
+        )
+
+    def get(self, name: str) -> Capability[Any, Any]:
+        found = self.capabilities.get(name)
+        if found is None:
+            raise UnknownCapability(name, list(self.capabilities))
+        return found
+
+    def price_of(self, usage: Usage) -> int:
+        """What one call that used `usage` costs."""
+        per_token = -(-self.price_per_1k_tokens * usage.total_tokens // 1000)
+        return self.price + per_token
+
+    def worst_case_price(self, capability: str, prompt_tokens: int = 0) -> int:
+        """The most one call to `capability` can cost: its token bound at the per-token price."""
+        bound = self.get(capability).max_tokens + prompt_tokens
+        return self.price_of(Usage(0, bound))
+
+    async def invoke(
+        self, capability: str, input: object, *, on_token: Callable[[str], None] | None = None
+    ) -> Result:
+        """Run a capability here, unpaid: validate the input, call the handler, validate the output."""
+        found = self.get(capability)
+        request = found.parse_input(input)
+        ctx = CallContext(self.runtime, on_token=on_token)
+        started = time.perf_counter()
+        answer = await found.handler(request, ctx)
+        latency = time.perf_counter() - started
+        output = found.output.model_validate(answer.model_dump() if isinstance(answer, BaseModel) else answer)
+        return Result(output.model_dump(mode="json"), ctx.usage, ctx.model_ref, latency)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "input"
+    return where, error["msg"]

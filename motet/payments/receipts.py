@@ -1,0 +1,557 @@
+"""EIP-712 receipts: the agent's signed statement of what it delivered, for what, and at what price.
+
+An agent signs one receipt per answer. The receipt says: "for the request whose hash is `requestHash`
+(capability, input, channel and call number), I answered with the content whose hash is `responseHash`,
+charged `price` on channel `channelId` as call number `seq`, and the answer came from the model whose
+`ModelRef` hashes to `modelRef`". The payer keeps it as evidence for reputation and disputes.
+
+What a receipt proves, and what it does not:
+
+- It proves that the holder of the agent's key committed to exactly this request, response, price and model.
+  Any change to any of them (or to the chain or contract of the domain) breaks the signature, so the agent
+  cannot later deny an answer it signed, and the payer cannot present an answer the agent never gave.
+- It does not prove that the answer is correct or that the named model really produced it: it makes a wrong
+  or misattributed answer *attributable*, which is what reputation and disputes need.
+- It is bound to one chain and one channels contract by its EIP-712 domain. The domain's name,
+  `motet-receipts`, differs from the vouchers' `motet-channels`, and the struct type differs too, so a receipt
+  signature can never be replayed as a voucher (or the other way round).
+
+Hashes are keccak-256 of canonical JSON (`canonical_json`): `request_hash` for the request, `content_hash` of
+the output for the response, `model_ref_hash` for the model. Signing and verifying take the same fast path
+as vouchers: the struct is hashed directly under a cached domain separator, and libsecp256k1 (through
+coincurve) signs and recovers. eth-account's `encode_typed_data` on `Receipt.typed_data()` is the reference the
+tests compare against.
+
+Example:
+    >>> from motet.runtimes import ModelRef
+    >>> domain = ReceiptDomain(chain_id=1, contract="0x" + "11" * 20)
+    >>> agent = ReceiptSigner("0x" + "01" * 32, domain)
+    >>> ref = ModelRef("llama.cpp", "0.3.36", "SmolLM2-135M-Instruct", "ab" * 32, "Q4_1")
+    >>> receipt = agent.sign(
+    ...     request_hash=request_hash("text.summarize", {"text": "the cat sat"}, channel_id=7, seq=1),
+    ...     response_hash=content_hash({"summary": "a cat sat"}),
+    ...     price=1_000,
+    ...     channel_id=7,
+    ...     seq=1,
+    ...     model_ref=model_ref_hash(ref),
+    ... )
+    >>> verify_receipt(receipt, agent.address)   # raises InvalidReceipt if not
+    >>> Receipt.from_dict(receipt.to_dict(), domain) == receipt
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from coincurve import PrivateKey, PublicKey
+from coincurve._libsecp256k1 import ffi, lib
+from coincurve.context import GLOBAL_CONTEXT
+from eth_utils.address import to_checksum_address
+
+from motet.errors import InvalidReceipt
+from motet.payments.vouchers import DOMAIN_TYPE, ChannelDomain, address_of, keccak
+from motet.runtimes._protocol import ModelRef
+
+RECEIPT_DOMAIN_NAME = "motet-receipts"
+RECEIPT_DOMAIN_VERSION = "1"
+RECEIPT_TYPE = (
+    "Receipt(bytes32 requestHash,bytes32 responseHash,uint256 price,uint256 channelId,uint64 seq,"
+    "bytes32 modelRef)"
+)
+"""The EIP-712 type string of a receipt."""
+RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
+
+_DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
+_UINT64_MAX = 2**64 - 1
+_UINT256_MAX = 2**256 - 1
+# secp256k1 group order and half of it: signatures with s above the half are malleable twins.
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _SECP256K1_N // 2
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
+_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
+_DECIMAL = re.compile(r"[0-9]{1,78}")  # 2**256 - 1 has 78 digits
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def canonical_json(value: object) -> bytes:
+    """The canonical UTF-8 JSON of `value`: sorted keys, no spaces, no ASCII escaping, no NaN or infinity.
+
+    Raises `TypeError` for values JSON cannot hold and `ValueError` for NaN or infinity. Floats are written by
+    Python's `repr`; hash integers and strings when other languages must reproduce the bytes.
+
+    Example:
+        >>> canonical_json({"b": [1, 2], "a": "é"})
+        b'{"a":"\\xc3\\xa9","b":[1,2]}'
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def content_hash(value: object) -> bytes:
+    """keccak-256 of `canonical_json(value)`: the `responseHash` of an output is `content_hash(output)`.
+
+    Example:
+        >>> content_hash({"b": 1, "a": 2}) == content_hash({"a": 2, "b": 1})
+        True
+        >>> len(content_hash("hello"))
+        32
+    """
+    return keccak(canonical_json(value))
+
+
+def model_ref_hash(ref: ModelRef) -> bytes:
+    """The `modelRef` of a receipt: `content_hash` of the `ModelRef`'s fields as a dict.
+
+    Example:
+        >>> from motet.runtimes import ModelRef
+        >>> ref = ModelRef("llama.cpp", "0.3.36", "SmolLM2-135M-Instruct", "ab" * 32, "Q4_1")
+        >>> model_ref_hash(ref) == content_hash(
+        ...     {"runtime": "llama.cpp", "runtime_version": "0.3.36", "model": "SmolLM2-135M-Instruct",
+        ...      "sha256": "ab" * 32, "quantization": "Q4_1", "endpoint": ""})
+        True
+    """
+    return content_hash(dataclasses.asdict(ref))
+
+
+def channel_hex(channel_id: int) -> str:
+    """A channel id as the request hash writes it: `0x` and 64 lowercase hex digits (a uint256 word).
+
+    Example:
+        >>> channel_hex(255)
+        '0x00000000000000000000000000000000000000000000000000000000000000ff'
+    """
+    _check_uint("channelId", channel_id, _UINT256_MAX, "uint256")
+    return "0x" + f"{channel_id:064x}"
+
+
+def request_hash(capability: str, input: object, channel_id: int, seq: int) -> bytes:
+    """The `requestHash` of a receipt: `content_hash` of the capability, its input, the channel and `seq`.
+
+    The hashed object is `{"capability": capability, "input": input, "channel": channel_hex(channel_id),
+    "seq": seq}`. Binding the channel and call number makes two identical questions on the same channel
+    distinct requests. Raises `InvalidReceipt` when `channel_id` is not a uint256 or `seq` not a uint64.
+
+    Example:
+        >>> request_hash("text.summarize", {"text": "hi"}, channel_id=7, seq=1) == content_hash({
+        ...     "capability": "text.summarize", "input": {"text": "hi"},
+        ...     "channel": "0x" + "00" * 31 + "07", "seq": 1})
+        True
+    """
+    _check_uint("seq", seq, _UINT64_MAX, "uint64")
+    return content_hash(
+        {"capability": capability, "input": input, "channel": channel_hex(channel_id), "seq": seq}
+    )
+
+
+def _check_uint(name: str, value: object, maximum: int, kind: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidReceipt(f"receipt field {name!r} is {value!r}; it must be an integer ({kind})")
+    if not 0 <= value <= maximum:
+        raise InvalidReceipt(f"receipt field {name!r} is {value}; it must fit in a {kind} (0 to {maximum})")
+
+
+def _check_bytes32(name: str, value: object) -> None:
+    if not isinstance(value, bytes):
+        raise InvalidReceipt(f"receipt field {name!r} is {type(value).__name__}; it must be 32 bytes")
+    if len(value) != 32:
+        raise InvalidReceipt(f"receipt field {name!r} is {len(value)} bytes; it must be 32")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDomain:
+    """The EIP-712 domain of receipts: `motet-receipts` version 1, on one chain, for one channels contract.
+
+    `contract` is the `PaymentChannels` address whose channels the receipts charge; it is normalised to its
+    checksum form. Raises `InvalidReceipt` for a chain id outside uint256 or a malformed address.
+
+    Example:
+        >>> domain = ReceiptDomain(chain_id=1, contract="0x" + "11" * 20)
+        >>> domain.contract
+        '0x1111111111111111111111111111111111111111'
+        >>> ReceiptDomain.for_channels(ChannelDomain(1, "0x" + "11" * 20)) == domain
+        True
+    """
+
+    chain_id: int
+    contract: str
+    separator: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_uint("chainId", self.chain_id, _UINT256_MAX, "uint256")
+        if not isinstance(self.contract, str) or not _ADDRESS.fullmatch(self.contract):
+            raise InvalidReceipt(
+                f"receipt field 'contract' is {self.contract!r}; it must be a 0x-prefixed 20-byte address"
+            )
+        contract = to_checksum_address(self.contract)
+        object.__setattr__(self, "contract", contract)
+        separator = keccak(
+            _DOMAIN_TYPEHASH
+            + keccak(RECEIPT_DOMAIN_NAME.encode())
+            + keccak(RECEIPT_DOMAIN_VERSION.encode())
+            + _word(self.chain_id)
+            + bytes(12)
+            + bytes.fromhex(contract[2:])
+        )
+        object.__setattr__(self, "separator", separator)
+
+    @classmethod
+    def for_channels(cls, channels: ChannelDomain) -> ReceiptDomain:
+        """The receipt domain for the same chain and channels contract as a voucher domain."""
+        return cls(channels.chain_id, channels.contract)
+
+    def receipt_digest(
+        self,
+        request_hash: bytes,
+        response_hash: bytes,
+        price: int,
+        channel_id: int,
+        seq: int,
+        model_ref: bytes,
+    ) -> bytes:
+        """The 32-byte digest an agent signs; raises `InvalidReceipt` naming a field of the wrong size."""
+        _check_bytes32("requestHash", request_hash)
+        _check_bytes32("responseHash", response_hash)
+        _check_uint("price", price, _UINT256_MAX, "uint256")
+        _check_uint("channelId", channel_id, _UINT256_MAX, "uint256")
+        _check_uint("seq", seq, _UINT64_MAX, "uint64")
+        _check_bytes32("modelRef", model_ref)
+        struct_hash = keccak(
+            RECEIPT_TYPEHASH
+            + request_hash
+            + response_hash
+            + _word(price)
+            + _word(channel_id)
+            + _word(seq)
+            + model_ref
+        )
+        return keccak(b"\x19\x01" + self.separator + struct_hash)
+
+    def typed_data_domain(self) -> dict[str, Any]:
+        return {
+            "name": RECEIPT_DOMAIN_NAME,
+            "version": RECEIPT_DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.contract,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A signed receipt: `signature` is 65 bytes `r || s || v` with v in {27, 28} and low s.
+
+    Build one with `ReceiptSigner.sign` or `Receipt.from_dict`; check it with `verify_receipt` or a
+    `ReceiptVerifier`. The wire form (`to_dict`) writes hashes and the signature as 0x-hex, `price` and
+    `channelId` as decimal strings (like vouchers), `seq` and `chainId` as integers.
+
+    Example:
+        >>> domain = ReceiptDomain(chain_id=1, contract="0x" + "11" * 20)
+        >>> receipt = ReceiptSigner("0x" + "01" * 32, domain).sign(
+        ...     bytes(32), content_hash("ok"), price=5, channel_id=7, seq=1, model_ref=bytes(32))
+        >>> sorted(receipt.to_dict())  # doctest: +NORMALIZE_WHITESPACE
+        ['chainId', 'channelId', 'contract', 'modelRef', 'price', 'requestHash', 'responseHash', 'seq',
+         'signature']
+        >>> receipt.to_dict()["price"], receipt.to_dict()["channelId"]
+        ('5', '7')
+    """
+
+    request_hash: bytes
+    response_hash: bytes
+    price: int
+    channel_id: int
+    seq: int
+    model_ref: bytes
+    signature: bytes = field(repr=False)
+    domain: ReceiptDomain
+
+    def digest(self) -> bytes:
+        """The 32-byte EIP-712 digest the signature is over."""
+        return self.domain.receipt_digest(
+            self.request_hash, self.response_hash, self.price, self.channel_id, self.seq, self.model_ref
+        )
+
+    def typed_data(self) -> dict[str, Any]:
+        """The full EIP-712 typed data, as `eth_signTypedData_v4` and eth-account take it."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Receipt": [
+                    {"name": "requestHash", "type": "bytes32"},
+                    {"name": "responseHash", "type": "bytes32"},
+                    {"name": "price", "type": "uint256"},
+                    {"name": "channelId", "type": "uint256"},
+                    {"name": "seq", "type": "uint64"},
+                    {"name": "modelRef", "type": "bytes32"},
+                ],
+            },
+            "primaryType": "Receipt",
+            "domain": self.domain.typed_data_domain(),
+            "message": {
+                "requestHash": "0x" + self.request_hash.hex(),
+                "responseHash": "0x" + self.response_hash.hex(),
+                "price": self.price,
+                "channelId": self.channel_id,
+                "seq": self.seq,
+                "modelRef": "0x" + self.model_ref.hex(),
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form (JSON-safe: big integers as decimal strings, bytes as 0x-hex)."""
+        return {
+            "chainId": self.domain.chain_id,
+            "contract": self.domain.contract,
+            "requestHash": "0x" + self.request_hash.hex(),
+            "responseHash": "0x" + self.response_hash.hex(),
+            "price": str(self.price),
+            "channelId": str(self.channel_id),
+            "seq": self.seq,
+            "modelRef": "0x" + self.model_ref.hex(),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], domain: ReceiptDomain) -> Receipt:
+        """Parse the wire form of a receipt expected in `domain`; raises `InvalidReceipt` naming the bad field.
+
+        Every field is required and checked: hashes are `0x` and 64 hex digits, the signature `0x` and 130
+        hex digits with v 27 or 28 and low s, `price` and `channelId` uint256 and `seq` uint64 (decimal strings
+        or integers), and `chainId` and `contract` must be `domain`'s. The signer is not checked here: call
+        `verify_receipt` or a `ReceiptVerifier`.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidReceipt(f"receipt is {type(data).__name__}; it must be a JSON object")
+        chain_id = _parse_uint(data, "chainId", _UINT256_MAX, "uint256")
+        contract = _field(data, "contract")
+        if not isinstance(contract, str) or not _ADDRESS.fullmatch(contract):
+            raise InvalidReceipt(
+                f"receipt field 'contract' is {contract!r}; it must be a 0x-prefixed 20-byte address"
+            )
+        if chain_id != domain.chain_id or to_checksum_address(contract) != domain.contract:
+            field_name = "chainId" if chain_id != domain.chain_id else "contract"
+            raise InvalidReceipt(
+                f"receipt field {field_name!r}: the receipt is for chain {chain_id} contract {contract}, "
+                f"expected chain {domain.chain_id} contract {domain.contract}"
+            )
+        signature = _parse_hex(data, "signature", _SIGNATURE, "65 bytes (0x and 130 hex digits)")
+        _check_signature(signature)
+        return cls(
+            request_hash=_parse_hex(data, "requestHash", _BYTES32, "32 bytes (0x and 64 hex digits)"),
+            response_hash=_parse_hex(data, "responseHash", _BYTES32, "32 bytes (0x and 64 hex digits)"),
+            price=_parse_uint(data, "price", _UINT256_MAX, "uint256"),
+            channel_id=_parse_uint(data, "channelId", _UINT256_MAX, "uint256"),
+            seq=_parse_uint(data, "seq", _UINT64_MAX, "uint64"),
+            model_ref=_parse_hex(data, "modelRef", _BYTES32, "32 bytes (0x and 64 hex digits)"),
+            signature=signature,
+            domain=domain,
+        )
+
+
+def _field(data: Mapping[str, Any], name: str) -> object:
+    try:
+        return data[name]
+    except KeyError:
+        raise InvalidReceipt(f"receipt is missing the field {name!r}") from None
+
+
+def _parse_hex(data: Mapping[str, Any], name: str, pattern: re.Pattern[str], size: str) -> bytes:
+    value = _field(data, name)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise InvalidReceipt(f"receipt field {name!r} is {shown}; it must be {size}")
+    return bytes.fromhex(value[2:])
+
+
+def _parse_uint(data: Mapping[str, Any], name: str, maximum: int, kind: str) -> int:
+    value = _field(data, name)
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            shown = repr(value) if len(value) <= 80 else repr(value[:77]) + "..."
+            raise InvalidReceipt(
+                f"receipt field {name!r} is {shown}; it must be a decimal integer string ({kind})"
+            )
+        value = int(value)
+    _check_uint(name, value, maximum, kind)
+    assert isinstance(value, int)
+    return value
+
+
+def _check_signature(signature: bytes) -> None:
+    if len(signature) != 65:
+        raise InvalidReceipt(f"receipt field 'signature' is {len(signature)} bytes; it must be 65 (r, s, v)")
+    v = signature[64]
+    if v not in (27, 28):
+        raise InvalidReceipt(f"receipt field 'signature' has v {v}; it must be 27 or 28")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not 0 < r < _SECP256K1_N or not 0 < s <= _HALF_N:
+        raise InvalidReceipt(
+            "receipt field 'signature' has r or s out of range (s must be in the lower half of the curve order)"
+        )
+
+
+def _recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
+    _check_signature(signature)
+    try:
+        return PublicKey.from_signature_and_message(
+            signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
+        )
+    except Exception as exc:
+        raise InvalidReceipt("receipt signature does not recover to any public key") from exc
+
+
+def _expected_address(signer: str) -> bytes:
+    if not isinstance(signer, str) or not _ADDRESS.fullmatch(signer):
+        raise ValueError(f"expected signer {signer!r} is not a 0x-prefixed 20-byte address")
+    return bytes.fromhex(signer[2:])
+
+
+class ReceiptSigner:
+    """Signs receipts for one domain with one (agent's) key, on the fast path.
+
+    Example:
+        >>> domain = ReceiptDomain(chain_id=1, contract="0x" + "11" * 20)
+        >>> agent = ReceiptSigner("0x" + "01" * 32, domain)
+        >>> agent.address
+        '0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1'
+        >>> receipt = agent.sign(bytes(32), bytes(32), price=1, channel_id=2, seq=3, model_ref=bytes(32))
+        >>> recover_receipt_signer(receipt) == agent.address
+        True
+    """
+
+    __slots__ = ("_key", "address", "domain")
+
+    def __init__(self, private_key: bytes | str, domain: ReceiptDomain) -> None:
+        raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else private_key
+        self._key = PrivateKey(raw)
+        self.address: str = address_of(self._key.public_key)
+        self.domain = domain
+
+    def sign(
+        self,
+        request_hash: bytes,
+        response_hash: bytes,
+        price: int,
+        channel_id: int,
+        seq: int,
+        model_ref: bytes,
+    ) -> Receipt:
+        """Sign a receipt; raises `InvalidReceipt` naming a field of the wrong size or range."""
+        digest = self.domain.receipt_digest(request_hash, response_hash, price, channel_id, seq, model_ref)
+        # libsecp256k1 always produces low-s signatures; recid 0/1 becomes v 27/28.
+        sig = self._key.sign_recoverable(digest, hasher=None)
+        signature = sig[:64] + bytes((sig[64] + 27,))
+        return Receipt(request_hash, response_hash, price, channel_id, seq, model_ref, signature, self.domain)
+
+    def __repr__(self) -> str:
+        return f"ReceiptSigner(address={self.address!r}, domain={self.domain!r})"
+
+
+def recover_receipt_signer(receipt: Receipt) -> str:
+    """The checksummed address that signed `receipt`; raises `InvalidReceipt` on a malformed receipt.
+
+    Applies the same signature rules as vouchers: 65 bytes, v in {27, 28}, low s.
+    """
+    public_key = _recover_public_key(receipt.digest(), receipt.signature)
+    return address_of(public_key)
+
+
+def verify_receipt(receipt: Receipt, signer: str, *, domain: ReceiptDomain | None = None) -> None:
+    """Raise `InvalidReceipt` unless `receipt` was signed by `signer` (compared case-insensitively).
+
+    Pass `domain` to also require the receipt to be for that chain and contract; without it, the receipt's
+    own domain is used for the digest. Raises `ValueError` when `signer` is not an address.
+
+    Example:
+        >>> domain = ReceiptDomain(chain_id=1, contract="0x" + "11" * 20)
+        >>> agent = ReceiptSigner("0x" + "01" * 32, domain)
+        >>> receipt = agent.sign(bytes(32), bytes(32), price=1, channel_id=2, seq=3, model_ref=bytes(32))
+        >>> verify_receipt(receipt, agent.address.lower())
+        >>> verify_receipt(receipt, "0x" + "22" * 20)
+        Traceback (most recent call last):
+        ...
+        motet.errors.InvalidReceipt: receipt for channel 2 seq 3 is signed by 0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1, not by 0x2222222222222222222222222222222222222222
+    """
+    expected = _expected_address(signer)
+    if domain is not None:
+        _check_domain(receipt, domain)
+    public_key = _recover_public_key(receipt.digest(), receipt.signature)
+    if address_of(public_key)[2:].lower() != expected.hex():
+        raise InvalidReceipt(
+            f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by "
+            f"{address_of(public_key)}, not by {signer}"
+        )
+
+
+def _check_domain(receipt: Receipt, domain: ReceiptDomain) -> None:
+    if receipt.domain != domain:
+        raise InvalidReceipt(
+            f"receipt is for chain {receipt.domain.chain_id} contract {receipt.domain.contract}, "
+            f"expected chain {domain.chain_id} contract {domain.contract}"
+        )
+
+
+class ReceiptVerifier:
+    """Checks receipts of one domain against their expected signers, fast.
+
+    The first receipt from a signer is checked by recovery; its public key is then cached (up to `max_keys`
+    signers, oldest dropped first) and later receipts cost one ECDSA verify.
+
+    Example:
+        >>> domain = ReceiptDomain(chain_id=1, contract="0x" + "11" * 20)
+        >>> agent = ReceiptSigner("0x" + "01" * 32, domain)
+        >>> verifier = ReceiptVerifier(domain)
+        >>> for seq in (1, 2):   # recovery first, then the cached key
+        ...     receipt = agent.sign(bytes(32), bytes(32), price=1, channel_id=2, seq=seq, model_ref=bytes(32))
+        ...     verifier.verify(receipt, agent.address)
+    """
+
+    __slots__ = ("_keys", "domain", "max_keys")
+
+    def __init__(self, domain: ReceiptDomain, *, max_keys: int = 4096) -> None:
+        self.domain = domain
+        self.max_keys = max_keys
+        self._keys: dict[bytes, Any] = {}
+
+    def verify(self, receipt: Receipt, signer: str) -> None:
+        """Raise `InvalidReceipt` unless `receipt` is for this domain and signed by `signer`."""
+        expected = _expected_address(signer)
+        _check_domain(receipt, self.domain)
+        digest = receipt.digest()
+        cached = self._keys.get(expected)
+        if cached is not None:
+            _check_signature(receipt.signature)
+            sig = ffi.new("secp256k1_ecdsa_signature *")
+            ctx = GLOBAL_CONTEXT.ctx
+            if lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, receipt.signature[:64]) and (
+                lib.secp256k1_ecdsa_verify(ctx, sig, digest, cached)
+            ):
+                return
+            raise InvalidReceipt(
+                f"receipt for channel {receipt.channel_id} seq {receipt.seq} is not signed by {signer}"
+            )
+        public_key = _recover_public_key(digest, receipt.signature)
+        recovered = address_of(public_key)
+        if bytes.fromhex(recovered[2:]) != expected:
+            raise InvalidReceipt(
+                f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by {recovered}, "
+                f"not by {signer}"
+            )
+        if len(self._keys) >= self.max_keys:
+            del self._keys[next(iter(self._keys))]
+        self._keys[expected] = public_key.public_key
