@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PRICE
+from agent_fixtures import PRICE
 
 from motet.agents import AgentServer, builtin_agent
 from motet.chain import Chain
