@@ -36,7 +36,7 @@ class TranslationRequest(BaseModel):
 
 
 class Translation(BaseModel):
-    translation: str = Field(max_length=2 * MAX_TEXT)
+    translation: str = Field(max_length=2_000)
 
 
 class Keywords(BaseModel):

@@ -34,7 +34,7 @@ class OutputSchema:
 
     json_schema: dict[str, Any]
     key: str
-    """The schema as compact JSON text: what grammars are built and cached from."""
+    """The schema as compact JSON text."""
     model: type[BaseModel] | None = None
     _adapter: TypeAdapter[Any] | None = field(default=None, repr=False, compare=False)
     _validator: jsonschema.protocols.Validator | None = field(default=None, repr=False, compare=False)
@@ -58,6 +58,16 @@ class OutputSchema:
             where = "/".join(str(part) for part in exc.path) or "the top level"
             raise InvalidSchema(schema, f"not a valid JSON Schema at {where}: {exc.message}") from exc
         return cls(json_schema, key, _validator=validator(json_schema))
+
+    @property
+    def grammar_key(self) -> str:
+        """The schema a grammar is built from, as compact JSON: `key` less length bounds too large to unroll.
+
+        llama.cpp unrolls `maxLength`/`maxItems` into one nested rule per repetition, and a few thousand of
+        them overflow its stack when sampling. Bounds above `GRAMMAR_MAX_REPEAT` are left to validation
+        (`parse()` still enforces them) and to `max_tokens`.
+        """
+        return json.dumps(_without_large_bounds(self.json_schema), separators=(",", ":"))
 
     def parse(self, text: str, finish_reason: FinishReason) -> JsonValue:
         """The JSON value of `text`, validated against the pydantic model when there is one."""
@@ -84,6 +94,26 @@ class OutputSchema:
 
 def _validator_class(schema: dict[str, Any]) -> type[jsonschema.protocols.Validator]:
     return cast(type["jsonschema.protocols.Validator"], jsonschema.validators.validator_for(schema))
+
+
+GRAMMAR_MAX_REPEAT = 500
+"""The largest `maxLength` or `maxItems` a llama.cpp grammar is built with."""
+
+
+def _without_large_bounds(node: Any, *, names: bool = False) -> Any:
+    """`node` without large length bounds; `names` is True for maps of names to schemas (`properties`...)."""
+    if isinstance(node, list):
+        return [_without_large_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kept = {}
+    for key, value in node.items():
+        large = isinstance(value, int) and value > GRAMMAR_MAX_REPEAT
+        if not names and key in ("maxLength", "maxItems") and large:
+            continue
+        holds_names = not names and key in ("properties", "patternProperties", "$defs", "definitions")
+        kept[key] = _without_large_bounds(value, names=holds_names)
+    return kept
 
 
 def _canonical(schema: Mapping[str, Any], shown: object) -> str:

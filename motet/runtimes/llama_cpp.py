@@ -319,17 +319,18 @@ class LlamaCppRuntime:
         return loaded, prompt_tokens, kwargs
 
     def _grammar(self, loaded: _Loaded, schema: OutputSchema) -> LlamaGrammar:
-        grammar = loaded.grammars.get(schema.key)
+        key = schema.grammar_key
+        grammar = loaded.grammars.get(key)
         if grammar is None:
             from llama_cpp.llama_grammar import LlamaGrammar
 
             try:
-                grammar = LlamaGrammar.from_json_schema(schema.key, verbose=self._verbose)
+                grammar = LlamaGrammar.from_json_schema(key, verbose=self._verbose)
             except Exception as exc:  # the converter reports unsupported schemas with AssertionError & co.
                 raise InvalidSchema(
                     schema.json_schema, f"llama.cpp cannot make a grammar of it: {exc}"
                 ) from exc
-            loaded.grammars[schema.key] = grammar
+            loaded.grammars[key] = grammar
         return grammar
 
     def _complete_sync(self, request: _Request) -> Completion:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import importlib.util
 import threading
 import time
@@ -20,6 +21,7 @@ from conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, RuntimeConform
 
 from motet.errors import InvalidModelOutput, InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes import LlamaCppRuntime, TextDelta
+from motet.runtimes._schema import OutputSchema
 
 LONG_PROMPT = "Write a long story about a robot who learns to paint."
 
@@ -226,3 +228,25 @@ async def test_a_closed_runtime_refuses_calls() -> None:
     await runtime.aclose()
     with pytest.raises(ModelRuntimeError, match="is closed"):
         await runtime.complete("?", max_tokens=1)
+
+
+async def test_large_length_bounds_are_validated_not_unrolled_into_the_grammar(
+    llama_runtime: LlamaCppRuntime,
+) -> None:
+    """A maxLength of thousands once crashed llama.cpp's sampler (one nested rule per character)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "maxLength": {"type": "string", "maxLength": 20_000},
+            "items": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 5_000},
+        },
+        "required": ["maxLength"],
+    }
+    done = await llama_runtime.complete("Say hi in JSON.", max_tokens=48, schema=schema)
+    assert isinstance(done.parsed, dict) and isinstance(done.parsed["maxLength"], str)
+    with pytest.raises(InvalidModelOutput, match="too long"):
+        OutputSchema.of({"type": "string", "maxLength": 600}).parse(json.dumps("x" * 601), "stop")  # type: ignore[union-attr]
+    grammar = json.loads(OutputSchema.of(schema).grammar_key)  # type: ignore[union-attr]
+    assert "maxLength" in grammar["properties"]  # the property survives; its bound does not
+    assert "maxLength" not in grammar["properties"]["maxLength"]
+    assert grammar["properties"]["items"]["items"]["maxLength"] == 8
