@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import importlib.util
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
