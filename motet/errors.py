@@ -19,12 +19,17 @@
     │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
     │   ├── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
     │   ├── InvalidReceipt              (also ValueError)      a receipt not signed by the agent, or altered
-    │   └── PaymentRequired                                    an agent answered 402: `.requirements` says why
+    │   ├── PaymentRequired                                    an agent answered 402: `.requirements` says why
+    │   └── BudgetExceeded                                     a call or a graph would spend past the budget
     ├── AgentError
     │   ├── InvalidAgentCard            (also ValueError)      a card or capability breaks the schema or a limit
     │   ├── UnknownCapability           (also LookupError)     the agent has no capability of that name
     │   ├── InvalidAgentInput           (also ValueError)      input that fails the capability's schema
     │   └── AgentCallFailed                                    the agent could not be reached or did not answer
+    ├── ComposeError
+    │   ├── GraphError                  (also ValueError)      a graph that cannot run: names the node or edge
+    │   ├── NoPlan                      (also LookupError)     no type-compatible path reaches the goal
+    │   └── NodeFailed                                         every candidate agent of a node failed
     └── ModelRuntimeError
         ├── ModelNotFound               (also LookupError)     no loadable GGUF at the path, or a bundled
         │                                                      model's package is not installed
@@ -206,6 +211,46 @@ class PaymentRequired(PaymentError):
         self.agent = agent
         self.reason = reason
         self.requirements = requirements
+
+
+class BudgetExceeded(PaymentError):
+    """Spending `amount` more would take the total past the budget's `cap`; `spent` is already committed."""
+
+    def __init__(self, cap: int, spent: int, amount: int, what: str = "this call") -> None:
+        super().__init__(
+            f"{what} could cost {amount}, and with {spent} already spent or reserved that passes the budget of "
+            f"{cap}: raise the budget or lower the price caps"
+        )
+        self.cap = cap
+        self.spent = spent
+        self.amount = amount
+
+
+class ComposeError(MotetError):
+    """Something went wrong composing or running an agent graph."""
+
+
+class GraphError(ComposeError, ValueError):
+    """A graph that cannot compile; `where` names the node or edge (`"a -> b"`)."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem
+
+
+class NoPlan(ComposeError, LookupError):
+    """No type-compatible path through the registered capabilities reaches the goal."""
+
+
+class NodeFailed(ComposeError):
+    """Every candidate agent for a node failed; `attempts` lists `(agent, problem)` in order."""
+
+    def __init__(self, node: str, attempts: list[tuple[str, str]]) -> None:
+        tried = "; ".join(f"{agent}: {problem}" for agent, problem in attempts) or "no candidate agents"
+        super().__init__(f"node {node!r} failed with every agent ({tried})")
+        self.node = node
+        self.attempts = attempts
 
 
 class AgentError(MotetError):

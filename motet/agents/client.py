@@ -102,11 +102,13 @@ class AgentClient:
         payment: Voucher | None = None,
         output_type: type[BaseModel] | None = None,
         on_token: Callable[[str], None] | None = None,
+        idempotency_key: str | None = None,
     ) -> Invocation:
         """Call `capability` on `channel`, paying the previous call with `payment` if given.
 
         The output is validated against the card's output schema (and `output_type` when given), and the
         receipt is checked: signed by the card's signer, for this request, this output and this price.
+        With `idempotency_key`, a repeated call gets the answer the agent already delivered for that key.
         Raises `PaymentRequired` (402), `UnknownCapability`, `InvalidAgentInput`, `AgentCallFailed`,
         `InvalidReceipt`.
         """
@@ -116,6 +118,8 @@ class AgentClient:
         body: dict[str, Any] = {"capability": capability, "input": value, "channel": hex(channel)}
         if payment is not None:
             body["payment"] = payment.to_dict()
+        if idempotency_key is not None:
+            body["idempotencyKey"] = idempotency_key
         if on_token is not None:
             body["stream"] = True
             answer = await self._stream(body, on_token)

@@ -2,10 +2,13 @@
 
 Routes:
 
-- `POST /invoke` — `{"capability", "input", "channel", "payment"?, "stream"?}`: validates the input, checks the
-  payer's channel, runs the capability, and answers the typed output with an EIP-712 receipt and what the
-  payer now owes (`owed`: the cumulative amount the next voucher must carry). With `"stream": true` the
-  answer is server-sent events: `token` events, then one `result` event (or `error`).
+- `POST /invoke` — `{"capability", "input", "channel", "payment"?, "stream"?, "idempotencyKey"?}`: validates the
+  input, checks the payer's channel, runs the capability, and answers the typed output with an EIP-712
+  receipt and what the payer now owes (`owed`: the cumulative amount the next voucher must carry). With
+  `"stream": true` the answer is server-sent events: `token` events, then one `result` event (or `error`).
+  A call repeated with the same `idempotencyKey` on the same channel gets the answer already delivered, not
+  a second run or charge; a voucher sent again is accepted as already held. Together they let a payer that
+  crashed mid-call resume without paying twice.
 - `POST /pay` — `{"channel", "payment"}`: accept the voucher for delivered calls without making a call.
 - `GET /.well-known/agent-registration.json` — the agent's card (ERC-8004 registration file).
 - `GET /.well-known/agent-card.json` — the same agent as an A2A card.
@@ -71,9 +74,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     total TEXT NOT NULL,
     receipt TEXT NOT NULL,
     delivered_at REAL NOT NULL,
+    idempotency_key TEXT,
+    answer TEXT NOT NULL,
     PRIMARY KEY (chain_id, contract, channel, seq)
 );
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_by_key
+    ON deliveries (chain_id, contract, channel, idempotency_key) WHERE idempotency_key IS NOT NULL;
 """
+MAX_IDEMPOTENCY_KEY = 128
 
 
 class HTTPProblem(Exception):
@@ -105,11 +113,31 @@ class _Tab:
         ).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def record(self, channel_id: int, seq: int, price: int, total: int, receipt: dict[str, Any]) -> None:
+    def record(
+        self, channel_id: int, seq: int, price: int, total: int, key: str | None, answer: dict[str, Any]
+    ) -> None:
         self._db.execute(
-            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*self._key, hex(channel_id), seq, str(price), str(total), json.dumps(receipt), time.time()),
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *self._key,
+                hex(channel_id),
+                seq,
+                str(price),
+                str(total),
+                json.dumps(answer["receipt"]),
+                time.time(),
+                key,
+                json.dumps(answer),
+            ),
         )
+
+    def answer(self, channel_id: int, key: str) -> dict[str, Any] | None:
+        """The answer already delivered on this channel for this idempotency key, if any."""
+        row = self._db.execute(
+            "SELECT answer FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? AND idempotency_key = ?",
+            (*self._key, hex(channel_id), key),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def close(self) -> None:
         self._db.close()
@@ -292,6 +320,9 @@ class AgentServer:
                     f"the voucher is for chain {voucher.domain.chain_id} contract {voucher.domain.contract}, "
                     f"this agent is paid on chain {self.chain.chain_id} contract {self.channels.contract.address}"
                 )
+            held = self.channels.ledger.highest_received(self.channels.domain, channel_id)
+            if held is not None and held == voucher:
+                return  # the same voucher again (a payer resuming after a crash): already held
             self.channels.receive(voucher)
         except InvalidVoucher as exc:
             log.warning("rejected a voucher on channel %s from %s: %s", hex(channel_id), payer_hint, exc)
@@ -346,7 +377,7 @@ class AgentServer:
     async def _invoke(self, request: Request) -> Response:
         try:
             body = await _json_body(request)
-            unknown = set(body) - {"capability", "input", "channel", "payment", "stream"}
+            unknown = set(body) - {"capability", "input", "channel", "payment", "stream", "idempotencyKey"}
             if unknown:
                 raise HTTPProblem(400, f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
             name = body.get("capability")
@@ -368,6 +399,9 @@ class AgentServer:
             payment = body.get("payment") or _header_payment(request)
             if payment is not None:
                 self._accept_payment(channel_id, payment, _client(request))
+            key = _idempotency_key(body.get("idempotencyKey"))
+            if key is not None and (delivered := self.tab.answer(channel_id, key)) is not None:
+                return JSONResponse(delivered)  # delivered before: the same answer, not a second charge
             if channel_id in self._busy:
                 raise HTTPProblem(
                     409, f"a call on channel {hex(channel_id)} is in progress: wait for its answer"
@@ -379,20 +413,27 @@ class AgentServer:
         self._busy.add(channel_id)
         if body.get("stream"):
             return StreamingResponse(
-                self._stream(capability, parsed, raw_input, channel_id), media_type="text/event-stream"
+                self._stream(capability, parsed, raw_input, channel_id, key), media_type="text/event-stream"
             )
         try:
-            return JSONResponse(await self._deliver(capability, parsed, raw_input, channel_id, None))
+            return JSONResponse(await self._deliver(capability, parsed, raw_input, channel_id, key, None))
         except HTTPProblem as problem:
             return _problem(problem)
         finally:
             self._busy.discard(channel_id)
 
     async def _stream(
-        self, capability: Capability[Any, Any], parsed: BaseModel, raw_input: JsonValue, channel_id: int
+        self,
+        capability: Capability[Any, Any],
+        parsed: BaseModel,
+        raw_input: JsonValue,
+        channel_id: int,
+        key: str | None,
     ) -> AsyncIterator[str]:
         tokens: asyncio.Queue[str | None] = asyncio.Queue()
-        job = asyncio.create_task(self._deliver(capability, parsed, raw_input, channel_id, tokens.put_nowait))
+        job = asyncio.create_task(
+            self._deliver(capability, parsed, raw_input, channel_id, key, tokens.put_nowait)
+        )
         job.add_done_callback(lambda _: tokens.put_nowait(None))
         try:
             while (text := await tokens.get()) is not None:
@@ -411,6 +452,7 @@ class AgentServer:
         parsed: BaseModel,
         raw_input: JsonValue,
         channel_id: int,
+        key: str | None,
         on_token: Callable[[str], None] | None,
     ) -> dict[str, Any]:
         ctx = CallContext(self.agent.runtime, on_token=on_token)
@@ -445,8 +487,7 @@ class AgentServer:
             seq,
             model_ref_hash(model_ref),
         )
-        self.tab.record(channel_id, seq, price, total, receipt.to_dict())
-        return {
+        answer = {
             "capability": capability.name,
             "output": output,
             "price": str(price),
@@ -457,6 +498,8 @@ class AgentServer:
             "latencyS": round(latency, 4),
             "receipt": receipt.to_dict(),
         }
+        self.tab.record(channel_id, seq, price, total, key, answer)
+        return answer
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -489,6 +532,18 @@ def _channel_id(value: object) -> int:
         raise HTTPProblem(
             400, f"channel {value!r} is not a channel id (0x-hex or decimal)", field="channel"
         ) from None
+
+
+def _idempotency_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise HTTPProblem(
+            400,
+            f"idempotencyKey must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            field="idempotencyKey",
+        )
+    return value
 
 
 def _header_payment(request: Request) -> object:

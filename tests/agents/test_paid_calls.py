@@ -172,9 +172,9 @@ async def test_invalid_vouchers_are_rejected_and_logged(
     assert len([r for r in caplog.records if "rejected a voucher" in r.message]) == len(bad)
     good = payer.sign(channel, first.owed)
     second = await running.client.invoke("echo", {"text": "two"}, channel=channel, payment=good)
-    replay_and_lower = [good, payer.sign(channel, second.owed)]
-    assert await running.client.pay(channel, replay_and_lower[1]) == second.owed
-    for voucher in [good, replay_and_lower[1]]:
+    assert await running.client.pay(channel, payer.sign(channel, second.owed)) == second.owed
+    lower = VoucherSigner(key, payer.domain).sign(channel, second.owed - 1)  # bypasses the payer's ledger
+    for voucher in [good, lower]:  # a replay of an older voucher, and a lower amount
         with pytest.raises(AgentCallFailed, match="not above"):
             await running.client.pay(channel, voucher)
     assert served == ["one", "two"]
@@ -220,3 +220,26 @@ async def test_prompt_beyond_the_model_context_is_413_and_owes_nothing(summarize
     assert caught.value.field == "input"
     call = await summarizer.client.invoke("summarize", {"text": TEXT}, channel=channel)
     assert call.owed == PRICE
+
+
+async def test_an_idempotency_key_returns_the_delivered_answer_without_a_second_charge(
+    echo: tuple[Running, list[str]],
+) -> None:
+    running, served = echo
+    payer = running.payer
+    channel = payer.open(running.server.account.address, 10 * PRICE).channel_id
+    first = await running.client.invoke(
+        "echo", {"text": "once"}, channel=channel, idempotency_key="run-1/echo"
+    )
+    again = await running.client.invoke(
+        "echo", {"text": "once"}, channel=channel, idempotency_key="run-1/echo"
+    )
+    assert again == first
+    assert served == ["once"]
+    voucher = payer.sign(channel, first.owed)
+    assert await running.client.pay(channel, voucher) == PRICE
+    assert await running.client.pay(channel, voucher) == PRICE  # sent again after a crash: already held
+    with pytest.raises(AgentCallFailed, match="idempotencyKey must be"):
+        await running.client.invoke("echo", {"text": "x"}, channel=channel, idempotency_key="k" * 129)
+    (redemption,) = running.server.channels.redeem()
+    assert redemption.paid == PRICE
