@@ -1,0 +1,291 @@
+"""Paying agents' calls exactly once, across failures, crashes and resumes.
+
+One logical call is `(run, node)`. Each attempt at it goes through these steps, and every step is written
+to SQLite before the next one starts:
+
+    calling    the request is about to be sent; it carries the idempotency key `run:node`
+    delivered  the answer arrived, its receipt verified and its output validated: it is now owed
+    signed     the voucher for it is signed (and in the voucher ledger)
+    paid       the agent acknowledged the voucher
+
+A resumed run reads the row and continues from where it stopped: a `calling` row sends the same request with
+the same key (the agent answers what it already delivered, without a second run or charge); a `delivered`
+row signs the owed amount, or reuses the voucher the ledger already holds for it; a `signed` row re-sends
+its voucher (an agent accepts a voucher it already holds); a `paid` row is returned as it was. A failed
+attempt (unreachable, 402, invalid output, bad receipt, overcharge) costs nothing and is `failed`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from pydantic import JsonValue
+
+from motet.agents.cards import AgentCard
+from motet.agents.client import AgentClient, Invocation
+from motet.chain import Chain
+from motet.composer.budget import Budget
+from motet.errors import AgentCallFailed, InvalidReceipt, MotetError
+from motet.payments.channels import ChannelClient
+from motet.payments.ledger import Ledger
+from motet.payments.vouchers import Voucher
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    run_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    agent_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    price TEXT NOT NULL DEFAULT '0',
+    owed TEXT NOT NULL DEFAULT '0',
+    answer TEXT,
+    voucher TEXT,
+    problem TEXT,
+    PRIMARY KEY (run_id, node, agent_id)
+);
+"""
+
+
+class SimulatedCrash(BaseException):
+    """Raised by a fault hook in tests to stop a run dead at a chosen point, as a killed process would."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An agent that can serve a node: from the registry, with its card."""
+
+    agent_id: int
+    name: str
+    payout: str
+    price: int
+    stake: int
+    card: AgentCard
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (#{self.agent_id})"
+
+    @property
+    def url(self) -> str:
+        return self.card.endpoint("motet").removesuffix("/invoke")
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    invocation: Invocation | None
+    output: dict[str, JsonValue]
+    price: int
+    channel: int
+    cumulative: int
+    replayed: bool
+
+
+class Payer:
+    """Opens channels to agents, calls them, and pays each accepted answer once.
+
+    Args:
+        chain, account: who pays, where.
+        store: SQLite path for call records (":memory:" forgets them: no resume).
+        ledger: the voucher ledger (persist it beside `store` to resume).
+        deposit_calls: a new channel's deposit covers this many calls at the agent's price.
+        timeout: seconds for one agent call, model included.
+        fault: a test hook called at each step with its name; raising `SimulatedCrash` there stops the run.
+    """
+
+    def __init__(
+        self,
+        chain: Chain,
+        account: LocalAccount | None = None,
+        *,
+        store: str | Path = ":memory:",
+        ledger: Ledger | None = None,
+        deposit_calls: int = 20,
+        timeout: float = 120.0,
+        fault: Callable[[str], None] | None = None,
+    ) -> None:
+        self.chain = chain
+        self.account = account or chain.default_account
+        self.channels = ChannelClient(chain, self.account, ledger)
+        self.deposit_calls = deposit_calls
+        self.timeout = timeout
+        self._fault = fault or (lambda point: None)
+        self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._open: dict[str, int] = {}
+        self._clients: dict[str, AgentClient] = {}
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    def spent(self, run_id: str) -> int:
+        """What a run has already paid (or signed to pay): resumed runs start their budget from it."""
+        rows = self._db.execute(
+            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid')", (run_id,)
+        ).fetchall()
+        return sum(int(price) for (price,) in rows)
+
+    def vouchers(self, run_id: str) -> list[Voucher]:
+        """The highest voucher signed on each channel this run paid through."""
+        channels = {
+            int(channel)
+            for (channel,) in self._db.execute(
+                "SELECT DISTINCT channel FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')", (run_id,)
+            )
+        }
+        found = [self.channels.ledger.highest_signed(self.channels.domain, c) for c in sorted(channels)]
+        return [v for v in found if v is not None]
+
+    def settle(self, run_id: str) -> tuple[list[str], int, int]:
+        """Redeem the run's vouchers on chain in batched transactions: `(tx hashes, paid, gas used)`."""
+        results = self.channels.redeem(self.vouchers(run_id))
+        return [r.tx_hash for r in results], sum(r.paid for r in results), sum(r.gas_used for r in results)
+
+    def _row(self, run_id: str, node: str, agent_id: int) -> dict[str, Any] | None:
+        cursor = self._db.execute(
+            "SELECT status, channel, price, owed, answer, voucher FROM calls "
+            "WHERE run_id = ? AND node = ? AND agent_id = ?",
+            (run_id, node, agent_id),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        keys = ("status", "channel", "price", "owed", "answer", "voucher")
+        return dict(zip(keys, row, strict=True))
+
+    def _write(self, run_id: str, node: str, agent_id: int, **values: str | None) -> None:
+        if self._row(run_id, node, agent_id) is None:
+            self._db.execute(
+                "INSERT INTO calls (run_id, node, agent_id, status, channel) VALUES (?, ?, ?, 'calling', ?)",
+                (run_id, node, agent_id, values.get("channel", "0")),
+            )
+        sets = ", ".join(f"{key} = ?" for key in values)
+        self._db.execute(
+            f"UPDATE calls SET {sets} WHERE run_id = ? AND node = ? AND agent_id = ?",  # noqa: S608 - fixed keys
+            (*values.values(), run_id, node, agent_id),
+        )
+
+    def _channel_to(self, candidate: Candidate) -> int:
+        """An open channel to the agent with room for a call, opened (or topped up) when needed."""
+        channel_id = self._open.get(candidate.payout)
+        if channel_id is not None:
+            state = self.channels.channel(channel_id)
+            highest = self.channels.ledger.highest_signed(self.channels.domain, channel_id)
+            signed = highest.cumulative_amount if highest else 0
+            if not state.closing and not state.settled and state.deposit - signed >= candidate.price:
+                return channel_id
+            if not state.closing and not state.settled:
+                self.channels.topup(channel_id, candidate.price * self.deposit_calls)
+                return channel_id
+        state = self.channels.open(candidate.payout, max(candidate.price, 1) * self.deposit_calls)
+        self._open[candidate.payout] = state.channel_id
+        return state.channel_id
+
+    def _client(self, candidate: Candidate) -> AgentClient:
+        client = self._clients.get(candidate.url)
+        if client is None:
+            client = AgentClient(candidate.url, timeout=self.timeout, card=candidate.card)
+            self._clients[candidate.url] = client
+        return client
+
+    async def call(
+        self,
+        run_id: str,
+        node: str,
+        candidate: Candidate,
+        capability: str,
+        input: dict[str, JsonValue],
+        budget: Budget,
+        *,
+        on_token: Callable[[str], None] | None = None,
+    ) -> PaidCall:
+        """Call `candidate` for `node` and pay the accepted answer, resuming whatever a crash left.
+
+        Raises `MotetError` (or `TimeoutError`) when this agent failed; nothing is then owed or paid.
+        """
+        row = self._row(run_id, node, candidate.agent_id)
+        if row is not None and row["status"] == "paid":
+            answer = json.loads(row["answer"])  # counted in the budget already: see `spent()`
+            return PaidCall(None, answer["output"], int(row["price"]), int(row["channel"]), int(row["owed"]), True)
+        reservation = budget.reserve(candidate.price, what=f"node {node!r} on {candidate.label}")
+        try:
+            paid = await self._call(run_id, node, candidate, capability, input, row, on_token)
+        except BaseException:
+            reservation.release()
+            raise
+        reservation.commit(paid.price)
+        return paid
+
+    async def _call(
+        self,
+        run_id: str,
+        node: str,
+        candidate: Candidate,
+        capability: str,
+        input: dict[str, JsonValue],
+        row: dict[str, Any] | None,
+        on_token: Callable[[str], None] | None,
+    ) -> PaidCall:
+        client = self._client(candidate)
+        key = f"{run_id}:{node}"
+        replayed = row is not None
+        invocation: Invocation | None = None
+        if row is None or row["status"] in ("calling", "failed"):
+            channel = int(row["channel"]) if row is not None and row["status"] == "calling" else self._channel_to(candidate)
+            highest = self.channels.ledger.highest_signed(self.channels.domain, channel)
+            signed_before = highest.cumulative_amount if highest else 0
+            self._write(run_id, node, candidate.agent_id, status="calling", channel=str(channel), problem=None)
+            try:
+                invocation = await client.invoke(
+                    capability, input, channel=channel, idempotency_key=key, on_token=on_token
+                )
+            except (MotetError, TimeoutError) as exc:
+                self._write(run_id, node, candidate.agent_id, status="failed", problem=str(exc))
+                raise
+            self._fault("after_call")
+            if invocation.price > candidate.price or invocation.owed != signed_before + invocation.price:
+                problem = (
+                    f"asked {invocation.price} (registered price {candidate.price}) and a cumulative "
+                    f"{invocation.owed} on a channel where {signed_before} was paid"
+                )
+                self._write(run_id, node, candidate.agent_id, status="failed", problem=problem)
+                raise InvalidReceipt(f"{candidate.label} overcharged: {problem}")
+            answer = {"output": invocation.output, "receipt": invocation.receipt.to_dict()}
+            self._write(
+                run_id,
+                node,
+                candidate.agent_id,
+                status="delivered",
+                price=str(invocation.price),
+                owed=str(invocation.owed),
+                answer=json.dumps(answer),
+            )
+            row = self._row(run_id, node, candidate.agent_id)
+            assert row is not None
+        channel, owed, price = int(row["channel"]), int(row["owed"]), int(row["price"])
+        if row["status"] == "delivered":
+            self._fault("before_sign")
+            held = self.channels.ledger.highest_signed(self.channels.domain, channel)
+            voucher = held if held is not None and held.cumulative_amount == owed else self.channels.sign(channel, owed)
+            self._fault("after_sign")
+            self._write(run_id, node, candidate.agent_id, status="signed", voucher=json.dumps(voucher.to_dict()))
+        else:
+            voucher = Voucher.from_dict(json.loads(row["voucher"]))
+        try:
+            await client.pay(channel, voucher)
+        except AgentCallFailed as exc:
+            # The agent keeps its answer either way; the voucher stays signed and is redeemed at settlement.
+            if exc.status is None:
+                raise
+        self._fault("after_pay")
+        self._write(run_id, node, candidate.agent_id, status="paid")
+        output = invocation.output if invocation is not None else json.loads(row["answer"])["output"]
+        return PaidCall(invocation, output, price, channel, owed, replayed)
