@@ -401,7 +401,12 @@ class AgentServer:
                 self._accept_payment(channel_id, payment, _client(request))
             key = _idempotency_key(body.get("idempotencyKey"))
             if key is not None and (delivered := self.tab.answer(channel_id, key)) is not None:
-                return JSONResponse(delivered)  # delivered before: the same answer, not a second charge
+                # Delivered before: the same answer, not a second run or charge.
+                if body.get("stream"):
+                    return StreamingResponse(
+                        iter([_event("result", delivered)]), media_type="text/event-stream"
+                    )
+                return JSONResponse(delivered)
             if channel_id in self._busy:
                 raise HTTPProblem(
                     409, f"a call on channel {hex(channel_id)} is in progress: wait for its answer"

@@ -17,6 +17,7 @@ attempt (unreachable, 402, invalid output, bad receipt, overcharge) costs nothin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -96,7 +97,8 @@ class Payer:
         ledger: the voucher ledger (persist it beside `store` to resume).
         deposit_calls: a new channel's deposit covers this many calls at the agent's price.
         timeout: seconds for one agent call, model included.
-        fault: a test hook called at each step with its name; raising `SimulatedCrash` there stops the run.
+        fault: a test hook called at each step with its name and the node; raising `SimulatedCrash` there
+            stops the run as a killed process would.
     """
 
     def __init__(
@@ -108,14 +110,14 @@ class Payer:
         ledger: Ledger | None = None,
         deposit_calls: int = 20,
         timeout: float = 120.0,
-        fault: Callable[[str], None] | None = None,
+        fault: Callable[[str, str], None] | None = None,
     ) -> None:
         self.chain = chain
         self.account = account or chain.default_account
         self.channels = ChannelClient(chain, self.account, ledger)
         self.deposit_calls = deposit_calls
         self.timeout = timeout
-        self._fault = fault or (lambda point: None)
+        self._fault = fault or (lambda point, node: None)
         self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
         self._db.executescript(_SCHEMA)
         self._open: dict[str, int] = {}
@@ -129,16 +131,25 @@ class Payer:
     def spent(self, run_id: str) -> int:
         """What a run has already paid (or signed to pay): resumed runs start their budget from it."""
         rows = self._db.execute(
-            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid')", (run_id,)
+            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid')",
+            (run_id,),
         ).fetchall()
         return sum(int(price) for (price,) in rows)
+
+    def paid_calls(self, run_id: str) -> int:
+        """How many calls of the run were delivered and paid."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')", (run_id,)
+        ).fetchone()
+        return int(count)
 
     def vouchers(self, run_id: str) -> list[Voucher]:
         """The highest voucher signed on each channel this run paid through."""
         channels = {
             int(channel)
             for (channel,) in self._db.execute(
-                "SELECT DISTINCT channel FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')", (run_id,)
+                "SELECT DISTINCT channel FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')",
+                (run_id,),
             )
         }
         found = [self.channels.ledger.highest_signed(self.channels.domain, c) for c in sorted(channels)]
@@ -214,7 +225,9 @@ class Payer:
         row = self._row(run_id, node, candidate.agent_id)
         if row is not None and row["status"] == "paid":
             answer = json.loads(row["answer"])  # counted in the budget already: see `spent()`
-            return PaidCall(None, answer["output"], int(row["price"]), int(row["channel"]), int(row["owed"]), True)
+            return PaidCall(
+                None, answer["output"], int(row["price"]), int(row["channel"]), int(row["owed"]), True
+            )
         reservation = budget.reserve(candidate.price, what=f"node {node!r} on {candidate.label}")
         try:
             paid = await self._call(run_id, node, candidate, capability, input, row, on_token)
@@ -239,18 +252,25 @@ class Payer:
         replayed = row is not None
         invocation: Invocation | None = None
         if row is None or row["status"] in ("calling", "failed"):
-            channel = int(row["channel"]) if row is not None and row["status"] == "calling" else self._channel_to(candidate)
+            channel = (
+                int(row["channel"])
+                if row is not None and row["status"] == "calling"
+                else self._channel_to(candidate)
+            )
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel)
             signed_before = highest.cumulative_amount if highest else 0
-            self._write(run_id, node, candidate.agent_id, status="calling", channel=str(channel), problem=None)
+            self._write(
+                run_id, node, candidate.agent_id, status="calling", channel=str(channel), problem=None
+            )
             try:
-                invocation = await client.invoke(
-                    capability, input, channel=channel, idempotency_key=key, on_token=on_token
-                )
+                async with asyncio.timeout(self.timeout):
+                    invocation = await client.invoke(
+                        capability, input, channel=channel, idempotency_key=key, on_token=on_token
+                    )
             except (MotetError, TimeoutError) as exc:
                 self._write(run_id, node, candidate.agent_id, status="failed", problem=str(exc))
                 raise
-            self._fault("after_call")
+            self._fault("after_call", node)
             if invocation.price > candidate.price or invocation.owed != signed_before + invocation.price:
                 problem = (
                     f"asked {invocation.price} (registered price {candidate.price}) and a cumulative "
@@ -272,11 +292,17 @@ class Payer:
             assert row is not None
         channel, owed, price = int(row["channel"]), int(row["owed"]), int(row["price"])
         if row["status"] == "delivered":
-            self._fault("before_sign")
+            self._fault("before_sign", node)
             held = self.channels.ledger.highest_signed(self.channels.domain, channel)
-            voucher = held if held is not None and held.cumulative_amount == owed else self.channels.sign(channel, owed)
-            self._fault("after_sign")
-            self._write(run_id, node, candidate.agent_id, status="signed", voucher=json.dumps(voucher.to_dict()))
+            voucher = (
+                held
+                if held is not None and held.cumulative_amount == owed
+                else self.channels.sign(channel, owed)
+            )
+            self._fault("after_sign", node)
+            self._write(
+                run_id, node, candidate.agent_id, status="signed", voucher=json.dumps(voucher.to_dict())
+            )
         else:
             voucher = Voucher.from_dict(json.loads(row["voucher"]))
         try:
@@ -285,7 +311,7 @@ class Payer:
             # The agent keeps its answer either way; the voucher stays signed and is redeemed at settlement.
             if exc.status is None:
                 raise
-        self._fault("after_pay")
+        self._fault("after_pay", node)
         self._write(run_id, node, candidate.agent_id, status="paid")
         output = invocation.output if invocation is not None else json.loads(row["answer"])["output"]
         return PaidCall(invocation, output, price, channel, owed, replayed)
