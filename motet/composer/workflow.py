@@ -166,7 +166,8 @@ class Workflow:
                     raise GraphError(f"{before} -> {node.id}", f"no node {before!r}")
                 graph.add_edge(before, node.id)
         if not nx.is_directed_acyclic_graph(graph):
-            cycle = " -> ".join(edge[0] for edge in nx.find_cycle(graph))
+            edges = nx.find_cycle(graph)
+            cycle = " -> ".join([edge[0] for edge in edges] + [edges[0][0]])
             raise GraphError(cycle, "the graph has a cycle")
         for route in self.routes.values():
             if route.source not in self.nodes:
@@ -206,11 +207,11 @@ class Workflow:
         for node_id in order:
             node = self.nodes[node_id]
             spec = candidates[node_id][0].card.capability(node.capability)
-            sources: dict[str, dict[str, dict[str, Any]]] = {}
+            # In the order data arrives: a predecessor's field takes over from a same-named input.
+            sources: dict[str, dict[str, dict[str, Any]]] = {"input": fields_of(self.input_schema)}
             for before in node.after:
                 out = candidates[before][0].card.capability(self.nodes[before].capability).output_schema
                 sources[before] = fields_of(out)
-            sources["input"] = fields_of(self.input_schema)
             feeds[node_id] = check_inputs(node_id, spec.input_schema, sources, dict(node.inputs) or None)
             for route in self.routes.values():
                 if route.source == node_id and route.on not in fields_of(spec.output_schema):
