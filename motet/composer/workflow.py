@@ -47,9 +47,10 @@ from motet.composer.events import (
     Token,
 )
 from motet.composer.payer import Candidate, Payer
+from motet.composer.planner import Offer, Plan, plan
 from motet.composer.types import check_inputs, fields_of
 from motet.errors import BudgetExceeded, GraphError, MotetError, NodeFailed
-from motet.registry import Registry
+from motet.registry import Registry, capability_hash
 
 Policy = Literal["cheapest", "most_staked"]
 
@@ -157,6 +158,21 @@ class Workflow:
             return cls.from_dict(yaml.safe_load(text))
         raise GraphError(str(path), "a workflow file is .toml, .yaml or .yml")
 
+    @classmethod
+    async def from_goal(
+        cls, goal: str, *, inputs: type[BaseModel] | Mapping[str, Any], registry: Registry, max_steps: int = 6
+    ) -> tuple[Workflow, Plan]:
+        """Plan a workflow that produces `goal`'s output from `inputs`: the cheapest type-compatible chain
+        of registered capabilities (see `motet.composer.planner`). Returns it with the plan, whose
+        `explain()` says why. Nodes are named after their capability and not pinned, so failover applies.
+        """
+        flow = cls(f"goal:{goal}", inputs=inputs)
+        found = plan(goal, fields_of(flow.input_schema), await registry_offers(registry), max_steps=max_steps)
+        for step in found.steps:
+            sources = {ref.partition(".")[0] for ref in step.inputs.values()} - {"input"}
+            flow.add(step.capability, step.capability, after=sorted(sources), inputs=dict(step.inputs))
+        return flow, found
+
     def _graph(self) -> nx.DiGraph[str]:
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(self.nodes)
@@ -221,6 +237,25 @@ class Workflow:
         worst = sum(max(c.price for c in candidates[n]) for n in self.nodes)
         Budget(budget).check_worst_case(worst, what=f"workflow {self.name!r} at worst case")
         return CompiledWorkflow(self, graph, order, candidates, feeds, worst, budget, payer, checkpoints)
+
+
+async def registry_offers(registry: Registry) -> list[Offer]:
+    """Every active agent's capabilities at its price, from the registry and the agents' cards; agents whose
+    card cannot be read, or whose card's signer is not their payout, are left out."""
+    offers: list[Offer] = []
+    for record in registry.search():
+        try:
+            card = await fetch_card(record.agent_uri)
+        except MotetError:
+            continue
+        if card.signer != record.payout:
+            continue
+        offers.extend(
+            Offer(record.agent_id, card.name, spec, record.price)
+            for spec in card.capabilities
+            if record.declares(capability_hash(spec.name))
+        )
+    return offers
 
 
 async def _candidates(registry: Registry, node: Node, policy: Policy) -> tuple[Candidate, ...]:

@@ -123,3 +123,13 @@ async def test_the_compiled_graph_renders_as_mermaid_and_in_the_terminal(shop: S
     assert "write" in mermaid and "count" in mermaid
     drawing = runnable.ascii()
     assert "injector" in drawing and "counter" in drawing
+
+
+async def test_a_goal_is_planned_through_the_registry_and_runs(shop: Shop) -> None:
+    flow, found = await Workflow.from_goal("count", inputs=Text, registry=shop.registry)
+    assert [step.capability for step in found.steps] == ["count"]
+    assert "count: agent" in found.explain()
+    payer = Payer(shop.chain, shop.chain.accounts[8])
+    report = await (await flow.compile(shop.registry, payer=payer, budget=10**18)).run({"text": "abc"})
+    await payer.aclose()
+    assert report.outputs["count"] == {"length": 3}
