@@ -37,17 +37,32 @@ def demo(
     chain: Annotated[
         str, typer.Option(help="Where to run: 'embedded' (in-process py-evm) or 'anvil'.")
     ] = "embedded",
-    calls: Annotated[int, typer.Option(min=1, help="How many paid calls to sign and settle.")] = 1_000,
+    calls: Annotated[
+        int, typer.Option(min=1, help="How many paid calls to sign and settle at scale.")
+    ] = 1_000,
+    story: Annotated[
+        bool, typer.Option(help="Run the agent market and research-brief workflow on the local model first.")
+    ] = True,
+    threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads.")] = None,
 ) -> None:
-    """Deploy, register three agents, pay CALLS calls with vouchers, settle in one batch, print the gas."""
+    """A market of agents on the local model, a paid research-brief workflow with failover and settlement,
+    then CALLS vouchers settled in one batch with the gas per paid call."""
+    import asyncio
+
     from motet.chain import Chain
-    from motet.demo import run_demo
+    from motet.demo import run_demo, run_story
+    from motet.runtimes import LlamaCppRuntime
+
+    def both(node: Chain) -> None:
+        if story:
+            asyncio.run(run_story(node, console=console, runtime=LlamaCppRuntime(n_threads=threads)))
+        run_demo(node, calls=calls, console=console)
 
     if chain == "embedded":
-        run_demo(Chain.embedded(), calls=calls, console=console)
+        both(Chain.embedded())
     elif chain == "anvil":
         with Chain.anvil() as node:
-            run_demo(node, calls=calls, console=console)
+            both(node)
     else:
         raise typer.BadParameter(f"unknown chain {chain!r}: use 'embedded' or 'anvil'", param_hint="--chain")
 

@@ -1,14 +1,18 @@
-"""`motet demo`: the whole money path on a local chain, with the figures that matter.
+"""`motet demo`: the whole story on a local chain, with the figures that matter.
 
-Deploys the registry and the channels contract, registers three agents, finds them by capability, opens a
-channel to each, pays 1,000 calls with vouchers (signed, verified and persisted on both sides), redeems
-every channel in one batched transaction, and prints balances and gas per paid call.
+1. `run_story`: a market of agents on the bundled model, each served over HTTP and registered on chain at
+   its own price; a research-brief workflow (extract → [summarize ∥ keywords ∥ sentiment] → report)
+   compiled against the registry, run with streaming tokens, a deliberately failing agent failed over and
+   not paid, every accepted call paid by voucher, and the run settled in one transaction.
+2. `run_demo`: the money path at scale: three channels, 1,000 vouchers signed, verified and persisted on both
+   sides, redeemed in one batched transaction, with balances and gas per paid call.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -17,8 +21,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from motet.chain import Chain
+from motet.composer.events import RunReport
 from motet.payments import ChannelClient, Ledger
 from motet.registry import Registry
+from motet.runtimes import Runtime
 
 GWEI = 10**9
 
@@ -160,6 +166,66 @@ def run_demo(chain: Chain, *, calls: int = 1_000, console: Console | None = None
         "redeem_gas": redemption.gas_used,
         "gas_per_call_x1000": round(per_call * 1000),
     }
+
+
+DOCUMENT = (
+    "<h1>City opens a new public library</h1><p>The city opened a new public library downtown on Monday. "
+    "Visitors praised the bright reading rooms, the large children's section and the friendly staff. The "
+    "library is open every day until nine, and membership is free for residents.</p>"
+)
+
+
+async def run_story(
+    chain: Chain, *, console: Console | None = None, runtime: Runtime | None = None
+) -> RunReport:
+    """The market, the workflow, the paid run and its settlement, printed as it happens."""
+    from motet.composer import Payer
+    from motet.composer.progress import report_table, watch
+    from motet.market import local_market, research_brief
+    from motet.runtimes import LlamaCppRuntime
+
+    out = console or Console()
+    # The agents' own logs (the failing agent's traceback) belong to their operators, not to this screen.
+    logging.getLogger("motet.agents.server").setLevel(logging.CRITICAL)
+    out.rule(
+        f"[bold]motet demo[/] · 1. a market of agents on the {chain.kind} chain (chain id {chain.chain_id})"
+    )
+    status = out.status("loading the model and starting the agents")
+    status.start()
+    async with local_market(chain, runtime or LlamaCppRuntime()) as market:
+        status.stop()
+        table = Table(title="registered agents (each serves HTTP on 127.0.0.1 and signs its receipts)")
+        for column in ("id", "agent", "capabilities", "price (gwei)", "stake (ETH)", "endpoint"):
+            table.add_column(column)
+        for name, server in market.servers.items():
+            table.add_row(
+                str(market.ids[name]),
+                name,
+                ", ".join(server.agent.capabilities),
+                f"{server.agent.price / GWEI:g}",
+                f"{market.registry.get(market.ids[name]).bonded_stake / 10**18:g}",
+                str(server.url),
+            )
+        out.print(table)
+
+        out.rule("2. compose: research brief, agents picked from the registry")
+        payer = Payer(chain, chain.accounts[0])
+        budget = 10**12
+        runnable = await research_brief().compile(market.registry, payer=payer, budget=budget)
+        out.print(runnable.ascii())
+        out.print(
+            f"worst case {runnable.worst_case / GWEI:,.0f} gwei within a budget of {budget / GWEI:,.0f} gwei"
+        )
+
+        out.rule("3. run: streamed tokens, failover, a voucher per accepted answer, one settlement")
+        report = runnable.new_report()
+        try:
+            await watch(runnable.stream({"document": DOCUMENT}, report=report), report, out)
+        finally:
+            await payer.aclose()
+        out.print(report_table(report))
+        out.print(f"[bold]brief[/]\n{report.outputs['report']['report']}")
+        return report
 
 
 def _gas_used(chain: Chain) -> int:

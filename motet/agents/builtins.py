@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,8 +26,11 @@ class Text(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT, description="The text.")
 
 
+Phrase = Annotated[str, Field(max_length=40)]
+
+
 class Summary(BaseModel):
-    summary: str = Field(max_length=600, description="A one- or two-sentence summary.")
+    summary: str = Field(max_length=300, description="A one- or two-sentence summary.")
 
 
 class TranslationRequest(BaseModel):
@@ -40,7 +43,7 @@ class Translation(BaseModel):
 
 
 class Keywords(BaseModel):
-    keywords: list[str] = Field(max_length=8, description="Up to eight keywords, most important first.")
+    keywords: list[Phrase] = Field(max_length=5, description="Up to five keywords, most important first.")
 
 
 class Sentiment(BaseModel):
@@ -53,12 +56,12 @@ class Question(BaseModel):
 
 
 class Answer(BaseModel):
-    answer: str = Field(max_length=1_000)
+    answer: str = Field(max_length=300)
 
 
 class Critique(BaseModel):
-    strengths: list[str] = Field(max_length=3)
-    weaknesses: list[str] = Field(max_length=3)
+    strengths: list[Annotated[str, Field(max_length=80)]] = Field(max_length=3)
+    weaknesses: list[Annotated[str, Field(max_length=80)]] = Field(max_length=3)
 
 
 def _summarize(agent: Agent) -> None:
@@ -69,7 +72,7 @@ def _summarize(agent: Agent) -> None:
         instructions="Summarise the user's text in one short sentence. Answer in JSON.",
         template="{text}",
         description="Summarise a text in one or two sentences.",
-        max_tokens=96,
+        max_tokens=128,
         examples=[
             ({"text": "The cat sat on the mat all day."}, {"summary": "A cat spent the day on a mat."})
         ],
@@ -95,8 +98,8 @@ def _keywords(agent: Agent) -> None:
         output=Keywords,
         instructions="List the main keywords of the user's text. Answer in JSON.",
         template="{text}",
-        description="Extract up to eight keywords from a text.",
-        max_tokens=64,
+        description="Extract up to five keywords from a text.",
+        max_tokens=96,
     )
 
 
@@ -120,7 +123,7 @@ def _answer(agent: Agent) -> None:
         instructions="Answer the question using only the context. Answer in JSON.",
         template="Context:\n{context}\n\nQuestion: {question}",
         description="Answer a question from a given context.",
-        max_tokens=96,
+        max_tokens=128,
     )
 
 
@@ -132,7 +135,7 @@ def _critique(agent: Agent) -> None:
         instructions="Give the strengths and weaknesses of the user's text. Answer in JSON.",
         template="{text}",
         description="List a text's strengths and weaknesses.",
-        max_tokens=128,
+        max_tokens=224,
     )
 
 

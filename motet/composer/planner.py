@@ -202,17 +202,18 @@ class _Space:
 
     def reachable(self) -> tuple[int, int]:
         """Every producer that can run at all, and the rounds until the goal can: a lower bound on steps."""
-        reached, rounds = self.input_bit, 1
-        while not self.runnable(self.goal, reached):
+        reached, rounds, goal_round = self.input_bit, 1, 0
+        while True:
+            if not goal_round and self.runnable(self.goal, reached):
+                goal_round = rounds
             fresh = 0
             for name in self.names:
                 if not self.bit[name] & reached and self.runnable(name, reached):
                     fresh |= self.bit[name]
             if not fresh:
-                break
+                return reached, goal_round
             reached |= fresh
             rounds += 1
-        return reached, rounds
 
     def search(self, reached: int, max_steps: int) -> tuple[tuple[str, ...] | None, list[Route]]:
         """Uniform-cost search over sets of steps; returns the cheapest sequence and a few other routes."""

@@ -383,25 +383,31 @@ class _Inliner:
         self.expansions = 0
         self.done: dict[str, dict[str, Any]] = {}
         self.cuts: list[str] = []
+        self.walked: dict[int, Any] = {}
+        """Walked values by `id()`: they live as long as `root`, which holds them, so ids stay unique."""
 
     def walk(self, value: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(value, list):
-            return [self.walk(item, stack) for item in value]
-        if not isinstance(value, Mapping):
+        if not isinstance(value, list | Mapping):
             return value
-        ref = value.get("$ref")
-        out: dict[str, Any] = {}
-        if isinstance(ref, str):
-            out.update(self.target(ref, stack))
-        for key, sub in value.items():
-            if key in ("$ref", "$defs", "definitions"):
-                continue
-            out[key] = sub if key in _DATA_KEYWORDS else self.walk(sub, stack)
+        # Inlined schemas share sub-dicts; walking each once keeps an inlined schema's walk linear too.
+        if not stack and id(value) in self.walked:
+            return self.walked[id(value)]
+        out: Any
+        if isinstance(value, list):
+            out = [self.walk(item, stack) for item in value]
+        else:
+            ref = value.get("$ref")
+            out = dict(self.target(ref, stack)) if isinstance(ref, str) else {}
+            for key, sub in value.items():
+                if key not in ("$ref", "$defs", "definitions"):
+                    out[key] = sub if key in _DATA_KEYWORDS else self.walk(sub, stack)
+        if not stack:
+            self.walked[id(value)] = out
         return out
 
     def target(self, ref: str, stack: tuple[str, ...]) -> dict[str, Any]:
         if ref in self.done:
-            return dict(self.done[ref])
+            return self.done[ref]
         if ref in stack:
             self.cuts.append(ref)
             return {}  # the recursion is cut here; what goes deeper is checked at run time
@@ -423,7 +429,7 @@ class _Inliner:
         # many times over are inlined once.
         if not set(self.cuts[mark:]) & set(stack):
             self.done[ref] = result
-        return dict(result)
+        return result
 
 
 def _as_schema(value: Any) -> dict[str, Any]:

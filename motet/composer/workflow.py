@@ -361,12 +361,13 @@ class CompiledWorkflow:
         settle: bool = True,
     ) -> RunReport:
         """Run to the end (or resume `run_id` when `inputs` is None) and return the report."""
-        report = self._report(run_id or "")
+        report = self.new_report(run_id or "")
         async for _event in self.stream(inputs, run_id=run_id, settle=settle, report=report):
             pass
         return report
 
-    def _report(self, run_id: str) -> RunReport:
+    def new_report(self, run_id: str = "") -> RunReport:
+        """An empty report for a run of this workflow, to pass to `stream(report=...)`."""
         nodes = {n: NodeReport(n, self.workflow.nodes[n].capability) for n in self.order}
         return RunReport(run_id, nodes, budget=self.budget)
 
@@ -383,7 +384,7 @@ class CompiledWorkflow:
         if inputs is None and run_id is None:
             raise ValueError("pass inputs to start a run, or the run_id of one to resume")
         run_id = run_id or uuid.uuid4().hex[:16]
-        report = report if report is not None else self._report(run_id)
+        report = report if report is not None else self.new_report(run_id)
         report.run_id = run_id
         values: dict[str, JsonValue] | None = None
         if inputs is not None:
@@ -485,7 +486,7 @@ class CompiledWorkflow:
                 except BudgetExceeded:
                     raise
                 except (MotetError, TimeoutError) as exc:
-                    problem = str(exc) or type(exc).__name__
+                    problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
                     attempts.append((candidate.label, problem))
                     following = candidates[index + 1].label if index + 1 < len(candidates) else None
                     emit(Failover(node_id, candidate.label, problem, following))

@@ -100,11 +100,17 @@ async def test_compile_errors_name_the_node_or_edge(shop: Shop) -> None:
     cases: list[tuple[Workflow, str]] = [
         (Workflow("a", inputs=Text).add("x", "translate"), "x: no active agent offers 'translate'"),
         (Workflow("b", inputs=Count).add("x", "count"), "x: input field 'text' of node 'x' is not provided"),
-        (Workflow("b2", inputs={"properties": {"text": {"type": "integer"}}}).add("x", "count"), "input -> x"),
+        (
+            Workflow("b2", inputs={"properties": {"text": {"type": "integer"}}}).add("x", "count"),
+            "input -> x",
+        ),
         (Workflow("c", inputs=Text).add("x", "write", after="ghost"), "ghost -> x: no node 'ghost'"),
         (Workflow("d", inputs=Text).add("x", "write", max_price=PRICE - 1), "at or under"),
         (
-            Workflow("e", inputs=Text).add("x", "write").add("y", "write", after="x").route("x", on="nope", cases={"a": "y"}),
+            Workflow("e", inputs=Text)
+            .add("x", "write")
+            .add("y", "write", after="x")
+            .route("x", on="nope", cases={"a": "y"}),
             "x: routes on 'nope'",
         ),
     ]

@@ -1,0 +1,128 @@
+"""A local agent market: built-in agents on the bundled model, each served on 127.0.0.1 by its own account and
+registered on chain with its own price. The demo, `motet run --local-agents` and the examples run on it.
+
+It includes two agents that are not models: `extract_text` (tidies a raw document into plain text) and
+`compose_report` (assembles a brief), and, when asked, a deliberately failing summarizer priced below the
+real one, so the composer tries it first and fails over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from motet.agents import Agent, AgentServer, CallContext, builtin_agent
+from motet.agents.builtins import MAX_TEXT, Summary, Text
+from motet.chain import Chain
+from motet.composer.workflow import Workflow
+from motet.registry import Registry
+from motet.runtimes import Runtime
+
+GWEI = 10**9
+
+
+class Document(BaseModel):
+    document: str = Field(min_length=1, max_length=4 * MAX_TEXT, description="A raw document: text or HTML.")
+
+
+class Brief(BaseModel):
+    summary: str
+    keywords: list[str]
+    sentiment: str
+
+
+class Report(BaseModel):
+    report: str
+
+
+def extract_agent(price: int) -> Agent:
+    agent = Agent("extractor", description="Turns a raw document into plain text.", price=price)
+
+    @agent.capability("extract_text")
+    async def extract_text(request: Document, ctx: CallContext) -> Text:
+        """Strip markup and squeeze whitespace."""
+        plain = re.sub(r"<[^>]+>", " ", request.document)
+        return Text(text=" ".join(plain.split())[:MAX_TEXT])
+
+    return agent
+
+
+def report_agent(price: int) -> Agent:
+    agent = Agent("reporter", description="Assembles a research brief.", price=price)
+
+    @agent.capability("compose_report")
+    async def compose_report(brief: Brief, ctx: CallContext) -> Report:
+        """Assemble the summary, keywords and sentiment into a brief."""
+        keywords = ", ".join(brief.keywords) or "none"
+        return Report(report=f"{brief.summary}\nKeywords: {keywords}.\nTone: {brief.sentiment}.")
+
+    return agent
+
+
+def failing_agent(price: int) -> Agent:
+    agent = Agent("flaky-summarizer", description="A summarizer whose GPU has gone away.", price=price)
+
+    @agent.capability("summarize")
+    async def summarize(request: Text, ctx: CallContext) -> Summary:
+        """Always fails: the composer must fail over and pay nothing."""
+        raise RuntimeError("CUDA error: out of memory")
+
+    return agent
+
+
+@dataclass
+class Market:
+    chain: Chain
+    registry: Registry
+    servers: dict[str, AgentServer]
+    """Agent name → its server."""
+    ids: dict[str, int]
+    """Agent name → its registry id."""
+
+
+def market_agents(runtime: Runtime, *, failing: bool = True) -> list[Agent]:
+    """The market's agents, each with its price."""
+    agents = [
+        extract_agent(5 * GWEI),
+        builtin_agent("summarize", runtime=runtime, name="summarizer", price=40 * GWEI),
+        builtin_agent("extract_keywords", runtime=runtime, name="keyword-miner", price=15 * GWEI),
+        builtin_agent("classify_sentiment", runtime=runtime, name="mood", price=10 * GWEI),
+        builtin_agent(
+            "translate", "critique", "extract_keywords", runtime=runtime, name="polyglot", price=60 * GWEI
+        ),
+        report_agent(5 * GWEI),
+    ]
+    if failing:
+        agents.append(failing_agent(25 * GWEI))
+    return agents
+
+
+@contextlib.asynccontextmanager
+async def local_market(chain: Chain, runtime: Runtime, *, failing: bool = True) -> AsyncIterator[Market]:
+    """Serve and register the market's agents on `chain` (accounts 1, 2, ...) until the block ends."""
+    registry = Registry(chain)
+    servers: dict[str, AgentServer] = {}
+    ids: dict[str, int] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for index, agent in enumerate(market_agents(runtime, failing=failing), start=1):
+            server = AgentServer(agent, chain=chain, account=chain.accounts[index])
+            await stack.enter_async_context(server.running())
+            ids[agent.name] = await server.register(registry, stake=10**17 * index)
+            servers[agent.name] = server
+        yield Market(chain, registry, servers, ids)
+
+
+def research_brief() -> Workflow:
+    """extract → [summarize ∥ keywords ∥ sentiment] → report."""
+    return (
+        Workflow("research-brief", inputs=Document)
+        .add("extract", "extract_text")
+        .add("summarize", "summarize", after="extract")
+        .add("keywords", "extract_keywords", after="extract")
+        .add("sentiment", "classify_sentiment", after="extract")
+        .add("report", "compose_report", after=["summarize", "keywords", "sentiment"])
+    )
