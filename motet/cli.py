@@ -23,10 +23,11 @@ console = Console()
 
 
 def _add_subcommands() -> None:
-    from motet.cli_agents import agent_app, channel_app
+    from motet.cli_agents import agent_app, channel_app, run_workflow
 
     app.add_typer(agent_app, name="agent")
     app.add_typer(channel_app, name="channel")
+    app.command("run")(run_workflow)
 
 
 _add_subcommands()

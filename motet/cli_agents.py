@@ -233,3 +233,105 @@ def show(
             }
         )
     )
+
+
+def run_workflow(
+    workflow: Annotated[
+        Path | None, typer.Argument(help="A workflow file (.toml, .yaml); omit with --goal.", exists=True)
+    ] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="An input field as name=value (repeatable).")
+    ] = None,
+    goal: Annotated[str | None, typer.Option(help="Plan a workflow that ends in this capability.")] = None,
+    budget: Annotated[int, typer.Option(min=1, help="The most the run may spend, in wei.")] = 10**16,
+    chain: Annotated[
+        str,
+        typer.Option(help="'embedded' (with --local-agents) or 'rpc' (MOTET_RPC_URL + MOTET_PRIVATE_KEY)."),
+    ] = "rpc",
+    local_agents: Annotated[
+        bool, typer.Option(help="Serve and register motet's built-in agents on the local model first.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option(help="Resume the run with this id from its checkpoint.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads for --local-agents.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON only.")] = False,
+) -> None:
+    """Run a workflow file, or plan one from --goal, paying each call; live progress, then the report."""
+    from motet.chain import Chain
+    from motet.composer import Payer, Workflow
+    from motet.composer.progress import report_table, watch
+    from motet.composer.workflow import CompiledWorkflow
+    from motet.market import local_market
+    from motet.registry import Registry
+    from motet.runtimes import LlamaCppRuntime
+
+    if (workflow is None) == (goal is None):
+        raise typer.BadParameter("give a workflow file or --goal, not both and not neither")
+    values: dict[str, str] = {}
+    for item in inputs or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r} is not name=value", param_hint="--input")
+        values[name] = value
+    if chain == "embedded":
+        node = Chain.embedded()
+        local_agents = True
+    elif chain == "rpc":
+        node = Chain.connect()
+    else:
+        raise typer.BadParameter(f"unknown chain {chain!r}: use 'embedded' or 'rpc'", param_hint="--chain")
+
+    async def compose(registry: Registry, payer: Payer) -> CompiledWorkflow:
+        if workflow is not None:
+            flow = Workflow.load(workflow)
+        else:
+            assert goal is not None
+            schema = {
+                "type": "object",
+                "properties": {k: {"type": "string"} for k in values},
+                "required": list(values),
+            }
+            flow, found = await Workflow.from_goal(goal, inputs=schema, registry=registry)
+            console.print(found.explain())
+        return await flow.compile(
+            registry,
+            payer=payer,
+            budget=budget,
+            checkpoints=_ledger_path(node, "runs") if chain == "rpc" else None,
+        )
+
+    async def go(registry: Registry) -> None:
+        payer = Payer(
+            node,
+            node.default_account,
+            store=_ledger_path(node, "calls") if chain == "rpc" else ":memory:",
+            ledger=_ledger(node, "payer") if chain == "rpc" else None,
+        )
+        try:
+            runnable = await compose(registry, payer)
+            if not as_json:
+                console.print(runnable.ascii())
+            report = runnable.new_report(resume or "")
+            stream = runnable.stream(None if resume else values, run_id=resume, report=report)
+            if as_json:
+                async for _event in stream:
+                    pass
+            else:
+                await watch(stream, report, console)
+                console.print(report_table(report))
+            out.print(json.dumps(report.outputs, indent=None if as_json else 2))
+        finally:
+            await payer.aclose()
+
+    async def main() -> None:
+        if not local_agents:
+            await go(Registry(node))
+            return
+        status = console.status("starting the local agents")
+        status.start()
+        async with local_market(node, LlamaCppRuntime(n_threads=threads), failing=False) as market:
+            status.stop()
+            await go(market.registry)
+
+    asyncio.run(main())

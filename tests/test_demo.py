@@ -50,3 +50,23 @@ def test_cli_help_lists_demo() -> None:
     )
     assert result.returncode == 0
     assert "demo" in result.stdout
+
+
+async def test_the_story_fails_over_pays_and_settles() -> None:
+    from motet.composer import Failover
+    from motet.demo import run_story
+    from motet.runtimes import LlamaCppRuntime
+
+    console = Console(record=True, width=160)
+    runtime = LlamaCppRuntime(n_threads=1)
+    report = await run_story(Chain.embedded(), console=console, runtime=runtime)
+    runtime.close()
+    text = console.export_text()
+    assert "registered agents" in text and "flaky-summarizer" in text
+    (failover,) = [e for e in report.events if isinstance(e, Failover)]
+    assert failover.node == "summarize" and failover.failed_agent.startswith("flaky-summarizer")
+    assert report.settlement is not None
+    assert report.settlement.paid == report.spent == 75 * 10**9  # five calls, the flaky one not among them
+    assert report.settlement.paid_calls == 5
+    assert "gas per paid call" in text
+    assert report.outputs["report"]["report"]
