@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import networkx as nx  # type: ignore[import-untyped]
+import networkx as nx
 
 from motet.agents.cards import CapabilitySpec
 from motet.composer.types import check_inputs, compatible, fields_of, required_of
@@ -160,11 +160,14 @@ def plan(
 class _Space:
     """The capabilities as bits of a mask, what each needs as masks of the producers that fit."""
 
-    def __init__(self, goal: str, available: Mapping[str, Mapping[str, Any]], ranked: dict[str, list[Offer]]):
+    def __init__(
+        self, goal: str, available: Mapping[str, Mapping[str, Any]], ranked: dict[str, list[Offer]]
+    ) -> None:
         self.goal = goal
         self.available = {name: dict(schema) for name, schema in available.items()}
         self.ranked = ranked
-        self.names = sorted(name for name in ranked if name != goal)
+        # A step named "input" would read, in `inputs`, as the user's inputs: it can only be a goal.
+        self.names = sorted(name for name in ranked if name not in (goal, INPUT))
         self.bit = {name: 1 << index for index, name in enumerate(self.names)}
         self.input_bit = 1 << len(self.names)
         self.inputs = {name: fields_of(offers[0].capability.input_schema) for name, offers in ranked.items()}

@@ -24,7 +24,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Final
 
-import networkx as nx  # type: ignore[import-untyped]
+import networkx as nx
 
 from motet.errors import GraphError
 

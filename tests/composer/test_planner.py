@@ -17,7 +17,7 @@ from motet.agents.builtins import Answer, Keywords, Question, Sentiment, Summary
 from motet.agents.cards import CapabilitySpec
 from motet.composer import planner
 from motet.composer.planner import Offer, Plan, Route, plan
-from motet.composer.types import fields_of
+from motet.composer.types import fields_of, required_of
 from motet.errors import NoPlan
 
 
@@ -149,7 +149,7 @@ def test_the_total_cheapest_path_wins_whatever_its_length(
 
 
 def test_no_agent_offers_the_goal() -> None:
-    with pytest.raises(NoPlan, match="^no agent offers 'translate'; offered: extract_keywords, summarize$"):
+    with pytest.raises(NoPlan, match=r"^no agent offers 'translate'; offered: extract_keywords, summarize$"):
         plan("translate", TEXT, [Offer(1, "a", SUMMARIZE, 1), Offer(2, "b", KEYWORDS, 1)])
 
 
@@ -279,13 +279,13 @@ def _object(names: list[str]) -> dict[str, Any]:
 
 def _brute_force(goal: str, available: set[str], offers: list[Offer], max_steps: int) -> int | None:
     """The cheapest plan cost by trying every set of other capabilities: a set runs if, run greedily, it all runs."""
-    best = {}
+    best: dict[str, Offer] = {}
     for offer in offers:
         name = offer.capability.name
         if name not in best or offer.price < best[name].price:
             best[name] = offer
-    needs = {name: set(offer.capability.input_schema["required"]) for name, offer in best.items()}  # type: ignore[arg-type]
-    gives = {name: set(offer.capability.output_schema["properties"]) for name, offer in best.items()}  # type: ignore[arg-type]
+    needs = {name: required_of(offer.capability.input_schema) for name, offer in best.items()}
+    gives = {name: set(fields_of(offer.capability.output_schema)) for name, offer in best.items()}
     others = sorted(set(best) - {goal})
     cheapest: int | None = None
     for size in range(max_steps):
@@ -327,5 +327,5 @@ def test_the_plan_costs_what_the_cheapest_set_of_steps_costs(seed: int, max_step
             ref.split(".")[0] in {"input", *(s.capability for s in result.steps)}
             for ref in step.inputs.values()
         )
-        produced |= set(step.offer.capability.output_schema["properties"])  # type: ignore[arg-type]
+        produced |= set(fields_of(step.offer.capability.output_schema))
     assert all(isinstance(route, Route) and route.cost >= result.cost for route in result.routes)

@@ -1,0 +1,182 @@
+"""B2 (orchestration rate) and B6 (compile + plan), on the embedded chain.
+
+B2: a 5-node graph (one node, three in parallel, one) whose agents are Python functions served over HTTP on
+127.0.0.1, every call paid with a voucher (receipt checked, voucher signed, persisted and handed over): paid
+node-steps per second, against bare LangGraph running the same graph with nodes that do nothing.
+
+B6: `compile()` of a 20-node graph against a registry of 100 agents (5 per capability), and `plan()` of a
+20-step goal over the same 100 offers.
+
+Run alone with `python -m bench.b_composer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Annotated, Any, TypedDict
+
+from pydantic import BaseModel
+
+from motet.agents import Agent, AgentServer, CallContext
+from motet.chain import Chain
+from motet.composer import Payer, Workflow
+from motet.composer.planner import plan
+from motet.composer.types import fields_of
+from motet.composer.workflow import registry_offers
+from motet.registry import Registry
+
+B2_TARGET = 1_000
+B6_TARGET_MS = 50.0
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Part(BaseModel):
+    part: str
+
+
+class Parts(BaseModel):
+    text: str
+    part: str
+
+
+def _graph_agents() -> list[Agent]:
+    first, left, middle, right, join = (Agent(name, price=1_000) for name in ("first", "a", "b", "c", "join"))
+
+    @first.capability("start")
+    async def start(request: Text, ctx: CallContext) -> Text:
+        return request
+
+    for agent, name in ((left, "left"), (middle, "middle"), (right, "right")):
+
+        async def branch(request: Text, ctx: CallContext) -> Part:
+            return Part(part=request.text)
+
+        agent.capability(name)(branch)
+
+    @join.capability("join")
+    async def joined(request: Parts, ctx: CallContext) -> Text:
+        return Text(text=request.text + request.part)
+
+    return [first, left, middle, right, join]
+
+
+def _flow() -> Workflow:
+    return (
+        Workflow("b2", inputs=Text)
+        .add("start", "start")
+        .add("left", "left", after="start")
+        .add("middle", "middle", after="start")
+        .add("right", "right", after="start")
+        .add("join", "join", after=["left", "middle", "right"], inputs={"part": "left.part"})
+    )
+
+
+async def _motet_rate(runs: int) -> float:
+    chain = Chain.embedded()
+    registry = Registry(chain)
+    async with contextlib.AsyncExitStack() as stack:
+        for index, agent in enumerate(_graph_agents(), start=1):
+            server = AgentServer(agent, chain=chain, account=chain.accounts[index])
+            await stack.enter_async_context(server.running())
+            await server.register(registry)
+        payer = Payer(chain, chain.accounts[8], deposit_calls=10 * runs)
+        runnable = await _flow().compile(registry, payer=payer, budget=10**18)
+        await runnable.run({"text": "x"}, settle=False)  # opens the channels
+        started = time.perf_counter()
+        for _ in range(runs):
+            await runnable.run({"text": "x"}, settle=False)
+        elapsed = time.perf_counter() - started
+        await payer.aclose()
+    return 5 * runs / elapsed
+
+
+def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    return {**left, **right}
+
+
+class _State(TypedDict):
+    outputs: Annotated[dict[str, Any], _merge]  # as motet's own graph state
+
+
+async def _langgraph_rate(runs: int) -> float:
+    from langgraph.graph import END, START, StateGraph
+
+    def node(name: str) -> Any:
+        async def run(state: _State) -> dict[str, Any]:
+            return {"outputs": {name: {"text": "x"}}}
+
+        return run
+
+    builder = StateGraph(_State)
+    for name in ("start", "left", "middle", "right", "join"):
+        builder.add_node(name, node(name))
+    builder.add_edge(START, "start")
+    for name in ("left", "middle", "right"):
+        builder.add_edge("start", name)
+    builder.add_edge(["left", "middle", "right"], "join")
+    builder.add_edge("join", END)
+    graph = builder.compile()
+    await graph.ainvoke({"outputs": {}})
+    started = time.perf_counter()
+    for _ in range(runs):
+        await graph.ainvoke({"outputs": {}})
+    return 5 * runs / (time.perf_counter() - started)
+
+
+def bench_b2(runs: int = 100) -> tuple[float, float]:
+    """(motet paid node-steps/s, bare LangGraph node-steps/s)."""
+    ours = asyncio.run(_motet_rate(runs))
+    bare = asyncio.run(_langgraph_rate(runs * 10))
+    print(f"B2: motet {ours:,.0f} paid node-steps/s; bare LangGraph {bare:,.0f} node-steps/s")
+    return ours, bare
+
+
+def _market(registry: Registry, chain: Chain, capabilities: int, per_capability: int) -> None:
+    for c in range(capabilities):
+        for a in range(per_capability):
+            agent = Agent(f"agent-{c}-{a}", price=1_000 * (a + 1))
+
+            async def step(request: Text, ctx: CallContext) -> Text:
+                return request
+
+            agent.capability(f"step{c}")(step)
+            account = chain.accounts[1 + (c * per_capability + a) % (len(chain.accounts) - 1)]
+            agent.register(registry, url=f"http://127.0.0.1:9/{c}/{a}", account=account)
+
+
+def bench_b6(repetitions: int = 5) -> tuple[float, float]:
+    """(compile ms, plan ms), best of `repetitions`, for 20 nodes over 100 registered agents."""
+    chain = Chain.embedded(accounts=20)
+    registry = Registry(chain)
+    _market(registry, chain, capabilities=20, per_capability=5)
+    registry.sync()
+    flow = Workflow("b6", inputs=Text)
+    for c in range(20):
+        flow.add(f"n{c}", f"step{c}", after=[f"n{c - 1}"] if c else [])
+    payer = Payer(chain)
+
+    async def compile_once() -> float:
+        started = time.perf_counter()
+        await flow.compile(registry, payer=payer, budget=10**18)
+        return (time.perf_counter() - started) * 1000
+
+    async def plan_once() -> float:
+        offers = await registry_offers(registry)
+        started = time.perf_counter()
+        plan("step19", fields_of(Text.model_json_schema()), offers, max_steps=20)
+        return (time.perf_counter() - started) * 1000
+
+    compile_ms = min(asyncio.run(compile_once()) for _ in range(repetitions))
+    plan_ms = min(asyncio.run(plan_once()) for _ in range(repetitions))
+    print(f"B6: compile {compile_ms:.1f} ms, plan {plan_ms:.1f} ms (20 nodes, 100 agents)")
+    return compile_ms, plan_ms
+
+
+if __name__ == "__main__":
+    bench_b2()
+    bench_b6()
