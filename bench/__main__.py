@@ -131,6 +131,49 @@ def bench_b5_row() -> Row:
     )
 
 
+def bench_b1_row(runs: int) -> Row:
+    from bench.b1_overhead import TARGET, bench_b1
+
+    ours, theirs, overhead, ours_tokens, raw_tokens = bench_b1(runs)
+    return Row(
+        "B1",
+        "5-node graph (3 parallel) of built-in agents on SmolLM2 over HTTP, registry-resolved and paid per "
+        "call, vs the same prompts straight to llama_cpp.Llama (1 thread)",
+        f"{ours:.2f} s vs {theirs:.2f} s per run ({ours_tokens} vs {raw_tokens} tokens): **{overhead:+.1%}**",
+        f"≤ {TARGET:.0%}",
+        "met" if overhead <= TARGET else "not met",
+    )
+
+
+def bench_b2_row(runs: int) -> Row:
+    from bench.b_composer import B2_TARGET, bench_b2
+
+    ours, bare = bench_b2(runs)
+    return Row(
+        "B2",
+        "paid node-steps/s, 5-node graph (1 → 3 parallel → 1) of Python-function agents over HTTP on "
+        "127.0.0.1, each call's receipt checked and voucher signed, persisted and handed over; vs bare "
+        "LangGraph on the same graph",
+        f"**{ours:,.0f}** paid node-steps/s vs {bare:,.0f} bare LangGraph node-steps/s",
+        f"≥ {B2_TARGET:,} paid node-steps/s",
+        "met" if ours >= B2_TARGET else "not met",
+    )
+
+
+def bench_b6_row(repetitions: int) -> Row:
+    from bench.b_composer import B6_TARGET_MS, bench_b6
+
+    first, best, plan_ms = bench_b6(repetitions)
+    return Row(
+        "B6",
+        "compile() of a 20-node graph against 100 registered agents (5 per capability); plan() of a "
+        "20-step goal over the same offers",
+        f"compile **{first:.1f} ms** first, {best:.1f} ms again; plan {plan_ms:.1f} ms",
+        f"≤ {B6_TARGET_MS:.0f} ms",
+        "met" if first + plan_ms <= B6_TARGET_MS else "not met",
+    )
+
+
 def lifecycle(chain: Chain, vouchers: int) -> float:
     """Open, pay `vouchers` calls, redeem, close, wait out the challenge period, settle; seconds taken."""
     start = time.perf_counter()
@@ -201,6 +244,17 @@ def write_report(rows: list[Row], path: Path) -> None:
         "  native transfer per call.",
         "- **B5**: `bench/b5_runtime.py`: the same prompt, 64 greedy tokens, through `LlamaCppRuntime.complete`",
         "  and straight through `llama_cpp.Llama.create_chat_completion`, alternating, after a warm-up.",
+        "- **B1**: `bench/b1_overhead.py`: a warm-up run opens the channels; then motet's run (agents over",
+        "  HTTP, receipts, vouchers, LangGraph; settlement excluded, see B4) and the raw run (the same",
+        "  messages, JSON grammars, max_tokens, greedy decoding and seeds, straight into its own `Llama`)",
+        "  alternate; equal completion-token counts show both did the same model work.",
+        "- **B2**: `bench/b_composer.py`: the graph runs 100 times after a warm-up run that opens the channels,",
+        "  without settlement (settlement is one batched transaction per run, measured in B4); bare LangGraph",
+        "  runs the same topology with nodes that return at once. Each paid step is two HTTP requests",
+        "  (`/invoke`, `/pay`), a receipt signed and verified, a voucher signed and verified, and five SQLite",
+        "  writes.",
+        "- **B6**: `bench/b_composer.py`: the first compile in the process (cards parsed and their schemas",
+        "  checked) and a repeat (parsed cards are cached by their `data:` URI); registry index in SQLite.",
         "- **B7**: open, 1,000 vouchers paid and verified, a batched redeem, close, the challenge period moved",
         "  past, settle — wall time on the in-process py-evm chain and on anvil (started on 127.0.0.1).",
         "",
@@ -217,6 +271,9 @@ def main() -> None:
         bench_b3(2_000 if args.quick else 20_000, 200 if args.quick else 1_000),
         bench_b4([1, 10, 100] if args.quick else [1, 10, 100, 1_000]),
         bench_b5_row(),
+        bench_b1_row(2 if args.quick else 5),
+        bench_b2_row(20 if args.quick else 100),
+        bench_b6_row(3 if args.quick else 5),
         bench_b7(100 if args.quick else 1_000),
     ]
     if not args.no_write:

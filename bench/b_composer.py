@@ -149,8 +149,8 @@ def _market(registry: Registry, chain: Chain, capabilities: int, per_capability:
             agent.register(registry, url=f"http://127.0.0.1:9/{c}/{a}", account=account)
 
 
-def bench_b6(repetitions: int = 5) -> tuple[float, float]:
-    """(compile ms, plan ms), best of `repetitions`, for 20 nodes over 100 registered agents."""
+def bench_b6(repetitions: int = 5) -> tuple[float, float, float]:
+    """(first compile ms, best compile ms, best plan ms) for 20 nodes over 100 registered agents."""
     chain = Chain.embedded(accounts=20)
     registry = Registry(chain)
     _market(registry, chain, capabilities=20, per_capability=5)
@@ -171,10 +171,13 @@ def bench_b6(repetitions: int = 5) -> tuple[float, float]:
         plan("step19", fields_of(Text.model_json_schema()), offers, max_steps=20)
         return (time.perf_counter() - started) * 1000
 
-    compile_ms = min(asyncio.run(compile_once()) for _ in range(repetitions))
+    compile_times = [asyncio.run(compile_once()) for _ in range(repetitions)]
     plan_ms = min(asyncio.run(plan_once()) for _ in range(repetitions))
-    print(f"B6: compile {compile_ms:.1f} ms, plan {plan_ms:.1f} ms (20 nodes, 100 agents)")
-    return compile_ms, plan_ms
+    print(
+        f"B6: compile {compile_times[0]:.1f} ms first, {min(compile_times):.1f} ms after; plan {plan_ms:.1f} ms "
+        "(20 nodes, 100 agents)"
+    )
+    return compile_times[0], min(compile_times), plan_ms
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import re
 import urllib.parse
@@ -127,6 +128,7 @@ def _url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _address(value: str) -> str:
     if not value.startswith("0x") or not is_hex_address(value):
         raise ValueError(f"{value[:80]!r} is not an address: 0x followed by 40 hex digits")
@@ -159,21 +161,36 @@ def _capability_name(value: str) -> str:
 
 def _json_schema(schema: dict[str, JsonValue]) -> dict[str, JsonValue]:
     try:
-        size = len(json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode())
+        text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     except RecursionError:
         raise ValueError("the schema is nested too deeply") from None
+    size = len(text.encode())
     if size > MAX_SCHEMA_BYTES:
         raise ValueError(
             f"the schema is {size} bytes as compact JSON, at most {MAX_SCHEMA_BYTES} are allowed; "
             f"move shared parts into $defs or simplify it"
         )
-    validator = _validator_class(schema)
+    problem = _schema_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return schema
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_problem(text: str) -> str | None:
+    """Why the schema (as sorted compact JSON) is not a valid JSON Schema, or None. Cached: a registry's
+    cards repeat the same few schemas, and checking one takes milliseconds."""
+    schema = json.loads(text)
+    try:
+        validator = _validator_class(schema)
+    except ValueError as exc:
+        return str(exc)
     try:
         validator.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
         where = "/".join(str(part) for part in exc.path) or "the top level"
-        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
-    return schema
+        return f"not a valid JSON Schema at {where}: {exc.message}"
+    return None
 
 
 def _validator_class(schema: Mapping[str, Any]) -> Any:
@@ -412,7 +429,7 @@ class AgentCard(_Strict):
             ...
             motet.errors.InvalidAgentCard: invalid agent card: name: Field required
         """
-        return cls.from_json(_data_uri_body(uri))
+        return _card_from_data_uri(uri)
 
     def capability(self, name: str) -> CapabilitySpec:
         """The capability called `name`; raises `UnknownCapability` listing the ones there are."""
@@ -591,3 +608,9 @@ def _card_error(exc: ValidationError) -> InvalidAgentCard:
     else:
         problem = first["msg"]
     return InvalidAgentCard(field, problem)
+
+
+@functools.lru_cache(maxsize=1024)
+def _card_from_data_uri(uri: str) -> AgentCard:
+    """A `data:` URI always holds the same card, and cards are immutable: parse each once."""
+    return AgentCard.from_json(_data_uri_body(uri))

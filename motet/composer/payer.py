@@ -120,7 +120,8 @@ class Payer:
         self._fault = fault or (lambda point, node: None)
         self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
         self._db.executescript(_SCHEMA)
-        self._open: dict[str, int] = {}
+        self._open: dict[str, tuple[int, int]] = {}
+        """Payee → (channel id, deposit) of the channel this payer uses to pay it."""
         self._clients: dict[str, AgentClient] = {}
 
     async def aclose(self) -> None:
@@ -185,19 +186,23 @@ class Payer:
         )
 
     def _channel_to(self, candidate: Candidate) -> int:
-        """An open channel to the agent with room for a call, opened (or topped up) when needed."""
-        channel_id = self._open.get(candidate.payout)
-        if channel_id is not None:
-            state = self.channels.channel(channel_id)
+        """An open channel to the agent with room for a call, opened (or topped up) when needed.
+
+        No chain read per call: only this payer can top up or close its channels, so the deposit it
+        recorded when it opened or topped one up is the deposit on chain.
+        """
+        known = self._open.get(candidate.payout)
+        top_up = max(candidate.price, 1) * self.deposit_calls
+        if known is not None:
+            channel_id, deposit = known
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel_id)
             signed = highest.cumulative_amount if highest else 0
-            if not state.closing and not state.settled and state.deposit - signed >= candidate.price:
-                return channel_id
-            if not state.closing and not state.settled:
-                self.channels.topup(channel_id, candidate.price * self.deposit_calls)
-                return channel_id
-        state = self.channels.open(candidate.payout, max(candidate.price, 1) * self.deposit_calls)
-        self._open[candidate.payout] = state.channel_id
+            if deposit - signed < candidate.price:
+                deposit = self.channels.topup(channel_id, top_up).deposit
+                self._open[candidate.payout] = (channel_id, deposit)
+            return channel_id
+        state = self.channels.open(candidate.payout, top_up)
+        self._open[candidate.payout] = (state.channel_id, state.deposit)
         return state.channel_id
 
     def _client(self, candidate: Candidate) -> AgentClient:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypedDict, cast
 
 import networkx as nx
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, JsonValue
 
 from motet.agents.cards import fetch_card
@@ -299,6 +300,19 @@ def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     return {**left, **right}
 
 
+_CONTEXT = "motet_run"
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What one run's nodes share: passed through LangGraph's config, so the graph is built once."""
+
+    run_id: str
+    budget: Budget
+    emit: Callable[[Event], None]
+    tokens: bool
+
+
 class _State(TypedDict):
     inputs: dict[str, JsonValue]
     outputs: Annotated[dict[str, dict[str, JsonValue]], _merge]
@@ -319,6 +333,7 @@ class CompiledWorkflow:
     payer: Payer
     checkpoints: str | Path | None = None
     fault: Callable[[str, str], None] = field(default=lambda point, node: None)
+    _state_graph: Any = field(default=None, init=False, repr=False)
     """A test hook called with `("after_node", node)` when a node finished, before LangGraph checkpoints it."""
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -362,7 +377,7 @@ class CompiledWorkflow:
     ) -> RunReport:
         """Run to the end (or resume `run_id` when `inputs` is None) and return the report."""
         report = self.new_report(run_id or "")
-        async for _event in self.stream(inputs, run_id=run_id, settle=settle, report=report):
+        async for _event in self.stream(inputs, run_id=run_id, settle=settle, report=report, tokens=False):
             pass
         return report
 
@@ -378,9 +393,11 @@ class CompiledWorkflow:
         run_id: str | None = None,
         settle: bool = True,
         report: RunReport | None = None,
+        tokens: bool = True,
     ) -> AsyncIterator[Event]:
         """Run, yielding events as they happen. `inputs=None` with a `run_id` resumes that run from its last
-        checkpoint: finished nodes are not re-run and no call is paid twice."""
+        checkpoint: finished nodes are not re-run and no call is paid twice. `tokens=False` asks agents for
+        whole answers instead of token streams (no `Token` events; a little less work per call)."""
         if inputs is None and run_id is None:
             raise ValueError("pass inputs to start a run, or the run_id of one to resume")
         run_id = run_id or uuid.uuid4().hex[:16]
@@ -394,12 +411,13 @@ class CompiledWorkflow:
         if already:
             budget.reserve(already, what="calls paid before the resume").commit(already)
         events: asyncio.Queue[Event | None] = asyncio.Queue()
-        config = {"configurable": {"thread_id": run_id}, "max_concurrency": 16}
+        context = _RunContext(run_id, budget, events.put_nowait, tokens)
+        config = {"configurable": {"thread_id": run_id, _CONTEXT: context}, "max_concurrency": 16}
 
         async def drive() -> None:
             try:
                 async with self._checkpointer() as saver:
-                    graph = self._langgraph(run_id, budget, events.put_nowait).compile(checkpointer=saver)
+                    graph = self._builder().compile(checkpointer=saver)
                     start = {"inputs": values, "outputs": {}} if values is not None else None
                     state = await graph.ainvoke(start, config)
                 outputs = state["outputs"]
@@ -437,12 +455,18 @@ class CompiledWorkflow:
         async with AsyncSqliteSaver.from_conn_string(str(self.checkpoints)) as saver:
             yield saver
 
-    def _langgraph(self, run_id: str, budget: Budget, emit: Callable[[Event], None]) -> Any:
+    def _builder(self) -> Any:
+        """The LangGraph `StateGraph`, built once; each run passes its own `_RunContext` in the config."""
+        if self._state_graph is None:
+            self._state_graph = self._build_state_graph()
+        return self._state_graph
+
+    def _build_state_graph(self) -> Any:
         from langgraph.graph import END, START, StateGraph
 
         builder = StateGraph(_State)
         for node_id in self.order:
-            builder.add_node(node_id, cast(Any, self._node_fn(node_id, run_id, budget, emit)))
+            builder.add_node(node_id, cast(Any, self._node_fn(node_id)))
         routed = {t for r in self.workflow.routes.values() for t in r.targets}
         for node_id in self.order:
             node = self.workflow.nodes[node_id]
@@ -456,14 +480,14 @@ class CompiledWorkflow:
             builder.add_conditional_edges(route.source, _chooser(route), [*route.targets, END])
         return builder
 
-    def _node_fn(
-        self, node_id: str, run_id: str, budget: Budget, emit: Callable[[Event], None]
-    ) -> Callable[[_State], Any]:
+    def _node_fn(self, node_id: str) -> Callable[[_State, RunnableConfig], Any]:
         node = self.workflow.nodes[node_id]
         candidates = self.candidates[node_id]
         feeds = self.feeds[node_id]
 
-        async def run_node(state: _State) -> dict[str, Any]:
+        async def run_node(state: _State, config: RunnableConfig) -> dict[str, Any]:
+            context: _RunContext = config["configurable"][_CONTEXT]
+            run_id, budget, emit = context.run_id, context.budget, context.emit
             value: dict[str, JsonValue] = {}
             for field_name, source in feeds.items():
                 where, _, name = source.partition(".")
@@ -481,7 +505,7 @@ class CompiledWorkflow:
                         node.capability,
                         value,
                         budget,
-                        on_token=lambda text: emit(Token(node_id, text)),
+                        on_token=(lambda text: emit(Token(node_id, text))) if context.tokens else None,
                     )
                 except BudgetExceeded:
                     raise
