@@ -73,7 +73,7 @@ class RawLlama:
             key, LlamaGrammar.from_json_schema(key, verbose=False)
         )
         if seed is not None:
-            self.llama.reset()
+            self.llama.reset()  # type: ignore[no-untyped-call]
         chat: Any = [{"role": m.role, "content": m.content} for m in to_messages(messages)]
         response: Any = self.llama.create_chat_completion(
             chat, max_tokens=max_tokens, temperature=temperature, seed=seed, grammar=grammar
@@ -89,7 +89,7 @@ class RawLlama:
 
 
 async def _raw_run(raw: RawLlama, outputs: dict[str, dict[str, Any]], question: str) -> None:
-    agent = builtin_agent(*CAPABILITIES, runtime=raw)  # type: ignore[arg-type]
+    agent = builtin_agent(*CAPABILITIES, runtime=raw)
     calls: Sequence[tuple[str, dict[str, Any]]] = [
         ("summarize", {"text": TEXT}),
         ("extract_keywords", {"text": TEXT}),
@@ -99,7 +99,7 @@ async def _raw_run(raw: RawLlama, outputs: dict[str, dict[str, Any]], question: 
     ]
     for name, value in calls:
         capability = agent.get(name)
-        await capability.handler(capability.parse_input(value), CallContext(raw))  # type: ignore[arg-type]
+        await capability.handler(capability.parse_input(value), CallContext(raw))
 
 
 async def _measure(runs: int, threads: int) -> tuple[float, float, int, int]:
