@@ -1,18 +1,21 @@
-"""The README's quickstart: register an agent, find it, pay it per call, settle on chain."""
+import asyncio
 
-from motet import Chain, ChannelClient, Registry
+from motet import Chain
+from motet.composer import Payer, Workflow
+from motet.market import Document, local_market
+from motet.runtimes import LlamaCppRuntime
 
-chain = Chain.embedded()  # an in-process EVM with funded dev accounts
-registry = Registry(chain)
-operator, user = chain.accounts[1], chain.accounts[0]
-registry.register("https://example.com/agent.json", ["summarize"], price=10**12, stake=10**18, owner=operator)
-(agent,) = registry.search("summarize", max_price=10**13)
 
-payer = ChannelClient(chain, user)
-channel = payer.open(agent.payout, deposit=100 * agent.price)
-voucher = payer.pay(channel.channel_id, agent.price)  # off chain: one signature, no gas
+async def main() -> None:
+    chain = Chain.embedded()  # an in-process EVM with funded dev accounts
+    async with local_market(chain, LlamaCppRuntime()) as market:  # built-in agents, served and registered
+        flow, plan = await Workflow.from_goal("compose_report", inputs=Document, registry=market.registry)
+        print(plan.explain())  # the cheapest type-compatible chain of agents
+        payer = Payer(chain)  # opens channels, pays each accepted answer once
+        brief = await flow.compile(market.registry, payer=payer, budget=10**15)
+        report = await brief.run({"document": "The library opened downtown; visitors loved it."})
+        print(report.outputs["compose_report"]["report"], report.settlement)
+        await payer.aclose()
 
-payee = ChannelClient(chain, operator)
-payee.receive(voucher)  # verified against the channel's state on chain
-(redemption,) = payee.redeem()  # one transaction redeems every channel
-print(f"agent #{agent.agent_id} paid {redemption.paid} wei for {redemption.gas_used} gas")
+
+asyncio.run(main())
