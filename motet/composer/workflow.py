@@ -426,7 +426,9 @@ class CompiledWorkflow:
                         events.put_nowait(NodeSkipped(node_id))
                 events.put_nowait(RunDone(outputs, budget.committed, self.budget))
                 if settle:
-                    hashes, paid, gas = await asyncio.to_thread(self.payer.settle, run_id)
+                    # On the event loop's thread, like every other chain call: the embedded chain is not
+                    # thread-safe, and agents served in this process may share it.
+                    hashes, paid, gas = self.payer.settle(run_id)
                     events.put_nowait(Settled(tuple(hashes), paid, gas, self.payer.paid_calls(run_id)))
             finally:
                 events.put_nowait(None)
