@@ -55,7 +55,14 @@ from coincurve.context import GLOBAL_CONTEXT
 from eth_utils.address import to_checksum_address
 
 from motet.errors import InvalidReceipt
-from motet.payments.vouchers import DOMAIN_TYPE, ChannelDomain, address_of, keccak
+from motet.payments.vouchers import (
+    DOMAIN_TYPE,
+    ChannelDomain,
+    address_of,
+    keccak,
+    recover_public_key,
+    signature_problem,
+)
 from motet.runtimes._protocol import ModelRef
 
 RECEIPT_DOMAIN_NAME = "motet-receipts"
@@ -71,8 +78,6 @@ _DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
 _UINT64_MAX = 2**64 - 1
 _UINT256_MAX = 2**256 - 1
 # secp256k1 group order and half of it: signatures with s above the half are malleable twins.
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_HALF_N = _SECP256K1_N // 2
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
@@ -391,28 +396,18 @@ def _parse_uint(data: Mapping[str, Any], name: str, maximum: int, kind: str) -> 
     return value
 
 
+def _signature_error(problem: str) -> InvalidReceipt:
+    return InvalidReceipt(f"receipt field 'signature': {problem}")
+
+
 def _check_signature(signature: bytes) -> None:
-    if len(signature) != 65:
-        raise InvalidReceipt(f"receipt field 'signature' is {len(signature)} bytes; it must be 65 (r, s, v)")
-    v = signature[64]
-    if v not in (27, 28):
-        raise InvalidReceipt(f"receipt field 'signature' has v {v}; it must be 27 or 28")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    if not 0 < r < _SECP256K1_N or not 0 < s <= _HALF_N:
-        raise InvalidReceipt(
-            "receipt field 'signature' has r or s out of range (s must be in the lower half of the curve order)"
-        )
+    problem = signature_problem(signature)
+    if problem is not None:
+        raise _signature_error(problem)
 
 
 def _recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
-    _check_signature(signature)
-    try:
-        return PublicKey.from_signature_and_message(
-            signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
-        )
-    except Exception as exc:
-        raise InvalidReceipt("receipt signature does not recover to any public key") from exc
+    return recover_public_key(digest, signature, _signature_error)
 
 
 def _expected_address(signer: str) -> bytes:

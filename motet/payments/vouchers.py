@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,31 +200,36 @@ def recover_signer(voucher: Voucher) -> str:
 
 def recover_digest_signer(digest: bytes, signature: bytes) -> str:
     """The address that signed `digest`, under the contract's signature rules."""
-    return to_checksum_address(_raw_address(_recover_public_key(digest, signature)))
+    return to_checksum_address(_raw_address(recover_public_key(digest, signature)))
 
 
-def _check_signature(signature: bytes) -> None:
+def signature_problem(signature: bytes) -> str | None:
+    """Why `signature` breaks the contract's rules (65 bytes `r || s || v`, v in {27, 28}, low s), or None."""
     if len(signature) != 65:
-        raise InvalidVoucher(f"signature is {len(signature)} bytes; it must be 65 (r, s, v)")
+        return f"signature is {len(signature)} bytes; it must be 65 (r, s, v)"
     v = signature[64]
     if v not in (27, 28):
-        raise InvalidVoucher(f"signature v is {v}; it must be 27 or 28")
+        return f"signature v is {v}; it must be 27 or 28"
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     if not 0 < r < _SECP256K1_N or not 0 < s <= _HALF_N:
-        raise InvalidVoucher(
-            "signature r or s is out of range (s must be in the lower half of the curve order)"
-        )
+        return "signature r or s is out of range (s must be in the lower half of the curve order)"
+    return None
 
 
-def _recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
-    _check_signature(signature)
+def recover_public_key(
+    digest: bytes, signature: bytes, error: Callable[[str], Exception] = InvalidVoucher
+) -> PublicKey:
+    """The public key that signed `digest`; `error(problem)` is raised for a signature the contract refuses."""
+    problem = signature_problem(signature)
+    if problem is not None:
+        raise error(problem)
     try:
         return PublicKey.from_signature_and_message(
             signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
         )
     except Exception as exc:
-        raise InvalidVoucher("signature does not recover to any public key") from exc
+        raise error("signature does not recover to any public key") from exc
 
 
 class VoucherVerifier:
@@ -254,7 +260,9 @@ class VoucherVerifier:
         digest = self.domain.voucher_digest(voucher.channel_id, voucher.cumulative_amount)
         cached = self._keys.get(expected)
         if cached is not None:
-            _check_signature(voucher.signature)
+            problem = signature_problem(voucher.signature)
+            if problem is not None:
+                raise InvalidVoucher(problem)
             sig = ffi.new("secp256k1_ecdsa_signature *")
             ctx = GLOBAL_CONTEXT.ctx
             if lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, voucher.signature[:64]) and (
@@ -264,7 +272,7 @@ class VoucherVerifier:
             raise InvalidVoucher(
                 f"voucher for channel {voucher.channel_id} is not signed by the payer {payer}"
             )
-        public_key = _recover_public_key(digest, voucher.signature)
+        public_key = recover_public_key(digest, voucher.signature)
         if _raw_address(public_key) != expected:
             raise InvalidVoucher(
                 f"voucher for channel {voucher.channel_id} is signed by {address_of(public_key)}, "

@@ -213,8 +213,8 @@ def _high_s(sig: bytes) -> bytes:
     [
         (lambda sig: sig[:64], "64 bytes"),
         (lambda sig: sig + b"\x00", "66 bytes"),
-        (lambda sig: sig[:64] + b"\x00", "v 0"),
-        (lambda sig: sig[:64] + b"\x1d", "v 29"),
+        (lambda sig: sig[:64] + b"\x00", "v is 0"),
+        (lambda sig: sig[:64] + b"\x1d", "v is 29"),
         (_high_s, "lower half"),
         (lambda sig: bytes(32) + sig[32:], "out of range"),
     ],
