@@ -69,6 +69,33 @@ def demo(
 
 
 @app.command()
+def tui(
+    workflows: Annotated[
+        list[str] | None, typer.Argument(help="Workflow files (.toml/.yaml) to offer beside the research brief.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads.")] = None,
+) -> None:
+    """The market, the composer, runs and the wallet in a terminal UI, on the embedded chain with a local
+    market of agents on the bundled model (MOTET_TUI_RUNTIME=function: a fast deterministic runtime)."""
+    import os
+
+    from motet.chain import Chain
+    from motet.runtimes import Runtime
+    from motet.tui.app import MotetApp, workflows_from
+
+    runtime: Runtime
+    if os.environ.get("MOTET_TUI_RUNTIME") == "function":
+        from motet.tui.deterministic import deterministic_runtime
+
+        runtime = deterministic_runtime()
+    else:
+        from motet.runtimes import LlamaCppRuntime
+
+        runtime = LlamaCppRuntime(n_threads=threads)
+    MotetApp(Chain.embedded(), runtime=runtime, workflows=workflows_from(workflows or [])).run()
+
+
+@app.command()
 def version() -> None:
     """Print motet's version."""
     from importlib.metadata import version as dist_version
