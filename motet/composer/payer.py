@@ -233,6 +233,9 @@ class Payer:
             return PaidCall(
                 None, answer["output"], int(row["price"]), int(row["channel"]), int(row["owed"]), True
             )
+        if row is not None and row["status"] in ("delivered", "signed"):
+            # Already owed, and counted in the budget by `spent()` when the run resumed: finish paying it.
+            return await self._call(run_id, node, candidate, capability, input, row, on_token)
         reservation = budget.reserve(candidate.price, what=f"node {node!r} on {candidate.label}")
         try:
             paid = await self._call(run_id, node, candidate, capability, input, row, on_token)

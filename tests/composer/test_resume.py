@@ -165,6 +165,7 @@ async def test_a_run_killed_at_each_point_resumes_without_paying_twice(
     assert report.settlement is not None
     assert isinstance(report.settlement, Settled)
     assert report.settlement.paid == 7 * PRICE  # 1 + 2 + 1 + 3: each call exactly once
+    assert report.spent == 7 * PRICE  # and the resumed budget counted each once
     for name, price in (("upper", 2 * PRICE), ("length", 2 * PRICE), ("join", 3 * PRICE)):
         total = 0
         client = ChannelClient(shop.chain, shop.chain.accounts[8])
