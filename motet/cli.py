@@ -71,7 +71,8 @@ def demo(
 @app.command()
 def tui(
     workflows: Annotated[
-        list[str] | None, typer.Argument(help="Workflow files (.toml/.yaml) to offer beside the research brief.")
+        list[str] | None,
+        typer.Argument(help="Workflow files (.toml/.yaml) to offer beside the research brief."),
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads.")] = None,
 ) -> None:

@@ -1,0 +1,170 @@
+"""The registry: every agent with its capabilities, price, stake, model and endpoint; filter; card detail."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.syntax import Syntax
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from motet.agents.cards import AgentCard, fetch_card
+from motet.errors import MotetError
+from motet.registry import AgentRecord
+from motet.tui.format import eth, gwei, parse_gwei
+
+if TYPE_CHECKING:
+    from motet.tui.app import MotetApp
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    record: AgentRecord
+    card: AgentCard | None
+    problem: str = ""
+
+
+class AgentsScreen(Screen[None]):
+    """Agents registered on chain. Type a capability or a max price (gwei) to filter; pick a row to read its
+    card."""
+
+    AUTO_FOCUS = "#agents"
+    TITLE = "Agents"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[int, AgentRow] = {}
+        self.card_json = ""
+        """The card shown in the detail pane, as indented JSON."""
+
+    @property
+    def motet(self) -> MotetApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="filters"):
+            yield Input(placeholder="capability (e.g. summarize)", id="capability")
+            yield Input(placeholder="max price in gwei", id="max-price")
+        yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="card"):
+            yield Static("Select an agent to read its card.", id="card-text")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        table = self.query_one("#agents", DataTable)
+        for key, label in (
+            ("id", "id"),
+            ("name", "name"),
+            ("caps", "capabilities"),
+            ("price", "price"),
+            ("stake", "stake"),
+            ("model", "model"),
+            ("endpoint", "endpoint"),
+            ("status", "status"),
+        ):
+            table.add_column(label, key=key)
+        await self.refresh_agents()
+
+    async def action_refresh(self) -> None:
+        await self.refresh_agents()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#capability", Input).focus()
+
+    async def action_clear_filter(self) -> None:
+        self.query_one("#capability", Input).value = ""
+        self.query_one("#max-price", Input).value = ""
+        await self.refresh_agents()
+
+    @on(Input.Changed)
+    async def _filter_changed(self) -> None:
+        await self.refresh_agents()
+
+    async def refresh_agents(self) -> None:
+        """Search the registry with the filters and fill the table."""
+        capability = self.query_one("#capability", Input).value.strip() or None
+        price_text = self.query_one("#max-price", Input).value.strip()
+        try:
+            max_price = parse_gwei(price_text) if price_text else None
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        try:
+            records = self.motet.registry.search(capability, max_price=max_price, include_inactive=True)
+        except MotetError as exc:
+            self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
+            return
+        table = self.query_one("#agents", DataTable)
+        table.clear()
+        for record in sorted(records, key=lambda r: r.agent_id):
+            row = self.rows.get(record.agent_id)
+            if row is None or row.record != record:
+                row = await _load(record)
+                self.rows[record.agent_id] = row
+            card = row.card
+            table.add_row(
+                str(record.agent_id),
+                card.name if card else "?",
+                ", ".join(c.name for c in card.capabilities) if card else row.problem,
+                gwei(record.price),
+                eth(record.bonded_stake),
+                _model(card),
+                _endpoint(card),
+                "active" if record.active else "inactive",
+                key=str(record.agent_id),
+            )
+        table.border_title = f"{len(records)} agents"
+        if records:
+            self._show(records[0].agent_id if table.cursor_row == 0 else None)
+
+    @on(DataTable.RowHighlighted, "#agents")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self._show(int(event.row_key.value))
+
+    def _show(self, agent_id: int | None) -> None:
+        row = self.rows.get(agent_id) if agent_id is not None else None
+        text = self.query_one("#card-text", Static)
+        if row is None:
+            return
+        if row.card is None:
+            text.update(f"agent {agent_id}: its card cannot be read ({row.problem})")
+            return
+        self.card_json = json.dumps(json.loads(row.card.to_json()), indent=2)
+        text.update(Syntax(self.card_json, "json", word_wrap=True, theme="ansi_dark"))
+        self.query_one("#card", VerticalScroll).border_title = f"card of {row.card.name} (#{agent_id})"
+
+
+async def _load(record: AgentRecord) -> AgentRow:
+    try:
+        return AgentRow(record, await fetch_card(record.agent_uri))
+    except MotetError as exc:
+        return AgentRow(record, None, str(exc))
+
+
+def _endpoint(card: AgentCard | None) -> str:
+    if card is None:
+        return "-"
+    try:
+        return card.endpoint("motet").removeprefix("http://").removesuffix("/invoke")
+    except MotetError:
+        return "-"
+
+
+def _model(card: AgentCard | None) -> str:
+    if card is None or card.model is None:
+        return "-"
+    name = card.model.model.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    return name if len(name) <= 24 else name[:23] + "…"

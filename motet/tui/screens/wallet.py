@@ -1,0 +1,214 @@
+"""The payer's account: balance, payment channels, vouchers signed but not redeemed; open, top up, close and
+settle channels (each confirmed first)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from motet.errors import ChannelNotFound, MotetError
+from motet.payments.channels import ChannelClient, ChannelState
+from motet.tui.format import eth, gwei, short
+from motet.tui.screens.dialogs import AmountScreen, ConfirmScreen
+
+if TYPE_CHECKING:
+    from motet.tui.app import MotetApp
+
+MAX_CHANNELS = 10_000
+
+
+class WalletScreen(Screen[None]):
+    """Channels this account pays from. o opens one to an agent, t tops the highlighted one up, c closes it
+    (the challenge period starts), s settles it once the period is over (the rest is refunded)."""
+
+    AUTO_FOCUS = "#channels"
+    TITLE = "Wallet"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "open", "Open"),
+        Binding("t", "topup", "Top up"),
+        Binding("c", "close", "Close"),
+        Binding("s", "settle", "Settle"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.channels: list[ChannelState] = []
+
+    @property
+    def motet(self) -> MotetApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def client(self) -> ChannelClient:
+        return self.motet.payer.channels
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="account")
+        yield DataTable(id="channels", cursor_type="row", zebra_stripes=True)
+        yield Static(id="pending")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#channels", DataTable)
+        for key in ("id", "payee", "agent", "deposit", "redeemed", "remaining", "signed", "status"):
+            table.add_column(key, key=key)
+        table.border_title = "payment channels"
+        self.refresh_wallet()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_wallet()
+
+    def action_refresh(self) -> None:
+        self.refresh_wallet()
+
+    def refresh_wallet(self) -> None:
+        """Read the balance and every channel this account pays from (ids 1, 2, … until one is missing)."""
+        client, account = self.client, self.motet.account.address
+        self.channels = []
+        try:
+            for channel_id in range(1, MAX_CHANNELS):
+                try:
+                    state = client.channel(channel_id)
+                except ChannelNotFound:
+                    break
+                if state.payer.lower() == account.lower():
+                    self.channels.append(state)
+            balance = self.motet.chain.balance(account)
+        except MotetError as exc:
+            self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
+            return
+        names = self._agent_names()
+        table = self.query_one("#channels", DataTable)
+        row = table.cursor_row
+        table.clear()
+        pending: list[str] = []
+        for state in self.channels:
+            signed = self._signed(state.channel_id)
+            if signed > state.redeemed:
+                pending.append(
+                    f"channel {state.channel_id}: {gwei(signed - state.redeemed)} signed, not redeemed"
+                )
+            table.add_row(
+                str(state.channel_id),
+                short(state.payee),
+                names.get(state.payee.lower(), "-"),
+                gwei(state.deposit),
+                gwei(state.redeemed),
+                gwei(state.remaining),
+                gwei(signed),
+                _status(state),
+                key=str(state.channel_id),
+            )
+        if self.channels:
+            table.move_cursor(row=min(row, len(self.channels) - 1))
+        self.query_one("#account", Static).update(
+            f"account [b]{account}[/] · balance [b]{eth(balance)}[/] · {len(self.channels)} channels"
+        )
+        self.query_one("#pending", Static).update(
+            "pending redeems: "
+            + ("; ".join(pending) if pending else "none (every signed voucher is redeemed)")
+        )
+
+    def _signed(self, channel_id: int) -> int:
+        voucher = self.client.ledger.highest_signed(self.client.domain, channel_id)
+        return voucher.cumulative_amount if voucher else 0
+
+    def _agent_names(self) -> dict[str, str]:
+        market = self.motet.market
+        if market is None:
+            return {}
+        return {s.account.address.lower(): name for name, s in market.servers.items()}
+
+    def _selected(self) -> ChannelState | None:
+        table = self.query_one("#channels", DataTable)
+        if not self.channels:
+            self.notify("No channel yet: open one (o) or run a workflow.", severity="warning")
+            return None
+        return self.channels[min(table.cursor_row, len(self.channels) - 1)]
+
+    def action_open(self) -> None:
+        market = self.motet.market
+        payees = [(name, str(s.account.address)) for name, s in market.servers.items()] if market else []
+        if not payees:
+            self.notify("No agents to pay: the market is not serving.", severity="error")
+            return
+
+        def opened(answer: tuple[str | None, int] | None) -> None:
+            if answer is None or answer[0] is None:
+                return
+            payee: str = answer[0]
+            deposit = answer[1]
+            self._confirmed(
+                f"Open a channel to {short(payee)} with {gwei(deposit)}?",
+                lambda: self.client.open(payee, deposit),
+                "opened",
+            )
+
+        self.app.push_screen(AmountScreen("Open a channel", payees=payees, default="100"), opened)
+
+    def action_topup(self) -> None:
+        state = self._selected()
+        if state is None:
+            return
+
+        def chosen(answer: tuple[str | None, int] | None) -> None:
+            if answer is None:
+                return
+            amount = answer[1]
+            self._confirmed(
+                f"Top up channel {state.channel_id} with {gwei(amount)}?",
+                lambda: self.client.topup(state.channel_id, amount),
+                "topped up",
+            )
+
+        self.app.push_screen(AmountScreen(f"Top up channel {state.channel_id}", default="100"), chosen)
+
+    def action_close(self) -> None:
+        state = self._selected()
+        if state is None:
+            return
+        self._confirmed(
+            f"Close channel {state.channel_id}? The payee can still redeem during the challenge period; "
+            "then settle refunds the rest.",
+            lambda: self.client.close(state.channel_id),
+            "closing",
+        )
+
+    def action_settle(self) -> None:
+        state = self._selected()
+        if state is None:
+            return
+        self._confirmed(
+            f"Settle channel {state.channel_id} and refund {gwei(state.remaining)}?",
+            lambda: self.client.settle(state.channel_id),
+            "settled",
+        )
+
+    def _confirmed(self, question: str, act: Callable[[], object], done: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                act()
+            except MotetError as exc:
+                self.notify(f"{exc}", title="Not done", severity="error", timeout=15)
+                return
+            self.notify(f"Channel {done}.")
+            self.refresh_wallet()
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+
+def _status(state: ChannelState) -> str:
+    if state.settled:
+        return "settled"
+    if state.closing:
+        return "closing"
+    return "open"
