@@ -19,6 +19,16 @@
         amount; a settled channel accepts nothing more. State changes happen
         before every transfer and every state-changing entry point holds the
         reentrancy lock.
+
+        Delegation (DESIGN.md section 10): a wallet keeps a balance here and
+        signs an EIP-712 `Delegation` to a session key: asset, cap, a
+        validity window, allowed capabilities and a nonce. Anyone registers
+        the signed delegation (ECDSA for an account, ERC-1271 for a contract
+        wallet). The session key then opens channels funded from the
+        wallet's balance and signs their vouchers; every redemption checks,
+        at use, that the delegation is neither revoked nor outside its
+        window and that the sum paid over all its channels stays within
+        the cap. The wallet can revoke at any time.
 """
 
 from ethereum.ercs import IERC20
@@ -39,6 +49,23 @@ VOUCHER_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Voucher(uint256 channelId,uint256 cumulativeAmount)"
 )
 
+# @dev The EIP-712 delegation type. `capabilities` is a `string[]`; the
+# contract takes its EIP-712 hash (`capabilities_hash`), which the
+# signature covers like every other field.
+DELEGATION_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "Delegation(address delegator,address sessionKey,address asset,uint256 cap,uint256 validAfter,uint256 expiry,string[] capabilities,uint256 nonce)"
+)
+
+# @dev `isValidSignature(bytes32,bytes)` answers this for a good signature.
+ERC1271_MAGIC: constant(bytes4) = 0x1626ba7e
+
+# @dev The longest delegation signature accepted (contract wallets may
+# pack several signatures).
+MAX_SIGNATURE: constant(uint256) = 1024
+
+# @dev Bit 225 of `_payee[id]` marks a channel opened under a delegation.
+_DELEGATED_BIT: constant(uint256) = 1 << 225
+
 # @dev Largest batch accepted by `redeem_many`.
 MAX_BATCH: constant(uint256) = 256
 
@@ -54,6 +81,27 @@ struct Channel:
     redeemed: uint256
     closes_at: uint256
     settled: bool
+
+
+struct Delegation:
+    delegator: address
+    session_key: address
+    asset: address
+    cap: uint256
+    valid_after: uint256
+    expiry: uint256
+    capabilities_hash: bytes32
+    nonce: uint256
+
+
+struct DelegationState:
+    delegator: address
+    session_key: address
+    asset: address
+    cap: uint256
+    valid_after: uint256
+    expiry: uint256
+    spent: uint256
 
 
 struct SignedVoucher:
@@ -82,6 +130,47 @@ event VoucherRedeemed:
     cumulative_amount: uint256
     paid: uint256
     redeemed: uint256
+
+
+event Deposited:
+    owner: indexed(address)
+    token: indexed(address)
+    amount: uint256
+    balance: uint256
+
+
+event Withdrawn:
+    owner: indexed(address)
+    token: indexed(address)
+    amount: uint256
+    balance: uint256
+
+
+event DelegationRegistered:
+    delegation_id: indexed(bytes32)
+    delegator: indexed(address)
+    session_key: indexed(address)
+    asset: address
+    cap: uint256
+    valid_after: uint256
+    expiry: uint256
+
+
+event DelegationRevoked:
+    delegation_id: indexed(bytes32)
+    delegator: indexed(address)
+
+
+event ChannelDelegated:
+    channel_id: indexed(uint256)
+    delegation_id: indexed(bytes32)
+
+
+event DelegationSpent:
+    delegation_id: indexed(bytes32)
+    channel_id: indexed(uint256)
+    paid: uint256
+    spent: uint256
 
 
 event ChannelClosing:
@@ -117,6 +206,20 @@ _MASK_64: constant(uint256) = 2**64 - 1
 # @dev What the contract still owes, per asset (deposits not yet paid
 # out or refunded). Equal to the contract's balance of that asset.
 total_owed: public(HashMap[address, uint256])
+
+# @dev Deposited and not yet committed to a channel: owner -> asset -> amount.
+# Delegated channels are funded from here.
+balances: public(HashMap[address, HashMap[address, uint256]])
+
+# @dev Registered delegations by id (their EIP-712 digest).
+delegations: public(HashMap[bytes32, DelegationState])
+
+# @dev delegator -> delegation id -> revoked. A delegator can revoke an id
+# before it is registered, and only under their own address.
+revoked: public(HashMap[address, HashMap[bytes32, bool]])
+
+# @dev The delegation a channel was opened under (only for flagged channels).
+channel_delegation: public(HashMap[uint256, bytes32])
 
 
 @deploy
@@ -169,15 +272,26 @@ def open(payee: address, token: address, amount: uint256) -> uint256:
 @nonreentrant
 def topup(channel_id: uint256, amount: uint256):
     """
-    @dev Adds to the deposit of an open channel. Only the payer can.
+    @dev Adds to the deposit of an open channel: the payer, from what it
+         sends, or the session key of the channel's delegation, from the
+         delegator's balance.
     @param channel_id The channel.
     @param amount The ERC-20 amount; ignored for the native coin
-           (then `msg.value` is added).
+           (then `msg.value` is added) unless drawn from a balance.
     """
     channel: Channel = self._existing(channel_id)
-    assert msg.sender == channel.payer, "channels: caller is not the payer"
     assert channel.closes_at == 0, "channels: channel is closing"
-    added: uint256 = self._pull(channel.token, msg.sender, amount, msg.value)
+    added: uint256 = 0
+    if msg.sender == channel.payer:
+        added = self._pull(channel.token, msg.sender, amount, msg.value)
+    else:
+        # The session key tops up from the delegator's balance.
+        assert self._payee[channel_id] & _DELEGATED_BIT != 0, "channels: caller is not the payer"
+        delegation_id: bytes32 = self.channel_delegation[channel_id]
+        self._check_session_key(delegation_id, msg.sender)
+        assert msg.value == 0, "channels: native value sent with a delegated top-up"
+        self._draw(channel.payer, channel.token, amount)
+        added = amount
     assert channel.deposit + added <= _MASK_128, "channels: deposit too large"
     self._amounts[channel_id] = self._pack_amounts(channel.deposit + added, channel.redeemed)
     log ChannelToppedUp(channel_id=channel_id, amount=added, deposit=channel.deposit + added)
@@ -218,14 +332,18 @@ def redeem_many(vouchers: DynArray[SignedVoucher, MAX_BATCH]) -> uint256:
 @nonreentrant
 def close(channel_id: uint256):
     """
-    @dev Starts the challenge period. Only the payer can.
+    @dev Starts the challenge period. The payer can, and so can the
+         session key of a delegated channel's (registered) delegation.
     @param channel_id The channel.
     """
     channel: Channel = self._existing(channel_id)
-    assert msg.sender == channel.payer, "channels: caller is not the payer"
+    if msg.sender != channel.payer:
+        assert self._payee[channel_id] & _DELEGATED_BIT != 0, "channels: caller is not the payer"
+        session_key: address = self.delegations[self.channel_delegation[channel_id]].session_key
+        assert msg.sender == session_key, "channels: caller is not the payer"
     assert channel.closes_at == 0, "channels: channel is closing"
     closes_at: uint256 = block.timestamp + CHALLENGE_PERIOD
-    self._payee[channel_id] = convert(channel.payee, uint256) | (closes_at << 160)
+    self._payee[channel_id] = self._payee[channel_id] | (closes_at << 160)
     log ChannelClosing(channel_id=channel_id, closes_at=closes_at)
 
 
@@ -247,6 +365,143 @@ def settle(channel_id: uint256) -> uint256:
     log ChannelSettled(channel_id=channel_id, redeemed=channel.redeemed, refunded=refund)
     self._push(channel.token, channel.payer, refund)
     return refund
+
+
+@external
+@payable
+@nonreentrant
+def deposit(token: address, amount: uint256) -> uint256:
+    """
+    @dev Adds to the caller's balance, from which delegated channels are
+         funded.
+    @param token The ERC-20, or the zero address for the native coin
+           (then the amount is `msg.value`).
+    @param amount The ERC-20 amount; ignored for the native coin.
+    @return uint256 The caller's new balance of that asset.
+    """
+    received: uint256 = self._pull(token, msg.sender, amount, msg.value)
+    balance: uint256 = self.balances[msg.sender][token] + received
+    self.balances[msg.sender][token] = balance
+    log Deposited(owner=msg.sender, token=token, amount=received, balance=balance)
+    return balance
+
+
+@external
+@nonreentrant
+def withdraw(token: address, amount: uint256) -> uint256:
+    """
+    @dev Takes back part of the caller's balance (not what is in channels).
+    @param token The asset, zero for the native coin.
+    @param amount How much.
+    @return uint256 The caller's new balance of that asset.
+    """
+    assert amount > 0, "channels: withdrawal is zero"
+    self._draw(msg.sender, token, amount)
+    self.total_owed[token] -= amount
+    balance: uint256 = self.balances[msg.sender][token]
+    log Withdrawn(owner=msg.sender, token=token, amount=amount, balance=balance)
+    self._push(token, msg.sender, amount)
+    return balance
+
+
+@external
+@nonreentrant
+def delegate(delegation: Delegation, signature: Bytes[MAX_SIGNATURE]) -> bytes32:
+    """
+    @dev Registers a delegation signed by its delegator. Anyone may submit
+         it. Both bounds of the window are required: an expiry of 0 is
+         refused, never read as "forever".
+    @param delegation The delegation, its capabilities as their EIP-712
+           `string[]` hash.
+    @param signature The delegator's signature: 65 bytes (r, s, v) from
+           an account, or whatever the contract wallet's ERC-1271
+           `isValidSignature` accepts.
+    @return bytes32 The delegation id: its EIP-712 digest.
+    """
+    assert delegation.expiry != 0, "channels: delegation expiry is 0 (there is no 'forever')"
+    assert delegation.valid_after < delegation.expiry, "channels: delegation ends before it starts"
+    assert block.timestamp < delegation.expiry, "channels: delegation expired"
+    assert delegation.cap > 0, "channels: delegation cap is zero"
+    assert delegation.delegator != empty(address), "channels: delegator is the zero address"
+    assert delegation.session_key != empty(address), "channels: session key is the zero address"
+    assert delegation.session_key != delegation.delegator, "channels: session key is the delegator"
+    delegation_id: bytes32 = self._delegation_digest(delegation)
+    assert self.delegations[delegation_id].delegator == empty(address), "channels: delegation already registered"
+    assert not self.revoked[delegation.delegator][delegation_id], "channels: delegation revoked"
+    assert self._is_valid_signature(delegation.delegator, delegation_id, signature), "channels: delegation not signed by the delegator"
+    self.delegations[delegation_id] = DelegationState(
+        delegator=delegation.delegator,
+        session_key=delegation.session_key,
+        asset=delegation.asset,
+        cap=delegation.cap,
+        valid_after=delegation.valid_after,
+        expiry=delegation.expiry,
+        spent=0,
+    )
+    log DelegationRegistered(
+        delegation_id=delegation_id,
+        delegator=delegation.delegator,
+        session_key=delegation.session_key,
+        asset=delegation.asset,
+        cap=delegation.cap,
+        valid_after=delegation.valid_after,
+        expiry=delegation.expiry,
+    )
+    return delegation_id
+
+
+@external
+def revoke(delegation_id: bytes32):
+    """
+    @dev Revokes a delegation of the caller, registered or not: from now
+         on no voucher under it redeems, no channel opens under it and it
+         cannot be registered.
+    @param delegation_id The delegation's id (its EIP-712 digest).
+    """
+    self.revoked[msg.sender][delegation_id] = True
+    log DelegationRevoked(delegation_id=delegation_id, delegator=msg.sender)
+
+
+@external
+@nonreentrant
+def open_delegated(delegation_id: bytes32, payee: address, amount: uint256) -> uint256:
+    """
+    @dev Opens a channel from the delegator to `payee`, funded from the
+         delegator's balance. Only the delegation's session key can, and
+         only while the delegation is valid.
+    @param delegation_id The registered delegation.
+    @param payee The address the vouchers pay.
+    @param amount The deposit, drawn from the delegator's balance of the
+           delegation's asset.
+    @return uint256 The new channel id.
+    """
+    state: DelegationState = self._check_session_key(delegation_id, msg.sender)
+    assert payee != empty(address), "channels: payee is the zero address"
+    assert payee != state.delegator, "channels: payer and payee are the same"
+    self._draw(state.delegator, state.asset, amount)
+
+    channel_id: uint256 = self.channel_count + 1
+    self.channel_count = channel_id
+    self._payer[channel_id] = state.delegator
+    self._payee[channel_id] = convert(payee, uint256) | _DELEGATED_BIT
+    if state.asset != NATIVE:
+        self._token[channel_id] = state.asset
+    self._amounts[channel_id] = amount
+    self.channel_delegation[channel_id] = delegation_id
+    log ChannelOpened(channel_id=channel_id, payer=state.delegator, payee=payee, token=state.asset, deposit=amount)
+    log ChannelDelegated(channel_id=channel_id, delegation_id=delegation_id)
+    return channel_id
+
+
+@external
+@view
+def delegation_digest(delegation: Delegation) -> bytes32:
+    """
+    @dev The EIP-712 digest a delegator signs, which is also the id.
+    @param delegation The delegation.
+    @return bytes32 The digest.
+    """
+    return self._delegation_digest(delegation)
 
 
 @external
@@ -293,6 +548,77 @@ def _voucher_digest(channel_id: uint256, cumulative_amount: uint256) -> bytes32:
 
 @internal
 @view
+def _delegation_digest(delegation: Delegation) -> bytes32:
+    return eip712_domain_separator._hash_typed_data_v4(
+        keccak256(
+            abi_encode(
+                DELEGATION_TYPEHASH,
+                delegation.delegator,
+                delegation.session_key,
+                delegation.asset,
+                delegation.cap,
+                delegation.valid_after,
+                delegation.expiry,
+                delegation.capabilities_hash,
+                delegation.nonce,
+            )
+        )
+    )
+
+
+@internal
+@view
+def _active(delegation_id: bytes32) -> DelegationState:
+    state: DelegationState = self.delegations[delegation_id]
+    assert state.delegator != empty(address), "channels: unknown delegation"
+    assert not self.revoked[state.delegator][delegation_id], "channels: delegation revoked"
+    assert block.timestamp >= state.valid_after, "channels: delegation not yet valid"
+    assert block.timestamp < state.expiry, "channels: delegation expired"
+    return state
+
+
+@internal
+@view
+def _check_session_key(delegation_id: bytes32, caller: address) -> DelegationState:
+    state: DelegationState = self._active(delegation_id)
+    assert caller == state.session_key, "channels: caller is not the delegation's session key"
+    return state
+
+
+@internal
+def _draw(owner: address, token: address, amount: uint256):
+    assert amount > 0, "channels: deposit is zero"
+    assert amount <= _MASK_128, "channels: deposit too large"
+    balance: uint256 = self.balances[owner][token]
+    assert balance >= amount, "channels: balance too low"
+    self.balances[owner][token] = balance - amount
+
+
+@internal
+@view
+def _is_valid_signature(signer: address, digest: bytes32, signature: Bytes[MAX_SIGNATURE]) -> bool:
+    if signer.is_contract:
+        # ERC-1271: the contract wallet decides.
+        success: bool = False
+        response: Bytes[32] = b""
+        success, response = raw_call(
+            signer,
+            abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
+            max_outsize=32,
+            is_static_call=True,
+            revert_on_failure=False,
+        )
+        return success and len(response) == 32 and convert(slice(response, 0, 4), bytes4) == ERC1271_MAGIC
+    if len(signature) != 65:
+        return False
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if v != 27 and v != 28:
+        return False
+    return ecdsa._recover_sig(digest, slice(signature, 0, 65)) == signer
+
+
+@internal
+@view
 def _load(channel_id: uint256) -> Channel:
     payee_word: uint256 = self._payee[channel_id]
     amounts: uint256 = self._amounts[channel_id]
@@ -335,9 +661,17 @@ def _redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65
     assert v == 27 or v == 28, "channels: signature v is not 27 or 28"
     # snekmate rejects high-s values and a zero recovered address.
     signer: address = ecdsa._recover_sig(self._voucher_digest(channel_id, cumulative_amount), signature)
-    assert signer == channel.payer, "channels: voucher not signed by payer"
-
     pay: uint256 = min(cumulative_amount, channel.deposit) - channel.redeemed
+    if self._payee[channel_id] & _DELEGATED_BIT == 0:
+        assert signer == channel.payer, "channels: voucher not signed by payer"
+    else:
+        # Checked at use: the delegation's window, its revocation and its cap.
+        delegation_id: bytes32 = self.channel_delegation[channel_id]
+        state: DelegationState = self._active(delegation_id)
+        assert signer == state.session_key, "channels: voucher not signed by the delegation's session key"
+        assert state.spent + pay <= state.cap, "channels: delegation cap exceeded"
+        self.delegations[delegation_id].spent = state.spent + pay
+        log DelegationSpent(delegation_id=delegation_id, channel_id=channel_id, paid=pay, spent=state.spent + pay)
     self._amounts[channel_id] = self._pack_amounts(channel.deposit, channel.redeemed + pay)
     self.total_owed[channel.token] -= pay
     log VoucherRedeemed(
