@@ -398,10 +398,30 @@ class Chain:
         self.last_receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         return self.last_receipt
 
+    def approve(self, token: str, spender: str, amount: int, *, sender: LocalAccount | None = None) -> None:
+        """Let `spender` take `amount` of the ERC-20 `token` from `sender`."""
+        erc20 = self.w3.eth.contract(address=Web3.to_checksum_address(token), abi=_ERC20_APPROVE_ABI)
+        self.send(
+            erc20.functions.approve(Web3.to_checksum_address(spender), amount),
+            sender=sender,
+            action="approving the deposit",
+        )
+
     def _raise_if_unfunded(self, address: str, value: int, action: str, exc: Exception) -> None:
         text = str(exc).lower()
         if any(hint in text for hint in ("insufficient funds", "insufficient balance", "cannot afford")):
             raise InsufficientFunds(address, self.balance(address), value, action) from exc
+
+
+_ERC20_APPROVE_ABI: list[dict[str, Any]] = [
+    {
+        "name": "approve",
+        "type": "function",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    }
+]
 
 
 def _revert_reason(message: str) -> str:

@@ -199,6 +199,11 @@ class VoucherNotAboveHighest(PaymentError, ValueError):
         self.highest = highest
 
 
+class InvalidDelegation(PaymentError, ValueError):
+    """A delegation or task order is malformed, signed by someone else, bound to another chain or contract,
+    outside its window, revoked, or asks for more than its cap allows."""
+
+
 class InvalidReceipt(PaymentError, ValueError):
     """A receipt is malformed, altered, or not signed by the agent that should have signed it."""
 

@@ -340,7 +340,7 @@ def close(channel_id: uint256):
     if msg.sender != channel.payer:
         assert self._payee[channel_id] & _DELEGATED_BIT != 0, "channels: caller is not the payer"
         session_key: address = self.delegations[self.channel_delegation[channel_id]].session_key
-        assert msg.sender == session_key, "channels: caller is not the payer"
+        assert msg.sender == session_key, "channels: caller is not the payer or its session key"
     assert channel.closes_at == 0, "channels: channel is closing"
     closes_at: uint256 = block.timestamp + CHALLENGE_PERIOD
     self._payee[channel_id] = self._payee[channel_id] | (closes_at << 160)

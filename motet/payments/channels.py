@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import NewType
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from motet.chain import NATIVE_TOKEN, Chain
 from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
+from motet.payments.delegation import DelegationState, read_delegation
 from motet.payments.ledger import Ledger
 from motet.payments.vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
 
@@ -31,23 +32,6 @@ Amount = NewType("Amount", int)
 """An amount in the smallest unit of a channel's asset (wei for the native coin)."""
 
 MAX_BATCH = 256  # PaymentChannels.MAX_BATCH
-
-_ERC20_ABI: list[dict[str, Any]] = [
-    {
-        "name": "approve",
-        "type": "function",
-        "stateMutability": "nonpayable",
-        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-    {
-        "name": "balanceOf",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [{"name": "owner", "type": "address"}],
-        "outputs": [{"name": "", "type": "uint256"}],
-    },
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +48,8 @@ class ChannelState:
     closes_at: int
     """0 while open; otherwise the timestamp from which `settle` works."""
     settled: bool
+    delegation: bytes | None = None
+    """The delegation the channel was opened under (its vouchers are signed by the session key), or None."""
 
     @property
     def remaining(self) -> Amount:
@@ -112,6 +98,7 @@ class ChannelClient:
         ).call()
         if int(payer, 16) == 0:
             raise ChannelNotFound(channel_id, self.contract.address)
+        delegation = bytes(self.contract.functions.channel_delegation(channel_id).call())
         state = ChannelState(
             channel_id=channel_id,
             payer=payer,
@@ -121,6 +108,7 @@ class ChannelClient:
             redeemed=Amount(redeemed),
             closes_at=closes_at,
             settled=settled,
+            delegation=delegation if any(delegation) else None,
         )
         self._states[channel_id] = state
         return state
@@ -130,14 +118,23 @@ class ChannelClient:
 
     # -- payer side -----------------------------------------------------------------------------------
 
-    def open(self, payee: str, deposit: int, *, token: str | None = None) -> ChannelState:
-        """Open a channel to `payee` with `deposit` in the native coin, or in the ERC-20 `token`."""
+    def open(
+        self, payee: str, deposit: int, *, token: str | None = None, delegation: bytes | None = None
+    ) -> ChannelState:
+        """Open a channel to `payee` with `deposit` in the native coin, or in the ERC-20 `token`.
+
+        With `delegation` (this account being its session key), the channel is the delegator's, funded from the
+        delegator's balance in the delegation's asset, and this account signs its vouchers.
+        """
         payee = Web3.to_checksum_address(payee)
-        if token is None:
+        if delegation is not None:
+            call = self.contract.functions.open_delegated(delegation, payee, deposit)
+            receipt = self.chain.send(call, sender=self.account, action="opening a delegated channel")
+        elif token is None:
             call = self.contract.functions.open(payee, NATIVE_TOKEN, 0)
             receipt = self.chain.send(call, sender=self.account, value=deposit, action="opening a channel")
         else:
-            self._approve(token, deposit)
+            self.chain.approve(token, self.contract.address, deposit, sender=self.account)
             call = self.contract.functions.open(payee, Web3.to_checksum_address(token), deposit)
             receipt = self.chain.send(call, sender=self.account, action="opening a channel")
         (event,) = self.contract.events.ChannelOpened().process_receipt(receipt)
@@ -146,13 +143,16 @@ class ChannelClient:
     def topup(self, channel_id: int, amount: int) -> ChannelState:
         """Add `amount` to the deposit of an open channel this account pays from."""
         state = self._cached(channel_id)
-        if state.token is None:
+        if state.delegation is not None and state.payer != self.address:
+            call = self.contract.functions.topup(channel_id, amount)  # from the delegator's balance
+            self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
+        elif state.token is None:
             call = self.contract.functions.topup(channel_id, 0)
             self.chain.send(
                 call, sender=self.account, value=amount, action=f"topping up channel {channel_id}"
             )
         else:
-            self._approve(state.token, amount)
+            self.chain.approve(state.token, self.contract.address, amount, sender=self.account)
             call = self.contract.functions.topup(channel_id, amount)
             self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
         return self.channel(channel_id)
@@ -204,14 +204,6 @@ class ChannelClient:
         self.channel(channel_id)
         return Amount(int(event["args"]["refunded"]))
 
-    def _approve(self, token: str, amount: int) -> None:
-        erc20 = self.chain.w3.eth.contract(address=Web3.to_checksum_address(token), abi=_ERC20_ABI)
-        self.chain.send(
-            erc20.functions.approve(self.contract.address, amount),
-            sender=self.account,
-            action="approving the deposit",
-        )
-
     # -- payee side -----------------------------------------------------------------------------------
 
     def verify(self, voucher: Voucher) -> ChannelState:
@@ -234,7 +226,22 @@ class ChannelClient:
             raise InvalidVoucher(f"channel {voucher.channel_id} is settled")
         if state.closing and self.chain.timestamp() >= state.closes_at:
             raise InvalidVoucher(f"channel {voucher.channel_id}'s challenge period is over")
-        self._verifier.verify(voucher, state.payer)
+        if state.delegation is None:
+            self._verifier.verify(voucher, state.payer)
+        else:
+            delegation = self._delegation(state.delegation)
+            problem = delegation.problem(self.chain.timestamp())
+            if problem is not None:
+                raise InvalidVoucher(
+                    f"channel {voucher.channel_id} pays under a delegation that cannot pay: {problem}"
+                )
+            self._verifier.verify(voucher, delegation.session_key)
+            owed = min(voucher.cumulative_amount, state.deposit) - state.redeemed
+            if owed > delegation.remaining:
+                raise InvalidVoucher(
+                    f"voucher for channel {voucher.channel_id} needs {owed} of its delegation, which has "
+                    f"{delegation.remaining} left of its cap of {delegation.cap}"
+                )
         if voucher.cumulative_amount > state.deposit:
             raise InvalidVoucher(
                 f"voucher for channel {voucher.channel_id} promises {voucher.cumulative_amount}, above the "
@@ -263,7 +270,8 @@ class ChannelClient:
         """
         candidates = list(vouchers) if vouchers is not None else self.ledger.unredeemed(self.domain)
         now = self.chain.timestamp()
-        pending = [v for v in candidates if self._redeemable(v, now)]
+        room: dict[bytes, int] = {}  # what each delegation can still pay, less this batch's vouchers so far
+        pending = [v for v in candidates if self._redeemable(v, now, room)]
         results = []
         for start in range(0, len(pending), MAX_BATCH):
             batch = pending[start : start + MAX_BATCH]
@@ -286,11 +294,27 @@ class ChannelClient:
             )
         return results
 
-    def _redeemable(self, voucher: Voucher, now: int) -> bool:
+    def _delegation(self, delegation_id: bytes) -> DelegationState:
+        """A delegation's current state: read at each use, since it can be revoked or spent at any time."""
+        state = read_delegation(self.contract, delegation_id)
+        if state is None:  # the contract registers before it opens: a channel's delegation always exists
+            raise InvalidVoucher(f"delegation 0x{delegation_id.hex()} is not registered")
+        return state
+
+    def _redeemable(self, voucher: Voucher, now: int, room: dict[bytes, int]) -> bool:
         state = self.channel(voucher.channel_id)
-        return (
+        ok = (
             not state.settled
             and not (state.closing and now >= state.closes_at)
             and state.redeemed < state.deposit
             and voucher.cumulative_amount > state.redeemed
         )
+        if ok and state.delegation is not None:
+            if state.delegation not in room:
+                delegation = self._delegation(state.delegation)
+                room[state.delegation] = delegation.remaining if delegation.problem(now) is None else -1
+            owed = min(voucher.cumulative_amount, state.deposit) - state.redeemed
+            ok = owed <= room[state.delegation]
+            if ok:
+                room[state.delegation] -= owed
+        return ok
