@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from motet._http import serve
 from motet.agents.cards import AgentCard, a2a_card
 from motet.agents.define import Agent, CallContext, Capability
 from motet.chain import Chain
@@ -240,26 +241,11 @@ class AgentServer:
     @contextlib.asynccontextmanager
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Serve on `host:port` (0: a free port) in this event loop; yields the base URL."""
-        import uvicorn
-
         await self._load()
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError(f"the agent server did not start on {host}:{port}")
-                await asyncio.sleep(0.01)
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            base = f"http://{host}:{bound}"
+        async with serve(self.app, host, port, "agent server") as base:
             if self.url is None:
                 self.url = base
             yield base
-        finally:
-            server.should_exit = True
-            await task
 
     # -- payment checks -------------------------------------------------------------------------------
 

@@ -99,6 +99,8 @@ class Payer:
         timeout: seconds for one agent call, model included.
         fault: a test hook called at each step with its name and the node; raising `SimulatedCrash` there
             stops the run as a killed process would.
+        delegation: pay under this registered delegation: `account` is its session key, and channels are the
+            delegator's, funded from the delegator's balance in the channels contract.
     """
 
     def __init__(
@@ -111,8 +113,10 @@ class Payer:
         deposit_calls: int = 20,
         timeout: float = 120.0,
         fault: Callable[[str, str], None] | None = None,
+        delegation: bytes | None = None,
     ) -> None:
         self.chain = chain
+        self.delegation = delegation
         self.account = account or chain.default_account
         self.channels = ChannelClient(chain, self.account, ledger)
         self.deposit_calls = deposit_calls
@@ -161,6 +165,14 @@ class Payer:
         results = self.channels.redeem(self.vouchers(run_id))
         return [r.tx_hash for r in results], sum(r.paid for r in results), sum(r.gas_used for r in results)
 
+    def unspent_deposits(self) -> int:
+        """What this payer's channels hold beyond the vouchers it signed: room for calls without a new deposit."""
+        room = 0
+        for channel_id, deposit in self._open.values():
+            highest = self.channels.ledger.highest_signed(self.channels.domain, channel_id)
+            room += deposit - (highest.cumulative_amount if highest else 0)
+        return room
+
     def _row(self, run_id: str, node: str, agent_id: int) -> dict[str, Any] | None:
         cursor = self._db.execute(
             "SELECT status, channel, price, owed, answer, voucher FROM calls "
@@ -201,7 +213,7 @@ class Payer:
                 deposit = self.channels.topup(channel_id, top_up).deposit
                 self._open[candidate.payout] = (channel_id, deposit)
             return channel_id
-        state = self.channels.open(candidate.payout, top_up)
+        state = self.channels.open(candidate.payout, top_up, delegation=self.delegation)
         self._open[candidate.payout] = (state.channel_id, state.deposit)
         return state.channel_id
 

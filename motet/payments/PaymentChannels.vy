@@ -379,11 +379,24 @@ def deposit(token: address, amount: uint256) -> uint256:
     @param amount The ERC-20 amount; ignored for the native coin.
     @return uint256 The caller's new balance of that asset.
     """
-    received: uint256 = self._pull(token, msg.sender, amount, msg.value)
-    balance: uint256 = self.balances[msg.sender][token] + received
-    self.balances[msg.sender][token] = balance
-    log Deposited(owner=msg.sender, token=token, amount=received, balance=balance)
-    return balance
+    return self._deposit(msg.sender, token, amount, msg.value)
+
+
+@external
+@payable
+@nonreentrant
+def deposit_for(owner: address, token: address, amount: uint256) -> uint256:
+    """
+    @dev Adds to `owner`'s balance, paid by the caller (a treasury funding
+         a team's wallets, a faucet on a dev chain). Only the owner can
+         withdraw it or delegate it.
+    @param owner Whose balance grows.
+    @param token The ERC-20, or the zero address for the native coin.
+    @param amount The ERC-20 amount; ignored for the native coin.
+    @return uint256 The owner's new balance of that asset.
+    """
+    assert owner != empty(address), "channels: owner is the zero address"
+    return self._deposit(owner, token, amount, msg.value)
 
 
 @external
@@ -583,6 +596,15 @@ def _check_session_key(delegation_id: bytes32, caller: address) -> DelegationSta
     state: DelegationState = self._active(delegation_id)
     assert caller == state.session_key, "channels: caller is not the delegation's session key"
     return state
+
+
+@internal
+def _deposit(owner: address, token: address, amount: uint256, native_value: uint256) -> uint256:
+    received: uint256 = self._pull(token, msg.sender, amount, native_value)
+    balance: uint256 = self.balances[owner][token] + received
+    self.balances[owner][token] = balance
+    log Deposited(owner=owner, token=token, amount=received, balance=balance)
+    return balance
 
 
 @internal

@@ -442,6 +442,10 @@ class DelegationState:
         return None
 
 
+def _topic(address: str) -> str:
+    return "0x" + bytes(12).hex() + _address("address", address)[2:].lower()
+
+
 def read_delegation(contract: Any, delegation_id: bytes) -> DelegationState | None:
     """A registered delegation from the channels contract, or None if it never was."""
     values = contract.functions.delegations(delegation_id).call()
@@ -467,16 +471,16 @@ class DelegationClient:
         self.contract = self.chain.contract("PaymentChannels")
         self.domain = ChannelDomain(self.chain.chain_id, self.contract.address)
 
-    def deposit(self, amount: int, *, token: str | None = None) -> int:
-        """Add to this account's balance (what delegated channels are funded from); returns the new balance."""
-        if token is None:
-            call = self.contract.functions.deposit(NATIVE_TOKEN, 0)
-            self.chain.send(call, sender=self.account, value=amount, action="depositing")
-        else:
+    def deposit(self, amount: int, *, token: str | None = None, owner: str | None = None) -> int:
+        """Add to `owner`'s balance (this account's by default), paid by this account: what delegated channels
+        are funded from. Returns the new balance."""
+        owner = Web3.to_checksum_address(owner or self.account.address)
+        asset = Web3.to_checksum_address(token) if token else NATIVE_TOKEN
+        call = self.contract.functions.deposit_for(owner, asset, 0 if token is None else amount)
+        if token is not None:
             self.chain.approve(token, self.contract.address, amount, sender=self.account)
-            call = self.contract.functions.deposit(Web3.to_checksum_address(token), amount)
-            self.chain.send(call, sender=self.account, action="depositing")
-        return self.balance(self.account.address, token=token)
+        self.chain.send(call, sender=self.account, value=0 if token else amount, action="depositing")
+        return self.balance(owner, token=token)
 
     def withdraw(self, amount: int, *, token: str | None = None) -> int:
         call = self.contract.functions.withdraw(token or NATIVE_TOKEN, amount)
@@ -508,6 +512,17 @@ class DelegationClient:
     def state(self, delegation_id: bytes) -> DelegationState | None:
         """The registered delegation, or None if it never was."""
         return read_delegation(self.contract, delegation_id)
+
+    def delegations(self, *, delegator: str | None = None, session_key: str | None = None) -> list[DelegationState]:
+        """Registered delegations from `delegator` and/or to `session_key`, oldest first, as they stand now."""
+        topics: list[Any] = [self.contract.events.DelegationRegistered().topic, None]
+        topics.append(_topic(delegator) if delegator else None)
+        topics.append(_topic(session_key) if session_key else None)
+        logs = self.chain.w3.eth.get_logs(
+            {"address": self.contract.address, "fromBlock": 0, "toBlock": "latest", "topics": topics}
+        )
+        found = [read_delegation(self.contract, bytes(log["topics"][1])) for log in logs]
+        return [state for state in found if state is not None]
 
     def signed_by(self, signer: str, digest: bytes, signature: bytes) -> bool:
         """Whether `signer` signed `digest`: ECDSA for an account, ERC-1271 for a contract wallet."""

@@ -389,3 +389,15 @@ def test_an_independent_signature_is_accepted_and_an_edited_field_is_not(env: En
         )
     parsed = Delegation.from_typed_data(typed, env.domain())
     assert register(env, parsed, bytes(independent)) == delegation.digest(env.domain())
+
+
+def test_anyone_can_fund_a_balance_that_only_its_owner_can_withdraw(env: Env) -> None:
+    receipt = env.send(
+        env.channels.functions.deposit_for(env.payer.address, NATIVE, 0), env.stranger, value=500
+    )
+    assert env.events(receipt, "Deposited") == [
+        {"owner": env.payer.address, "token": NATIVE, "amount": 500, "balance": 500}
+    ]
+    env.reverts("channels: balance too low", env.channels.functions.withdraw(NATIVE, 500), env.stranger)
+    env.send(env.channels.functions.withdraw(NATIVE, 500), env.payer)
+    assert env.balance(env.channels.address) == env.owed() == 0
