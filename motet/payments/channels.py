@@ -21,6 +21,7 @@ from typing import NewType
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from motet.chain import NATIVE_TOKEN, Chain
 from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
@@ -137,7 +138,7 @@ class ChannelClient:
             self.chain.approve(token, self.contract.address, deposit, sender=self.account)
             call = self.contract.functions.open(payee, Web3.to_checksum_address(token), deposit)
             receipt = self.chain.send(call, sender=self.account, action="opening a channel")
-        (event,) = self.contract.events.ChannelOpened().process_receipt(receipt)
+        (event,) = self.contract.events.ChannelOpened().process_receipt(receipt, errors=DISCARD)
         return self.channel(int(event["args"]["channel_id"]))
 
     def topup(self, channel_id: int, amount: int) -> ChannelState:

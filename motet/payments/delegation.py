@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Self
 from coincurve import PrivateKey
 from eth_utils.address import is_address, to_checksum_address
 from web3 import Web3
+from web3.logs import DISCARD
 
 from motet.chain import NATIVE_TOKEN, Chain
 from motet.errors import InvalidDelegation, InvalidVoucher
@@ -67,9 +68,10 @@ _ERC1271_ABI: list[dict[str, Any]] = [
 _ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
 
-def _fields_of(type_string: str) -> list[dict[str, str]]:
+def eip712_fields(type_string: str) -> list[dict[str, str]]:
+    """The EIP-712 field list of a type string: `[{"name": ..., "type": ...}, ...]`."""
     inner = type_string[type_string.index("(") + 1 : -1]
-    return [dict(zip(("type", "name"), part.split(" "), strict=True)) for part in inner.split(",")]
+    return [{"name": name, "type": kind} for kind, name in (part.split(" ") for part in inner.split(","))]
 
 
 def _word(value: int) -> bytes:
@@ -156,7 +158,7 @@ class _Typed:
     def typed_data(self, domain: ChannelDomain) -> dict[str, Any]:
         """The full typed data, as `eth_signTypedData_v4` and eth-account's `encode_typed_data` take it."""
         return {
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, self.PRIMARY: _fields_of(self.TYPE)},
+            "types": {"EIP712Domain": _DOMAIN_FIELDS, self.PRIMARY: eip712_fields(self.TYPE)},
             "primaryType": self.PRIMARY,
             "domain": domain.typed_data_domain(),
             "message": self.message(),
@@ -177,7 +179,7 @@ class _Typed:
                 f"typed data's primaryType is {data.get('primaryType')!r}, expected {cls.PRIMARY!r}"
             )
         types = data.get("types")
-        expected = {"EIP712Domain": _DOMAIN_FIELDS, cls.PRIMARY: _fields_of(cls.TYPE)}
+        expected = {"EIP712Domain": _DOMAIN_FIELDS, cls.PRIMARY: eip712_fields(cls.TYPE)}
         if (
             not isinstance(types, Mapping)
             or {k: types.get(k) for k in expected} != expected
@@ -498,7 +500,7 @@ class DelegationClient:
         """Register a signed delegation on chain (this account pays the gas); returns its id."""
         call = self.contract.functions.delegate(delegation.as_struct(), signature)
         receipt = self.chain.send(call, sender=self.account, action="registering the delegation")
-        (event,) = self.contract.events.DelegationRegistered().process_receipt(receipt)
+        (event,) = self.contract.events.DelegationRegistered().process_receipt(receipt, errors=DISCARD)
         return bytes(event["args"]["delegation_id"])
 
     def revoke(self, delegation_id: bytes) -> None:
@@ -513,7 +515,9 @@ class DelegationClient:
         """The registered delegation, or None if it never was."""
         return read_delegation(self.contract, delegation_id)
 
-    def delegations(self, *, delegator: str | None = None, session_key: str | None = None) -> list[DelegationState]:
+    def delegations(
+        self, *, delegator: str | None = None, session_key: str | None = None
+    ) -> list[DelegationState]:
         """Registered delegations from `delegator` and/or to `session_key`, oldest first, as they stand now."""
         topics: list[Any] = [self.contract.events.DelegationRegistered().topic, None]
         topics.append(_topic(delegator) if delegator else None)
@@ -548,6 +552,7 @@ __all__ = [
     "DelegationClient",
     "DelegationState",
     "TaskOrder",
+    "eip712_fields",
     "parse_signature",
     "read_delegation",
     "sign_typed",

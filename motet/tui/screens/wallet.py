@@ -1,5 +1,5 @@
 """The payer's account: balance, payment channels, vouchers signed but not redeemed; open, top up, close and
-settle channels (each confirmed first)."""
+settle channels; the delegations it signed or holds as a session key, and revoking one (each confirmed first)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,23 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from motet.errors import ChannelNotFound, MotetError
 from motet.payments.channels import ChannelClient, ChannelState
-from motet.tui.format import eth, gwei, short
+from motet.payments.delegation import DelegationClient, DelegationState
+from motet.tui.format import eth, expires, gwei, short
 from motet.tui.screens.dialogs import AmountScreen, ConfirmScreen
 
 if TYPE_CHECKING:
     from motet.tui.app import MotetApp
 
 MAX_CHANNELS = 10_000
+NO_DELEGATIONS = "no delegations — sign one in the gateway's page or with `motet delegate`"
 
 
 class WalletScreen(Screen[None]):
     """Channels this account pays from. o opens one to an agent, t tops the highlighted one up, c closes it
-    (the challenge period starts), s settles it once the period is over (the rest is refunded)."""
+    (the challenge period starts), s settles it once the period is over (the rest is refunded).
+
+    Below, the delegations this account signed (role delegator) or may spend under (role session key): cap,
+    spent, what is left, expiry and status. v revokes the highlighted one, if this account is its delegator."""
 
     AUTO_FOCUS = "#channels"
     TITLE = "Wallet"
@@ -33,12 +38,15 @@ class WalletScreen(Screen[None]):
         Binding("t", "topup", "Top up"),
         Binding("c", "close", "Close"),
         Binding("s", "settle", "Settle"),
+        Binding("v", "revoke", "Revoke"),
         Binding("r", "refresh", "Refresh"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.channels: list[ChannelState] = []
+        self.delegations: list[DelegationState] = []
+        self._delegation_client: DelegationClient | None = None
 
     @property
     def motet(self) -> MotetApp:
@@ -48,11 +56,20 @@ class WalletScreen(Screen[None]):
     def client(self) -> ChannelClient:
         return self.motet.payer.channels
 
+    @property
+    def delegation_client(self) -> DelegationClient:
+        if self._delegation_client is None:
+            self._delegation_client = DelegationClient(self.motet.chain, self.motet.payer.account)
+        return self._delegation_client
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="account")
         yield DataTable(id="channels", cursor_type="row", zebra_stripes=True)
         yield Static(id="pending")
+        yield Static("[b]delegations[/] · this account as delegator or session key", id="delegations-heading")
+        yield DataTable(id="delegations", cursor_type="row", zebra_stripes=True)
+        yield Static(NO_DELEGATIONS, id="delegations-empty", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -60,6 +77,9 @@ class WalletScreen(Screen[None]):
         for key in ("id", "payee", "agent", "deposit", "redeemed", "remaining", "signed", "status"):
             table.add_column(key, key=key)
         table.border_title = "payment channels"
+        delegations = self.query_one("#delegations", DataTable)
+        for key in ("id", "role", "other party", "cap", "spent", "left", "expires", "status"):
+            delegations.add_column(key, key=key)
         self.refresh_wallet()
 
     def on_screen_resume(self) -> None:
@@ -115,6 +135,40 @@ class WalletScreen(Screen[None]):
             "pending redeems: "
             + ("; ".join(pending) if pending else "none (every signed voucher is redeemed)")
         )
+        self.refresh_delegations()
+
+    def refresh_delegations(self) -> None:
+        """Read the delegations this account signed, then those it is the session key of, as they stand now."""
+        account = self.motet.payer.account.address
+        try:
+            client = self.delegation_client
+            found = client.delegations(delegator=account) + client.delegations(session_key=account)
+            now = self.motet.chain.timestamp()
+        except MotetError as exc:
+            self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
+            return
+        unique = {state.delegation_id: state for state in found}
+        self.delegations = list(unique.values())
+        table = self.query_one("#delegations", DataTable)
+        row = table.cursor_row
+        table.clear()
+        for state in self.delegations:
+            mine = state.delegator.lower() == account.lower()
+            table.add_row(
+                short("0x" + state.delegation_id.hex()),
+                "delegator" if mine else "session key",
+                short(state.session_key if mine else state.delegator),
+                gwei(state.cap),
+                gwei(state.spent),
+                gwei(state.remaining),
+                expires(state.expiry, now),
+                _delegation_status(state, now),
+                key="0x" + state.delegation_id.hex(),
+            )
+        if self.delegations:
+            table.move_cursor(row=min(row, len(self.delegations) - 1))
+        table.display = bool(self.delegations)
+        self.query_one("#delegations-empty", Static).display = not self.delegations
 
     def _signed(self, channel_id: int) -> int:
         voucher = self.client.ledger.highest_signed(self.client.domain, channel_id)
@@ -133,6 +187,17 @@ class WalletScreen(Screen[None]):
             return None
         return self.channels[min(table.cursor_row, len(self.channels) - 1)]
 
+    def _selected_delegation(self) -> DelegationState | None:
+        if not self.delegations:
+            self.notify(
+                "No delegation yet: sign one in the gateway's page or with `motet delegate`.",
+                severity="warning",
+                markup=False,
+            )
+            return None
+        table = self.query_one("#delegations", DataTable)
+        return self.delegations[min(table.cursor_row, len(self.delegations) - 1)]
+
     def action_open(self) -> None:
         market = self.motet.market
         payees = [(name, str(s.account.address)) for name, s in market.servers.items()] if market else []
@@ -148,7 +213,7 @@ class WalletScreen(Screen[None]):
             self._confirmed(
                 f"Open a channel to {short(payee)} with {gwei(deposit)}?",
                 lambda: self.client.open(payee, deposit),
-                "opened",
+                "Channel opened.",
             )
 
         self.app.push_screen(AmountScreen("Open a channel", payees=payees, default="100"), opened)
@@ -165,7 +230,7 @@ class WalletScreen(Screen[None]):
             self._confirmed(
                 f"Top up channel {state.channel_id} with {gwei(amount)}?",
                 lambda: self.client.topup(state.channel_id, amount),
-                "topped up",
+                "Channel topped up.",
             )
 
         self.app.push_screen(AmountScreen(f"Top up channel {state.channel_id}", default="100"), chosen)
@@ -178,7 +243,7 @@ class WalletScreen(Screen[None]):
             f"Close channel {state.channel_id}? The payee can still redeem during the challenge period; "
             "then settle refunds the rest.",
             lambda: self.client.close(state.channel_id),
-            "closing",
+            "Channel closing.",
         )
 
     def action_settle(self) -> None:
@@ -188,7 +253,29 @@ class WalletScreen(Screen[None]):
         self._confirmed(
             f"Settle channel {state.channel_id} and refund {gwei(state.remaining)}?",
             lambda: self.client.settle(state.channel_id),
-            "settled",
+            "Channel settled.",
+        )
+
+    def action_revoke(self) -> None:
+        state = self._selected_delegation()
+        if state is None:
+            return
+        delegation = short("0x" + state.delegation_id.hex())
+        if state.delegator.lower() != self.motet.payer.account.address.lower():
+            self.notify(
+                f"This account is only the session key of delegation {delegation}: its delegator "
+                f"{short(state.delegator)} revokes it.",
+                severity="warning",
+            )
+            return
+        if state.revoked:
+            self.notify(f"Delegation {delegation} is already revoked.", severity="warning")
+            return
+        self._confirmed(
+            f"Revoke delegation {delegation} to {short(state.session_key)} ({gwei(state.remaining)} left)? "
+            "From now on no channel opens and no voucher redeems under it.",
+            lambda: self.delegation_client.revoke(state.delegation_id),
+            f"Delegation {delegation} revoked.",
         )
 
     def _confirmed(self, question: str, act: Callable[[], object], done: str) -> None:
@@ -200,7 +287,7 @@ class WalletScreen(Screen[None]):
             except MotetError as exc:
                 self.notify(f"{exc}", title="Not done", severity="error", timeout=15)
                 return
-            self.notify(f"Channel {done}.")
+            self.notify(done)
             self.refresh_wallet()
 
         self.app.push_screen(ConfirmScreen(question), answered)
@@ -212,3 +299,13 @@ def _status(state: ChannelState) -> str:
     if state.closing:
         return "closing"
     return "open"
+
+
+def _delegation_status(state: DelegationState, now: int) -> str:
+    if state.revoked:
+        return "revoked"
+    if now < state.valid_after:
+        return "not yet valid"
+    if now >= state.expiry:
+        return "expired"
+    return "active"
