@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ANVIL := tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# The browser tests (tests/gateway) drive Debian's chromium through playwright; never a downloaded browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # llama.cpp build flags. The CPU build avoids the AMX/native code path that crashes on these machines
 # (docs/operations.md); a machine with a working NVIDIA GPU builds with CUDA instead.
@@ -13,7 +16,7 @@ CPU_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1 && echo yes)
 LLAMA_CMAKE_ARGS ?= $(if $(HAS_GPU),-DGGML_CUDA=on,$(CPU_CMAKE_ARGS))
 
-.PHONY: help install demo test lint bench lock clean
+.PHONY: help install chromium demo test lint bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,7 +33,17 @@ $(ANVIL): tools/package.json tools/package-lock.json
 	npm ci --prefix tools --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(ANVIL) ## create .venv and install motet, llama.cpp and anvil
+# A missing apt-get, or one that fails, does not fail the install: the browser tests then skip (fail under CI=true).
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1 && { $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }; }; \
+	then echo "installed Debian's chromium at $@"; \
+	else echo "WARNING: the browser tests (tests/gateway) need Debian's chromium at $@ and it could not be installed;" \
+		"install it with: sudo apt-get install -y --no-install-recommends chromium chromium-driver"; fi
+
+chromium: $(CHROMIUM) ## install Debian's chromium for the browser tests
+
+install: $(STAMP) $(ANVIL) $(CHROMIUM) ## create .venv and install motet, llama.cpp, anvil and chromium
 
 demo: install ## run the demo on the embedded chain
 	$(VENV)/bin/motet demo

@@ -24,10 +24,14 @@ console = Console()
 
 def _add_subcommands() -> None:
     from motet.cli_agents import agent_app, channel_app, run_workflow
+    from motet.cli_gateway import delegate, gateway, order
 
     app.add_typer(agent_app, name="agent")
     app.add_typer(channel_app, name="channel")
     app.command("run")(run_workflow)
+    app.command("gateway")(gateway)
+    app.command("delegate")(delegate)
+    app.command("order")(order)
 
 
 _add_subcommands()

@@ -280,7 +280,7 @@ class ChannelClient:
                 [(v.channel_id, v.cumulative_amount, v.signature) for v in batch]
             )
             receipt = self.chain.send(call, sender=self.account, action=f"redeeming {len(batch)} vouchers")
-            events = self.contract.events.VoucherRedeemed().process_receipt(receipt)
+            events = self.contract.events.VoucherRedeemed().process_receipt(receipt, errors=DISCARD)
             tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
             self.ledger.mark_redeemed(batch, tx_hash)
             for channel_id in {v.channel_id for v in batch}:

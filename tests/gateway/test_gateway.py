@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from eth_account import Account
-from gateway_fixtures import DEPOSIT, Setup, setup, smollm2  # noqa: F401 - fixtures
+from gateway_fixtures import DEPOSIT, Setup
 
 from motet.market import GWEI
 from motet.payments.delegation import DelegationClient

@@ -1,0 +1,81 @@
+"""End to end in headless Chromium: the gateway's real signing page, a wallet injected before load (an EIP-1193
+provider backed by a local key), a delegation and a task order signed, the run on the embedded chain with the
+local market on the real model, the result on the page and the settlement on chain within the cap."""
+
+from __future__ import annotations
+
+import os
+
+from browser import inject_wallet
+from gateway_fixtures import DOCUMENT, Setup
+from playwright.async_api import Page, expect
+
+from motet.market import GWEI
+from motet.payments.delegation import Delegation, DelegationClient, TaskOrder
+
+SCREENSHOT = os.environ.get("MOTET_PAGE_SCREENSHOT")
+"""Set to a .png path to keep a picture of the page at the end (docs/gateway-page.png is made so)."""
+
+
+async def test_the_page_delegates_runs_a_task_and_shows_the_settled_result(setup: Setup, page: Page) -> None:
+    wallet = await inject_wallet(page, setup.wallet, setup.chain.chain_id)
+    await page.goto(setup.url)
+    await page.locator("body[data-ready]").wait_for()
+    await expect(page.locator("#network")).to_contain_text(setup.session_key.address)
+
+    await page.click("#connect")
+    await expect(page.locator("#address")).to_have_text(setup.wallet.address)
+    await expect(page.locator("#balance")).to_have_text("1,000,000 gwei")
+
+    await page.fill("#cap", "500")
+    await page.fill("#hours", "2")
+    await page.click("#sign-delegation")
+
+    delegation_id = await page.locator("#delegation-id").inner_text(timeout=30_000)
+
+    await page.fill('[name="input-document"]', DOCUMENT)
+    await page.fill("#budget", "150")
+    await page.click("#run")
+    await expect(page.locator("#run-status")).to_have_text("done", timeout=300_000)
+    await expect(page.locator("#error")).to_be_hidden()
+
+    # What the wallet signed is what the page showed: motet's types in this chain's domain, with the form's values.
+    assert wallet.methods[:2] == ["eth_requestAccounts", "eth_chainId"]
+    signed_delegation, signed_order = wallet.signed
+    delegation = Delegation.from_typed_data(signed_delegation, setup.domain)
+    order = TaskOrder.from_typed_data(signed_order, setup.domain)
+    assert delegation_id == "0x" + delegation.digest(setup.domain).hex() == "0x" + order.delegation.hex()
+    assert (delegation.cap, delegation.session_key, delegation.expiry - delegation.valid_after) == (
+        500 * GWEI,
+        setup.session_key.address,
+        2 * 3600 + 60,
+    )
+    assert set(delegation.capabilities) >= {"extract_text", "summarize", "compose_report"}
+    assert (order.workflow, order.budget, order.input_values()) == (
+        "research-brief",
+        150 * GWEI,
+        {"document": DOCUMENT},
+    )
+
+    # The page shows the report, the receipts and the settlement.
+    report = (
+        await page.locator("#outputs h3", has_text="report")
+        .locator("xpath=following-sibling::pre")
+        .inner_text()
+    )
+    assert "Keywords:" in report  # the reporter agent's layout around the model's summary
+    await expect(page.locator("#receipts tbody tr")).to_have_count(5)
+    paid_text = await page.locator("#settlement dd.paid").inner_text()
+    paid = int(paid_text.removesuffix(" gwei").replace(",", "")) * GWEI
+    tx_hash = (await page.locator("#settlement dd.transactions").inner_text()).split()[0]
+
+    # The chain agrees: the settlement transaction succeeded and the delegation spent exactly that, within its cap.
+    assert setup.chain.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    state = DelegationClient(setup.chain).state(delegation.digest(setup.domain))
+    assert state is not None
+    assert 0 < state.spent == paid <= order.budget <= state.cap
+    # The account table on the page was refreshed after the run.
+    await expect(page.locator("#delegations tbody tr")).to_have_count(1)
+    await expect(page.locator("#delegations tbody tr td").nth(2)).to_have_text(paid_text)
+    if SCREENSHOT:
+        await page.screenshot(path=SCREENSHOT, full_page=True)
