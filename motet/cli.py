@@ -319,5 +319,5 @@ def main() -> None:
     try:
         app()
     except MotetError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise SystemExit(1) from None

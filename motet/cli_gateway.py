@@ -193,12 +193,13 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 
 
 def _sign(typed: dict[str, Any], key: str | None, what: str) -> str:
-    """Print the typed data; sign it with `key`, or read a signature pasted from a wallet."""
+    """Sign the typed data with `key`, or print it (one JSON line on stdout) and read a signature pasted from a
+    wallet."""
     from eth_account import Account
 
-    out.print(json.dumps(typed))
     if key:
         return str(Account.sign_typed_data(key, full_message=typed).signature.to_0x_hex())
+    out.print(json.dumps(typed))
     console.print(
         f"sign the {what} above with eth_signTypedData_v4 (MetaMask, a hardware wallet's tool, "
         "`cast wallet sign --data`), then paste the signature"
