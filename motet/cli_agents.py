@@ -9,7 +9,9 @@ an agent can redeem what it received after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +21,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from motet.chain import Chain
     from motet.payments.ledger import Ledger
+    from motet.registry import Registry
 
 agent_app = typer.Typer(help="Serve, register and get paid as an agent.", no_args_is_help=True)
 channel_app = typer.Typer(help="Open payment channels to agents and sign vouchers.", no_args_is_help=True)
@@ -235,6 +238,19 @@ def show(
     )
 
 
+@contextlib.asynccontextmanager
+async def serving_local_agents(chain: Chain, threads: int | None) -> AsyncIterator[Registry]:
+    """motet's built-in agents on the local model, served and registered on `chain`; yields the registry."""
+    from motet.market import local_market
+    from motet.runtimes import LlamaCppRuntime
+
+    status = console.status("starting the local agents")
+    status.start()
+    async with local_market(chain, LlamaCppRuntime(n_threads=threads), failing=False) as market:
+        status.stop()
+        yield market.registry
+
+
 def run_workflow(
     workflow: Annotated[
         Path | None, typer.Argument(help="A workflow file (.toml, .yaml); omit with --goal.", exists=True)
@@ -262,9 +278,7 @@ def run_workflow(
     from motet.composer import Payer, Workflow
     from motet.composer.progress import report_table, watch
     from motet.composer.workflow import CompiledWorkflow
-    from motet.market import local_market
     from motet.registry import Registry
-    from motet.runtimes import LlamaCppRuntime
 
     if (workflow is None) == (goal is None):
         raise typer.BadParameter("give a workflow file or --goal, not both and not neither")
@@ -328,10 +342,7 @@ def run_workflow(
         if not local_agents:
             await go(Registry(node))
             return
-        status = console.status("starting the local agents")
-        status.start()
-        async with local_market(node, LlamaCppRuntime(n_threads=threads), failing=False) as market:
-            status.stop()
-            await go(market.registry)
+        async with serving_local_agents(node, threads) as registry:
+            await go(registry)
 
     asyncio.run(main())

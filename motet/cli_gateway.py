@@ -109,12 +109,12 @@ def gateway(
     task can run end to end on this machine. See docs/gateway.md.
     """
     from motet.chain import Chain
+    from motet.cli_agents import serving_local_agents
     from motet.composer import Workflow
     from motet.gateway import Gateway
-    from motet.market import local_market, research_brief
+    from motet.market import research_brief
     from motet.payments.delegation import DelegationClient
     from motet.registry import Registry
-    from motet.runtimes import LlamaCppRuntime
 
     if chain == "embedded":
         node = Chain.embedded()
@@ -159,11 +159,8 @@ def gateway(
         if not dev:
             await serve(Registry(node))
             return
-        status = console.status("starting the local agents")
-        status.start()
-        async with local_market(node, LlamaCppRuntime(n_threads=threads), failing=False) as market:
-            status.stop()
-            await serve(market.registry)
+        async with serving_local_agents(node, threads) as registry:
+            await serve(registry)
 
     try:
         asyncio.run(main())

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from motet.chain import Chain
+from motet.runtimes import LlamaCppRuntime
 
 
 @pytest.fixture
@@ -20,3 +21,11 @@ def anvil_chain() -> Iterator[Chain]:
     """An anvil node on 127.0.0.1, started for the session and stopped after it."""
     with Chain.anvil() as node:
         yield node
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Iterator[LlamaCppRuntime]:
+    """The bundled SmolLM2 on llama.cpp (one thread), loaded once for the whole session."""
+    runtime = LlamaCppRuntime(n_threads=1)
+    yield runtime
+    runtime.close()

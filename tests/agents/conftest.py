@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from agent_fixtures import PRICE, Running, echo_agent, start
@@ -10,13 +10,6 @@ from agent_fixtures import PRICE, Running, echo_agent, start
 from motet.agents import builtin_agent
 from motet.chain import Chain
 from motet.runtimes import LlamaCppRuntime
-
-
-@pytest.fixture(scope="session")
-def smollm2() -> Iterator[LlamaCppRuntime]:
-    runtime = LlamaCppRuntime(n_threads=1)
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ account, plus a Python report agent and one that always fails."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -62,13 +62,6 @@ def broken_agent(price: int, served: list[str]) -> Agent:
         raise RuntimeError("out of GPU memory")
 
     return agent
-
-
-@pytest.fixture(scope="session")
-def smollm2() -> Iterator[LlamaCppRuntime]:
-    runtime = LlamaCppRuntime(n_threads=1)
-    yield runtime
-    runtime.close()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from browser import Chromium, connect, log_page, require_chromium
-from gateway_fixtures import setup, smollm2  # noqa: F401 - the gateway's fixtures, for every test here
+from gateway_fixtures import setup  # noqa: F401 - the gateway's fixtures, for every test here
 from playwright.async_api import Browser, Page
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,13 +124,6 @@ async def gateway_setup(chain: Chain, runtime: Runtime, data_dir: Path | None = 
         )
         async with gateway.running() as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
             yield Setup(chain, market, gateway, url, http, wallet, session_key)
-
-
-@pytest.fixture(scope="session")
-def smollm2() -> Iterator[LlamaCppRuntime]:
-    runtime = LlamaCppRuntime(n_threads=1)
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture

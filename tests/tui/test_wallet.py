@@ -1,8 +1,12 @@
-from textual.widgets import DataTable
+from eth_account.signers.local import LocalAccount
+from textual.widgets import DataTable, Static
 from tui_helpers import SIZE, wait_for
 
+from motet.chain import Chain
 from motet.market import Market
+from motet.payments.delegation import Delegation, DelegationClient, sign_typed
 from motet.tui import MotetApp
+from motet.tui.format import short
 from motet.tui.screens.dialogs import AmountScreen, ConfirmScreen
 from motet.tui.screens.wallet import WalletScreen
 
@@ -62,3 +66,115 @@ async def test_channels_of_a_run_with_nothing_left_to_redeem(market: Market) -> 
         assert len(screen.channels) == 6
         assert sum(c.redeemed for c in screen.channels) == 75 * 10**9
         assert "none" in str(screen.query_one("#pending").render())
+
+
+def register(chain: Chain, delegator: LocalAccount, session_key: str, *, cap: int, nonce: int = 1) -> bytes:
+    """Register a delegation from `delegator` to `session_key` for an hour, in a block 10 s from now, so the
+    wallet reads its expiry as exactly 'in 59 min'."""
+    client = DelegationClient(chain, delegator)
+    now = chain.timestamp()
+    delegation = Delegation(
+        delegator=delegator.address,
+        session_key=session_key,
+        cap=cap,
+        valid_after=now,
+        expiry=now + 10 + 59 * 60,
+        capabilities=("summarize",),
+        nonce=nonce,
+    )
+    chain.set_next_timestamp(now + 10)
+    return client.register(delegation, sign_typed(bytes(delegator.key), delegation.digest(client.domain)))
+
+
+def delegation_row(app: MotetApp, delegation_id: bytes) -> list[object]:
+    return wallet(app).query_one("#delegations", DataTable).get_row("0x" + delegation_id.hex())
+
+
+async def test_delegations_as_delegator_and_as_session_key(market: Market) -> None:
+    app = MotetApp(market.chain, market=market)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        assert wallet(app).delegations == []
+        assert wallet(app).query_one("#delegations-empty").display
+        assert "no delegations" in str(wallet(app).query_one("#delegations-empty", Static).render())
+
+        other = app.chain.accounts[1]
+        given = register(app.chain, app.account, other.address, cap=500 * 10**9)
+        await pilot.press("r")
+        await pilot.pause()
+        assert not wallet(app).query_one("#delegations-empty").display
+        assert delegation_row(app, given) == [
+            short("0x" + given.hex()),
+            "delegator",
+            short(other.address),
+            "500 gwei",
+            "0 gwei",
+            "500 gwei",
+            "in 59 min",
+            "active",
+        ]
+
+        held = register(app.chain, other, app.account.address, cap=7 * 10**9)
+        await pilot.press("r")
+        await pilot.pause()
+        assert [d.delegation_id for d in wallet(app).delegations] == [given, held]
+        row = delegation_row(app, held)
+        assert row[1:3] == ["session key", short(other.address)]
+        assert row[3:] == ["7 gwei", "0 gwei", "7 gwei", "in 59 min", "active"]
+
+        app.chain.advance_time(62 * 60)
+        app.chain.transfer(other.address, 1)  # mine a block at the new time
+        await pilot.press("r")
+        await pilot.pause()
+        assert delegation_row(app, given)[-2:] == ["expired 3 min ago", "expired"]
+
+
+async def test_revoke_a_delegation_confirmed_first(market: Market) -> None:
+    app = MotetApp(market.chain, market=market)
+    async with app.run_test(size=SIZE) as pilot:
+        given = register(app.chain, app.account, app.chain.accounts[1].address, cap=10**12)
+        await pilot.press("f5")
+        assert delegation_row(app, given)[-1] == "active"
+
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # changed our mind: nothing happens
+        await pilot.pause()
+        assert not wallet(app).delegations[0].revoked
+        assert not app.payer.channels.contract.functions.revoked(app.account.address, given).call()
+
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, WalletScreen) and wallet(app).delegations[0].revoked
+        )
+        assert delegation_row(app, given)[-1] == "revoked"
+        state = DelegationClient(app.chain).state(given)
+        assert state is not None and state.revoked
+        assert app.payer.channels.contract.functions.revoked(app.account.address, given).call()
+
+        await pilot.press("v")  # already revoked: refused, nothing asked
+        await pilot.pause()
+        assert isinstance(app.screen, WalletScreen)
+        assert any("already revoked" in str(n.message) for n in app._notifications)
+
+
+async def test_a_session_key_cannot_revoke(market: Market) -> None:
+    app = MotetApp(market.chain, market=market)
+    async with app.run_test(size=SIZE) as pilot:
+        delegator = app.chain.accounts[1]
+        held = register(app.chain, delegator, app.account.address, cap=10**12)
+        await pilot.press("f5")
+        assert delegation_row(app, held)[1] == "session key"
+        block = app.chain.w3.eth.block_number
+
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(app.screen, WalletScreen)  # no confirmation asked
+        (refusal,) = [n for n in app._notifications if "session key" in str(n.message)]
+        assert refusal.severity == "warning" and short(delegator.address) in str(refusal.message)
+        assert app.chain.w3.eth.block_number == block  # no transaction sent
+        state = DelegationClient(app.chain).state(held)
+        assert state is not None and not state.revoked
+        assert delegation_row(app, held)[-1] == "active"
