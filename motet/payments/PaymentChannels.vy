@@ -280,15 +280,16 @@ def topup(channel_id: uint256, amount: uint256):
            (then `msg.value` is added) unless drawn from a balance.
     """
     channel: Channel = self._existing(channel_id)
-    assert channel.closes_at == 0, "channels: channel is closing"
     added: uint256 = 0
     if msg.sender == channel.payer:
+        assert channel.closes_at == 0, "channels: channel is closing"
         added = self._pull(channel.token, msg.sender, amount, msg.value)
     else:
         # The session key tops up from the delegator's balance.
         assert self._payee[channel_id] & _DELEGATED_BIT != 0, "channels: caller is not the payer"
         delegation_id: bytes32 = self.channel_delegation[channel_id]
         self._check_session_key(delegation_id, msg.sender)
+        assert channel.closes_at == 0, "channels: channel is closing"
         assert msg.value == 0, "channels: native value sent with a delegated top-up"
         self._draw(channel.payer, channel.token, amount)
         added = amount
