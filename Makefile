@@ -10,11 +10,11 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # llama.cpp build flags. The CPU build avoids the AMX/native code path that crashes on these machines
-# (docs/operations.md); a machine with a working NVIDIA GPU builds with CUDA instead.
+# (docs/operations.md); a machine with a working NVIDIA GPU adds CUDA, for the GPU it has (native).
 CPU_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1 && echo yes)
-LLAMA_CMAKE_ARGS ?= $(if $(HAS_GPU),-DGGML_CUDA=on,$(CPU_CMAKE_ARGS))
+LLAMA_CMAKE_ARGS ?= $(CPU_CMAKE_ARGS) $(if $(HAS_GPU),-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=native)
 
 .PHONY: help install chromium demo test lint bench lock clean
 

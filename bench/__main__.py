@@ -229,6 +229,7 @@ def write_report(rows: list[Row], path: Path) -> None:
         "figure is a ratio measured side by side in one run, because these machines are shared and noisy.",
         "",
         f"Machine: {_machine()}. Measured {time.strftime('%Y-%m-%d')}.",
+        "GPU offload and tokens/s on a GPU machine are recorded in [operations](operations.md#gpu).",
         "",
         "| id | what | result | target | verdict |",
         "|---|---|---|---|---|",
