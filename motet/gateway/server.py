@@ -37,9 +37,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from web3.exceptions import TransactionNotFound
 
 from motet._http import serve
-from motet.chain import Chain
+from motet.chain import NATIVE_TOKEN, Chain
 from motet.composer import Payer, Workflow
 from motet.composer.events import CallPaid, Event, ReceiptChecked, RunDone, Settled
 from motet.composer.workflow import CompiledWorkflow
@@ -90,6 +91,16 @@ class Refused(MotetError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _positive_wei(value: object) -> int:
+    """A positive amount in wei, given as a decimal string or an integer."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not text.isdigit() or int(text) == 0:
+        raise Refused(
+            400, f"'amount' must be a positive whole number of wei (a decimal string), not {value!r}"
+        )
+    return int(text)
 
 
 def _event_name(event: Event) -> str:
@@ -185,6 +196,8 @@ class Gateway:
                 Route("/api/orders", self._post_order, methods=["POST"]),
                 Route("/api/orders/{order_id}", self._get_order),
                 Route("/api/orders/{order_id}/events", self._order_events),
+                Route("/api/calls", self._post_call, methods=["POST"]),
+                Route("/api/transactions/{tx_hash}", self._transaction),
                 Mount("/static", StaticFiles(directory=STATIC)),
             ],
             exception_handlers={Refused: self._refused},  # type: ignore[dict-item]
@@ -242,7 +255,7 @@ class Gateway:
                 "chainId": self.chain.chain_id,
                 "contract": self.domain.contract,
                 "sessionKey": self.session_key.address,
-                "asset": "0x" + "00" * 20,
+                "asset": NATIVE_TOKEN,
                 "domain": self.domain.typed_data_domain(),
                 "types": {
                     "Delegation": eip712_fields(DELEGATION_TYPE),
@@ -250,6 +263,7 @@ class Gateway:
                 },
                 "workflows": workflows,
                 "now": self.chain.timestamp(),
+                "rpcUrl": self.chain.url,
             }
         )
 
@@ -283,11 +297,60 @@ class Gateway:
                     "validAfter": state.valid_after,
                     "expiry": state.expiry,
                     "revoked": state.revoked,
-                    "status": state.problem(now) or "active",
+                    "status": state.status(now),
                     "capabilities": json.loads(row[0]) if row else None,
                 }
             )
         return JSONResponse({"address": address, "balance": str(balance), "delegations": items, "now": now})
+
+    # -- transactions the wallet sends itself ---------------------------------------------------------
+
+    async def _post_call(self, request: Request) -> Response:
+        """The unsigned transaction for a wallet to send (`eth_sendTransaction`) to the channels contract.
+
+        `{"function": "deposit", "amount": wei}` adds to the sender's balance, `{"function": "withdraw",
+        "amount": wei}` takes back what no channel holds, `{"function": "revoke", "delegation": id}` revokes one
+        of the sender's delegations. The gateway signs nothing here: the wallet signs and pays the gas.
+        """
+        body = await self._body(request)
+        function = body.get("function")
+        contract = self.delegations.contract
+        if function in ("deposit", "withdraw"):
+            amount = _positive_wei(body.get("amount"))
+            data = contract.encode_abi(function, args=[NATIVE_TOKEN, amount])
+            value = amount if function == "deposit" else 0
+        elif function == "revoke":
+            delegation = body.get("delegation")
+            if not isinstance(delegation, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", delegation):
+                raise Refused(
+                    400, f"'delegation' must be a delegation id (0x + 64 hex digits), not {delegation!r}"
+                )
+            data = contract.encode_abi("revoke", args=[bytes.fromhex(delegation[2:])])
+            value = 0
+        else:
+            raise Refused(400, f"'function' must be 'deposit', 'withdraw' or 'revoke', not {function!r}")
+        return JSONResponse(
+            {"to": contract.address, "data": data, "value": hex(value), "chainId": hex(self.chain.chain_id)}
+        )
+
+    async def _transaction(self, request: Request) -> Response:
+        """Whether a transaction the wallet sent is mined: `pending`, `success` or `reverted`."""
+        tx_hash = request.path_params["tx_hash"]
+        if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+            raise Refused(400, f"{tx_hash!r} is not a transaction hash (0x + 64 hex digits)")
+        try:
+            receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return JSONResponse({"hash": tx_hash, "status": "pending"})
+        status = "success" if receipt["status"] == 1 else "reverted"
+        return JSONResponse(
+            {
+                "hash": tx_hash,
+                "status": status,
+                "block": receipt["blockNumber"],
+                "gasUsed": receipt["gasUsed"],
+            }
+        )
 
     async def _refused(self, request: Request, exc: Refused) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)

@@ -433,6 +433,16 @@ class DelegationState:
     def remaining(self) -> int:
         return self.cap - self.spent
 
+    def status(self, now: int) -> str:
+        """One word or two for a table: `active`, `revoked`, `not yet valid` or `expired`."""
+        if self.revoked:
+            return "revoked"
+        if now < self.valid_after:
+            return "not yet valid"
+        if now >= self.expiry:
+            return "expired"
+        return "active"
+
     def problem(self, now: int) -> str | None:
         """Why the contract would refuse to pay under this delegation at `now`, or None."""
         if self.revoked:

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +31,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from web3 import Web3
 
 CHROMIUM = Path("/usr/bin/chromium")
 # --disable-background-networking and friends keep Chromium off the (closed) network: without them it
@@ -201,6 +202,7 @@ class WalletLog:
     requests: list[WalletRequest] = field(default_factory=list)
     signed: list[dict[str, Any]] = field(default_factory=list)  # parsed typed data, one per signature
     signatures: list[str] = field(default_factory=list)  # 0x-hex, in the order of `signed`
+    sent: list[str] = field(default_factory=list)  # hashes of the transactions it sent, in order
 
     @property
     def methods(self) -> list[str]:
@@ -259,7 +261,39 @@ PROVIDER_JS = """
 """
 
 
-def _answer(account: LocalAccount, chain_id: int, wallet: WalletLog, method: str, params: Any) -> Any:
+SendTransaction = Callable[[dict[str, Any]], str]
+"""Signs a transaction request (``from``, ``to``, ``data``, ``value`` as the page sent them) with the wallet's
+key, sends it to the chain and returns its hash (0x-hex), as a wallet does for ``eth_sendTransaction``."""
+
+
+def chain_sender(w3: Web3, account: LocalAccount) -> SendTransaction:
+    """A :data:`SendTransaction` that fills nonce, gas and fees from ``w3``'s node, like a wallet would."""
+
+    def send(request: dict[str, Any]) -> str:
+        tx: dict[str, Any] = {
+            "from": account.address,
+            "to": Web3.to_checksum_address(request["to"]),
+            "data": request.get("data", "0x"),
+            "value": int(str(request.get("value", "0x0")), 0),
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": w3.eth.chain_id,
+            "maxFeePerGas": 2 * w3.eth.gas_price,
+            "maxPriorityFeePerGas": 1,
+        }
+        tx["gas"] = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+        return "0x" + bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)).hex()
+
+    return send
+
+
+def _answer(
+    account: LocalAccount,
+    chain_id: int,
+    wallet: WalletLog,
+    send: SendTransaction | None,
+    method: str,
+    params: Any,
+) -> Any:
     if method in ("eth_requestAccounts", "eth_accounts"):
         return [account.address]
     if method == "eth_chainId":
@@ -288,10 +322,24 @@ def _answer(account: LocalAccount, chain_id: int, wallet: WalletLog, method: str
         wallet.signed.append(typed)
         wallet.signatures.append(signature)
         return signature
+    if method == "eth_sendTransaction" and send is not None:
+        if not isinstance(params, list) or len(params) != 1 or not isinstance(params[0], dict):
+            raise WalletError(INVALID_PARAMS, "eth_sendTransaction takes [transaction]")
+        request = params[0]
+        if str(request.get("from", "")).lower() != account.address.lower():
+            raise WalletError(UNAUTHORIZED, f"{request.get('from')} is not an account of this wallet")
+        try:
+            tx_hash = send(request)
+        except Exception as exc:  # a wallet reports a failed estimate or a refused send to the page
+            raise WalletError(INVALID_PARAMS, f"cannot send this transaction: {exc}") from exc
+        wallet.sent.append(tx_hash)
+        return tx_hash
     raise WalletError(UNSUPPORTED_METHOD, f"unsupported method {method}")
 
 
-async def inject_wallet(page: Page | BrowserContext, account: LocalAccount, chain_id: int) -> WalletLog:
+async def inject_wallet(
+    page: Page | BrowserContext, account: LocalAccount, chain_id: int, send: SendTransaction | None = None
+) -> WalletLog:
     """Give ``page`` (or every page of a context) a ``window.ethereum`` that signs with ``account``'s key.
 
     Call it before ``page.goto``: the provider is installed before any script of the documents loaded
@@ -299,14 +347,15 @@ async def inject_wallet(page: Page | BrowserContext, account: LocalAccount, chai
     ``eth_chainId`` with ``hex(chain_id)``, and ``eth_signTypedData_v4`` ``[address, JSON]`` with the
     signature of ``Account.sign_typed_data(account.key, full_message=...)``; a different address is
     rejected with code 4100, a typed data for another ``domain.chainId`` or a malformed one with
-    -32602, any other method with 4200 ``unsupported method <name>``.
+    -32602. With ``send`` (e.g. :func:`chain_sender`) it also answers ``eth_sendTransaction`` with the hash
+    ``send`` returns. Any other method is rejected with 4200 ``unsupported method <name>``.
     """
     wallet = WalletLog(address=account.address, chain_id=chain_id)
 
     def request(method: str, params: Any) -> dict[str, Any]:
         wallet.requests.append(WalletRequest(method, params))
         try:
-            return {"result": _answer(account, chain_id, wallet, method, params)}
+            return {"result": _answer(account, chain_id, wallet, send, method, params)}
         except WalletError as error:
             return {"error": {"code": error.code, "message": error.message}}
 

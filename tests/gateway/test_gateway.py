@@ -207,3 +207,60 @@ async def test_malformed_bodies_get_json_errors(setup: Setup) -> None:
         assert response.status_code == 400 and response.json()["error"]
     missing = await setup.http.get("/api/orders/nope")
     assert missing.status_code == 404 and "no order" in missing.json()["error"]
+
+
+async def test_calls_are_unsigned_transactions_the_wallet_sends_itself(setup: Setup) -> None:
+    channels = DelegationClient(setup.chain).contract
+    config = (await setup.http.get("/api/config")).json()
+    assert config["rpcUrl"] is None  # the embedded chain has no JSON-RPC endpoint
+
+    deposit = (
+        await setup.http.post("/api/calls", json={"function": "deposit", "amount": str(5 * GWEI)})
+    ).json()
+    assert (deposit["to"], int(deposit["value"], 16), int(deposit["chainId"], 16)) == (
+        channels.address,
+        5 * GWEI,
+        setup.chain.chain_id,
+    )
+    function, args = channels.decode_function_input(deposit["data"])
+    assert function.fn_name == "deposit" and args["amount"] == 5 * GWEI and int(args["token"], 16) == 0
+    delegation, _ = setup.delegation()
+    delegation_id = "0x" + delegation.digest(setup.domain).hex()
+    revoke = (
+        await setup.http.post("/api/calls", json={"function": "revoke", "delegation": delegation_id})
+    ).json()
+    function, args = channels.decode_function_input(revoke["data"])
+    assert function.fn_name == "revoke" and "0x" + args["delegation_id"].hex() == delegation_id
+    assert int(revoke["value"], 16) == 0
+
+    # The wallet sends the deposit; the gateway reports it mined.
+    tx = {
+        "from": setup.wallet.address,
+        "to": deposit["to"],
+        "data": deposit["data"],
+        "value": int(deposit["value"], 16),
+        "nonce": setup.chain.w3.eth.get_transaction_count(setup.wallet.address),
+        "chainId": setup.chain.chain_id,
+        "gas": 200_000,
+        "maxFeePerGas": 2 * setup.chain.w3.eth.gas_price,
+        "maxPriorityFeePerGas": 1,
+    }
+    sent = setup.chain.w3.eth.send_raw_transaction(setup.wallet.sign_transaction(tx).raw_transaction)
+    mined = (await setup.http.get(f"/api/transactions/0x{bytes(sent).hex()}")).json()
+    assert mined["status"] == "success" and mined["gasUsed"] > 0
+    assert DelegationClient(setup.chain).balance(setup.wallet.address) == DEPOSIT + 5 * GWEI
+    unknown = (await setup.http.get(f"/api/transactions/0x{'ab' * 32}")).json()
+    assert unknown["status"] == "pending"
+
+    refusals = [
+        ({"function": "deposit", "amount": "0"}, "positive whole number of wei"),
+        ({"function": "withdraw", "amount": "1.5"}, "positive whole number of wei"),
+        ({"function": "deposit", "amount": True}, "positive whole number of wei"),
+        ({"function": "revoke", "delegation": "0x12"}, "0x + 64 hex digits"),
+        ({"function": "transfer"}, "'deposit', 'withdraw' or 'revoke'"),
+    ]
+    for body, words in refusals:
+        response = await setup.http.post("/api/calls", json=body)
+        assert response.status_code == 400 and words in response.json()["error"], (body, response.text)
+    bad_hash = await setup.http.get("/api/transactions/0x12")
+    assert bad_hash.status_code == 400 and "transaction hash" in bad_hash.json()["error"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from browser import inject_wallet
+from browser import chain_sender, inject_wallet
 from gateway_fixtures import DOCUMENT, Setup
 from playwright.async_api import Page, expect
 
@@ -79,3 +79,48 @@ async def test_the_page_delegates_runs_a_task_and_shows_the_settled_result(setup
     await expect(page.locator("#delegations tbody tr td").nth(2)).to_have_text(paid_text)
     if SCREENSHOT:
         await page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+async def test_the_wallet_deposits_withdraws_and_revokes_from_the_page(setup: Setup, page: Page) -> None:
+    # A wallet with coins but nothing in the channels contract yet; it sends its own transactions.
+    holder = setup.chain.accounts[7]
+    client = DelegationClient(setup.chain)
+    assert client.balance(holder.address) == 0
+    wallet = await inject_wallet(
+        page, holder, setup.chain.chain_id, send=chain_sender(setup.chain.w3, holder)
+    )
+    await page.goto(setup.url)
+    await page.locator("body[data-ready]").wait_for()
+    await page.click("#connect")
+    await expect(page.locator("#balance")).to_have_text("0 gwei")
+
+    await page.fill("#amount", "1000")
+    await page.click("#deposit")
+    await expect(page.locator("#balance")).to_have_text("1,000 gwei")
+    await page.fill("#amount", "400")
+    await page.click("#withdraw")
+    await expect(page.locator("#balance")).to_have_text("600 gwei")
+    await expect(page.locator("#tx-status")).to_contain_text("withdrawing 400 gwei: done in transaction")
+    assert client.balance(holder.address) == 600 * GWEI
+
+    # Too much to withdraw: the wallet cannot send it, the page says so, and nothing moves.
+    await page.fill("#amount", "601")
+    await page.click("#withdraw")
+    await expect(page.locator("#error")).to_contain_text("cannot send this transaction")
+    assert client.balance(holder.address) == 600 * GWEI
+
+    await page.fill("#cap", "300")
+    await page.click("#sign-delegation")
+    delegation_id = await page.locator("#delegation-id").inner_text(timeout=30_000)
+    row = page.locator(f'#delegations tr[data-delegation="{delegation_id}"]')
+    await expect(row.locator("td").nth(4)).to_have_text("active")
+    await row.locator("button.revoke").click()
+    await expect(row.locator("td").nth(4)).to_have_text("revoked")
+    await expect(row.locator("button.revoke")).to_have_count(0)
+
+    state = client.state(bytes.fromhex(delegation_id[2:]))
+    assert state is not None and state.revoked
+    assert len(wallet.sent) == 3  # deposit, withdraw, revoke: each sent by the wallet, none by the gateway
+    for tx_hash in wallet.sent:
+        receipt = setup.chain.w3.eth.get_transaction_receipt(tx_hash)
+        assert receipt["status"] == 1 and receipt["from"] == holder.address

@@ -129,14 +129,56 @@ async function renderAccount() {
   $("#balance").textContent = formatGwei(info.balance);
   const rows = info.delegations.map((d) => {
     const row = document.createElement("tr");
+    row.dataset.delegation = d.id;
     for (const text of [short(d.id), formatGwei(d.cap), formatGwei(d.spent), relative(d.expiry, info.now), d.status]) {
       row.append(Object.assign(document.createElement("td"), { textContent: text }));
     }
+    const cell = document.createElement("td");
+    if (!d.revoked && d.expiry > info.now) {
+      const button = Object.assign(document.createElement("button"), { type: "button", className: "revoke", textContent: "Revoke" });
+      button.addEventListener(
+        "click",
+        guard(() => sendFromWallet({ function: "revoke", delegation: d.id }, `revoking delegation ${short(d.id)}`)),
+      );
+      cell.append(button);
+    }
+    row.append(cell);
     return row;
   });
   $("#delegations tbody").replaceChildren(...rows);
   $("#delegations").hidden = rows.length === 0;
   return info;
+}
+
+// -- transactions the wallet sends: deposit, withdraw, revoke ---------------------------------------------
+
+async function sendFromWallet(call, what) {
+  showError("");
+  const status = $("#tx-status");
+  const tx = await api("/api/calls", { method: "POST", body: JSON.stringify(call) });
+  status.textContent = `${what}: confirm the transaction in your wallet…`;
+  const hash = await window.ethereum.request({
+    method: "eth_sendTransaction",
+    params: [{ from: state.account, to: tx.to, data: tx.data, value: tx.value }],
+  });
+  status.textContent = `${what}: transaction ${short(hash)} sent, waiting for it to be mined…`;
+  for (let waited = 0; ; waited += 1) {
+    const mined = await api(`/api/transactions/${hash}`);
+    if (mined.status === "success") break;
+    if (mined.status === "reverted") throw new Error(`${what}: transaction ${hash} reverted on chain`);
+    if (waited >= 300) throw new Error(`${what}: transaction ${hash} is not mined after 5 minutes; check your wallet`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  status.textContent = `${what}: done in transaction ${short(hash)}.`;
+  await renderAccount();
+}
+
+async function moveFunds(event) {
+  event.preventDefault();
+  const action = event.submitter ? event.submitter.value : "deposit";
+  const amount = toWei($("#amount").value);
+  const what = `${action === "deposit" ? "depositing" : "withdrawing"} ${formatGwei(amount)}`;
+  await sendFromWallet({ function: action, amount: amount.toString() }, what);
 }
 
 // -- the three steps ------------------------------------------------------------------------------------
@@ -158,6 +200,7 @@ async function connect() {
     return;
   }
   await renderAccount();
+  $("#funds-form").hidden = false;
   $("#connect").textContent = "Connected";
   $("#step-delegation").classList.remove("locked");
   $("#sign-delegation").disabled = false;
@@ -371,6 +414,7 @@ async function start() {
   $("#delegation-form").addEventListener("submit", guard(signDelegation));
   $("#delegation-form").addEventListener("input", previewDelegation);
   $("#order-form").addEventListener("submit", guard(run));
+  $("#funds-form").addEventListener("submit", guard(moveFunds));
   $("#workflow").addEventListener("change", renderWorkflow);
   document.body.dataset.ready = "true";
 }

@@ -162,7 +162,7 @@ class WalletScreen(Screen[None]):
                 gwei(state.spent),
                 gwei(state.remaining),
                 expires(state.expiry, now),
-                _delegation_status(state, now),
+                state.status(now),
                 key="0x" + state.delegation_id.hex(),
             )
         if self.delegations:
@@ -299,13 +299,3 @@ def _status(state: ChannelState) -> str:
     if state.closing:
         return "closing"
     return "open"
-
-
-def _delegation_status(state: DelegationState, now: int) -> str:
-    if state.revoked:
-        return "revoked"
-    if now < state.valid_after:
-        return "not yet valid"
-    if now >= state.expiry:
-        return "expired"
-    return "active"
