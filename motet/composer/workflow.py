@@ -417,7 +417,7 @@ class CompiledWorkflow:
         async def drive() -> None:
             try:
                 async with self._checkpointer() as saver:
-                    graph = self._builder().compile(checkpointer=saver)
+                    graph = self._compiled(saver)
                     start = {"inputs": values, "outputs": {}} if values is not None else None
                     state = await graph.ainvoke(start, config)
                 outputs = state["outputs"]
@@ -447,21 +447,28 @@ class CompiledWorkflow:
 
     @contextlib.asynccontextmanager
     async def _checkpointer(self) -> AsyncIterator[Any]:
+        """The run's checkpoint saver; None without a `checkpoints` file (no run there can be resumed)."""
         if self.checkpoints is None:
-            from langgraph.checkpoint.memory import InMemorySaver
-
-            yield InMemorySaver()
+            yield None
             return
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         async with AsyncSqliteSaver.from_conn_string(str(self.checkpoints)) as saver:
             yield saver
 
-    def _builder(self) -> Any:
-        """The LangGraph `StateGraph`, built once; each run passes its own `_RunContext` in the config."""
+    def _compiled(self, checkpointer: Any) -> Any:
+        """The LangGraph graph, built and compiled once; each run passes its own `_RunContext` in the config.
+
+        Compiling inspects every node function's bytecode (LangGraph looks for subgraphs), which cost more than
+        the paid calls of a fast graph; a run with checkpoints gets a copy that writes to its saver.
+        """
         if self._state_graph is None:
-            self._state_graph = self._build_state_graph()
-        return self._state_graph
+            self._state_graph = self._build_state_graph().compile()
+        return (
+            self._state_graph
+            if checkpointer is None
+            else self._state_graph.copy({"checkpointer": checkpointer})
+        )
 
     def _build_state_graph(self) -> Any:
         from langgraph.graph import END, START, StateGraph
