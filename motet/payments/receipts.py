@@ -52,13 +52,13 @@ from typing import Any
 from coincurve import PrivateKey, PublicKey
 from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
-from eth_utils.address import to_checksum_address
 
 from motet.errors import InvalidReceipt
 from motet.payments.vouchers import (
     DOMAIN_TYPE,
     ChannelDomain,
     address_of,
+    checksum_address,
     keccak,
     recover_public_key,
     signature_problem,
@@ -198,7 +198,7 @@ class ReceiptDomain:
             raise InvalidReceipt(
                 f"receipt field 'contract' is {self.contract!r}; it must be a 0x-prefixed 20-byte address"
             )
-        contract = to_checksum_address(self.contract)
+        contract = checksum_address(self.contract)
         object.__setattr__(self, "contract", contract)
         separator = keccak(
             _DOMAIN_TYPEHASH
@@ -347,7 +347,7 @@ class Receipt:
             raise InvalidReceipt(
                 f"receipt field 'contract' is {contract!r}; it must be a 0x-prefixed 20-byte address"
             )
-        if chain_id != domain.chain_id or to_checksum_address(contract) != domain.contract:
+        if chain_id != domain.chain_id or checksum_address(contract) != domain.contract:
             field_name = "chainId" if chain_id != domain.chain_id else "contract"
             raise InvalidReceipt(
                 f"receipt field {field_name!r}: the receipt is for chain {chain_id} contract {contract}, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sha3
@@ -42,6 +43,12 @@ _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036414
 _HALF_N = _SECP256K1_N // 2
 
 
+@lru_cache(maxsize=4096)
+def checksum_address(address: str | bytes) -> str:
+    """The EIP-55 checksummed form of an address (cached: a payment path meets the same few addresses)."""
+    return to_checksum_address(address)
+
+
 def keccak(data: bytes) -> bytes:
     """keccak-256 of `data`."""
     digest: bytes = sha3.keccak_256(data).digest()
@@ -62,7 +69,7 @@ def _raw_address(public_key: PublicKey) -> bytes:
 
 def address_of(public_key: PublicKey) -> str:
     """The checksummed Ethereum address of a secp256k1 public key."""
-    return to_checksum_address(_raw_address(public_key))
+    return checksum_address(_raw_address(public_key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +81,7 @@ class ChannelDomain:
     separator: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        contract = to_checksum_address(self.contract)
+        contract = checksum_address(self.contract)
         object.__setattr__(self, "contract", contract)
         separator = keccak(
             _DOMAIN_TYPEHASH
@@ -200,7 +207,7 @@ def recover_signer(voucher: Voucher) -> str:
 
 def recover_digest_signer(digest: bytes, signature: bytes) -> str:
     """The address that signed `digest`, under the contract's signature rules."""
-    return to_checksum_address(_raw_address(recover_public_key(digest, signature)))
+    return checksum_address(_raw_address(recover_public_key(digest, signature)))
 
 
 def signature_problem(signature: bytes) -> str | None:
