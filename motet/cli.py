@@ -24,7 +24,7 @@ console = Console()
 
 def _add_subcommands() -> None:
     from motet.cli_agents import agent_app, channel_app, run_workflow
-    from motet.cli_gateway import delegate, gateway, order
+    from motet.cli_gateway import delegate, deposit, gateway, order, revoke, withdraw
 
     app.add_typer(agent_app, name="agent")
     app.add_typer(channel_app, name="channel")
@@ -32,6 +32,9 @@ def _add_subcommands() -> None:
     app.command("gateway")(gateway)
     app.command("delegate")(delegate)
     app.command("order")(order)
+    app.command("deposit")(deposit)
+    app.command("withdraw")(withdraw)
+    app.command("revoke")(revoke)
 
 
 _add_subcommands()
@@ -316,8 +319,23 @@ def _models_table(rows: list[_ModelRow], *, full_hash: bool, probed: bool) -> Gr
 
 def main() -> None:
     """Entry point: motet's own errors print as one red line and exit 1, without a traceback."""
+    import httpx
+
+    console = Console(stderr=True, soft_wrap=True)  # one line, however narrow the terminal
     try:
         app()
     except MotetError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}")
         raise SystemExit(1) from None
+    except httpx.TransportError as exc:  # a gateway or agent URL where nothing answers
+        console.print(
+            f"[red]error:[/] nothing answers at {_url_of(exc)} ({exc}): check the URL and that it runs"
+        )
+        raise SystemExit(1) from None
+
+
+def _url_of(exc: Exception) -> str:
+    try:
+        return str(exc.request.url)  # type: ignore[attr-defined]
+    except RuntimeError:  # httpx raises when the error has no request attached
+        return "the server"

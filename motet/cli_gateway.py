@@ -1,4 +1,4 @@
-"""`motet gateway`, `motet delegate` and `motet order`: wallet delegation from a terminal."""
+"""`motet gateway`, `delegate`, `order`, `deposit`, `withdraw` and `revoke`: wallet delegation from a terminal."""
 
 from __future__ import annotations
 
@@ -341,3 +341,192 @@ def _follow(http: httpx.Client, path: str) -> dict[str, Any]:
                 elif kind in ("result", "failed"):
                     return dict(data)
     raise MotetError("the gateway closed the event stream without a result")
+
+
+# -- the wallet's own transactions: deposit, withdraw, revoke ---------------------------------------------
+
+RpcURL = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url",
+        envvar="MOTET_RPC_URL",
+        help="The chain's JSON-RPC URL, to send with --key. Default: the one the gateway names (/api/config).",
+    ),
+]
+SenderKey = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        envvar="MOTET_DELEGATOR_KEY",
+        help="Sign and send with this private key (hex) instead of printing the transaction for your wallet.",
+    ),
+]
+Amount = Annotated[str, typer.Argument(metavar="AMOUNT", help="How much, in gwei.", show_default=False)]
+
+
+def _gwei_text(wei: int) -> str:
+    """`wei` in gwei for people: 1,500 or 0.25."""
+    from decimal import Decimal
+
+    return f"{Decimal(wei).scaleb(-9).normalize():,f}"
+
+
+def _transact(
+    http: httpx.Client, call: dict[str, str], key: str | None, rpc_url: str | None, what: str
+) -> tuple[str, str] | None:
+    """Get the unsigned transaction for `call` from the gateway (`POST /api/calls`). Without `key`, print it as one
+    JSON line for a wallet to send and return None; with it, sign it, send it through the chain's JSON-RPC
+    (`rpc_url`, or the gateway's), wait until it is mined, and return the sender and the transaction hash."""
+    from eth_account import Account
+
+    account = None
+    if key:
+        try:
+            account = Account.from_key(key)
+        except (ValueError, TypeError):
+            raise typer.BadParameter("not a private key (0x + 64 hex digits)", param_hint="--key") from None
+    config = _answer(http.get("/api/config"))
+    tx = _answer(http.post("/api/calls", json=call))
+    unsigned = {name: tx[name] for name in ("to", "data", "value", "chainId")}
+    rpc_url = rpc_url or config.get("rpcUrl")
+    if account is None:
+        out.print(json.dumps(unsigned))
+        value = int(unsigned["value"], 16)
+        console.print(
+            f"send it from the wallet (eth_sendTransaction with these fields, chain {int(unsigned['chainId'], 16)}),"
+            " e.g. with cast and your signer (--ledger, --account NAME, …):"
+        )
+        console.print(
+            f"  cast send {unsigned['to']} {unsigned['data']}{f' --value {value}' if value else ''} "
+            f"--rpc-url {rpc_url or '<the chain RPC URL>'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not rpc_url:
+            console.print(
+                "(this gateway's chain is in-process: no wallet can reach it; see `motet gateway --chain`)"
+            )
+        return None
+    if not rpc_url:
+        raise MotetError(
+            "the gateway's chain is in-process (embedded) and has no JSON-RPC URL to send a transaction to: "
+            "start the gateway on a node (`motet gateway --chain anvil`, or `--chain rpc`), or for a dev balance "
+            "start it with `motet gateway --fund ADDRESS`"
+        )
+    return account.address, _send(unsigned, account, rpc_url, what)
+
+
+def _send(unsigned: dict[str, str], account: Any, rpc_url: str, what: str) -> str:
+    """Fill in nonce, gas and fees, sign with `account`, send through `rpc_url` and wait for the receipt."""
+    from web3 import Web3
+    from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    chain_id = int(unsigned["chainId"], 16)
+    try:
+        node_chain = w3.eth.chain_id
+    except Exception as exc:
+        raise MotetError(
+            f"no JSON-RPC node answers at {rpc_url} ({type(exc).__name__}): check --rpc-url"
+        ) from None
+    if node_chain != chain_id:
+        raise MotetError(
+            f"the node at {rpc_url} is on chain {node_chain}, the gateway's contract on chain {chain_id}: "
+            "give that chain's RPC URL with --rpc-url"
+        )
+    tx: dict[str, Any] = {
+        "from": account.address,
+        "to": Web3.to_checksum_address(unsigned["to"]),
+        "data": unsigned["data"],
+        "value": int(unsigned["value"], 16),
+        "chainId": chain_id,
+        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+    }
+    try:
+        tx["gas"] = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+        base_fee = w3.eth.get_block("latest").get("baseFeePerGas")
+        if base_fee is None:
+            tx["gasPrice"] = w3.eth.gas_price
+        else:
+            tx["maxPriorityFeePerGas"] = w3.eth.max_priority_fee
+            tx["maxFeePerGas"] = 2 * base_fee + tx["maxPriorityFeePerGas"]
+        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    except ContractLogicError as exc:
+        reason = str(exc.message or exc).removeprefix("execution reverted: ")
+        raise MotetError(f"{what} would revert: {reason}") from None
+    except Web3RPCError as exc:  # the node's own refusal: insufficient funds, a nonce too low…
+        raise MotetError(f"the node refused {what}: {exc.message or exc}") from None
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+    except TimeExhausted:
+        raise MotetError(f"{what}: transaction {tx_hash.to_0x_hex()} not mined in 120 s") from None
+    if receipt["status"] != 1:
+        raise MotetError(f"{what} reverted in transaction {tx_hash.to_0x_hex()}")
+    return tx_hash.to_0x_hex()
+
+
+def _move(function: str, amount: str, url: str, key: str | None, rpc_url: str | None) -> None:
+    """Deposit or withdraw `amount` gwei, then say the balance."""
+    wei = _gwei(amount, "AMOUNT")
+    what, done = ("the deposit", "deposited") if function == "deposit" else ("the withdrawal", "withdrew")
+    with _client(url) as http:
+        sent = _transact(http, {"function": function, "amount": str(wei)}, key, rpc_url, what)
+        if sent:
+            address, tx_hash = sent
+            balance = int(_answer(http.get(f"/api/accounts/{address}"))["balance"])
+            console.print(
+                f"[green]{done} {_gwei_text(wei)} gwei in {tx_hash}; balance now {_gwei_text(balance)} gwei[/]",
+                highlight=False,
+            )
+
+
+def deposit(
+    amount: Amount, url: GatewayURL = "http://127.0.0.1:8402", key: SenderKey = None, rpc_url: RpcURL = None
+) -> None:
+    """Add native coin to your balance in the channels contract, which delegations spend from. Signed and sent
+    with --key; without it, the unsigned transaction is printed as one JSON line for a wallet to send."""
+    _move("deposit", amount, url, key, rpc_url)
+
+
+def withdraw(
+    amount: Amount, url: GatewayURL = "http://127.0.0.1:8402", key: SenderKey = None, rpc_url: RpcURL = None
+) -> None:
+    """Take back part of your balance in the channels contract (not what open channels hold). Signed and sent
+    with --key; without it, the unsigned transaction is printed as one JSON line for a wallet to send."""
+    _move("withdraw", amount, url, key, rpc_url)
+
+
+def revoke(
+    delegation: Annotated[
+        str,
+        typer.Argument(
+            metavar="DELEGATION_ID", help="The delegation id (0x + 64 hex digits).", show_default=False
+        ),
+    ],
+    url: GatewayURL = "http://127.0.0.1:8402",
+    key: SenderKey = None,
+    rpc_url: RpcURL = None,
+) -> None:
+    """Revoke one of your delegations, registered or not: from then on no channel opens and no voucher redeems
+    under it. Signed and sent with --key; without it, the unsigned transaction is printed as one JSON line for a
+    wallet to send."""
+    import re
+
+    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", delegation):
+        raise typer.BadParameter(
+            f"{delegation!r} is not a delegation id (0x + 64 hex digits)", param_hint="DELEGATION_ID"
+        )
+    with _client(url) as http:
+        sent = _transact(
+            http, {"function": "revoke", "delegation": delegation}, key, rpc_url, "the revocation"
+        )
+        if sent:
+            address, tx_hash = sent
+            mine = {d["id"] for d in _answer(http.get(f"/api/accounts/{address}"))["delegations"]}
+            console.print(f"[green]delegation {delegation} revoked in {tx_hash}[/]", highlight=False)
+            if delegation.lower() not in mine:
+                console.print(
+                    f"(no delegation of {address} with this id is registered; now none can be: revocation is per "
+                    "delegator, so sign with the key that signed the delegation)",
+                    highlight=False,
+                )

@@ -1,27 +1,37 @@
-"""`motet delegate`, `motet order` and `motet gateway` as a user runs them: real processes, real HTTP."""
+"""`motet delegate`, `motet order`, `motet deposit`, `motet withdraw`, `motet revoke` and `motet gateway` as a user
+runs them: real processes, real HTTP, real chains."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from gateway_fixtures import Setup
 
+from motet.chain import Chain
+from motet.gateway import Gateway
 from motet.market import GWEI
 from motet.payments.delegation import Delegation, DelegationClient
+from motet.registry import Registry
 
 MOTET = [sys.executable, "-m", "motet"]
+_DEFAULTS = ("MOTET_GATEWAY", "MOTET_DELEGATOR_KEY", "MOTET_RPC_URL")
 
 
 async def motet(
     *args: str, home: Path, stdin: bytes | None = None, timeout: float = 300
 ) -> tuple[int, str, str]:
-    env = {**os.environ, "MOTET_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+    inherited = {k: v for k, v in os.environ.items() if k not in _DEFAULTS}  # the defaults, not the shell's
+    env = {**inherited, "MOTET_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
     process = await asyncio.create_subprocess_exec(
         *MOTET, *args, env=env, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -102,3 +112,121 @@ async def test_gateway_command_serves_the_page_and_funds_dev_wallets(tmp_path: P
     finally:
         process.terminate()
         await process.wait()
+
+
+# -- deposit, withdraw, revoke ----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def bare_gateway(chain: Chain, session_key: LocalAccount) -> AsyncIterator[str]:
+    """A gateway with no agents and no workflows: enough for the wallet's own transactions and delegations."""
+    gateway = Gateway(chain, Registry(chain), session_key=session_key, workflows={})
+    async with gateway.running() as url:
+        yield url
+
+
+def funded(chain: Chain) -> LocalAccount:
+    """A new account holding 1 ETH, so a test on the session's anvil starts from a zero balance in the contract."""
+    account: LocalAccount = Account.create()
+    chain.transfer(account.address, 10**18)
+    return account
+
+
+async def test_without_a_key_the_unsigned_transaction_is_printed(chain: Chain, tmp_path: Path) -> None:
+    contract = chain.contract("PaymentChannels")
+    async with bare_gateway(chain, chain.accounts[8]) as url:
+        code, out, err = await motet("deposit", "500", "--gateway", url, home=tmp_path)
+        assert code == 0, err
+        (line,) = out.splitlines()
+        tx = json.loads(line)
+        assert set(tx) == {"to", "data", "value", "chainId"}
+        assert (tx["to"], tx["value"], tx["chainId"]) == (
+            contract.address,
+            hex(500 * GWEI),
+            hex(chain.chain_id),
+        )
+        function, args = contract.decode_function_input(tx["data"])
+        assert function.fn_name == "deposit" and args["amount"] == 500 * GWEI
+        assert f"cast send {contract.address} {tx['data']} --value {500 * GWEI}" in " ".join(err.split())
+
+        delegation_id = "0x" + "ab" * 32
+        code, out, err = await motet("revoke", delegation_id, "--gateway", url, home=tmp_path)
+        assert code == 0, err
+        tx = json.loads(out)
+        function, args = contract.decode_function_input(tx["data"])
+        assert (function.fn_name, args["delegation_id"], tx["value"]) == (
+            "revoke",
+            bytes.fromhex("ab" * 32),
+            "0x0",
+        )
+
+
+async def test_a_key_on_the_embedded_chain_is_refused_with_what_to_do(chain: Chain, tmp_path: Path) -> None:
+    wallet = chain.accounts[9]
+    before = (chain.balance(wallet.address), DelegationClient(chain).balance(wallet.address))
+    key = wallet.key.to_0x_hex()
+    async with bare_gateway(chain, chain.accounts[8]) as url:
+        code, out, err = await motet("deposit", "500", "--gateway", url, "--key", key, home=tmp_path)
+        assert (code, out) == (1, "")
+        said = " ".join(err.split())
+        assert "error: the gateway's chain is in-process (embedded) and has no JSON-RPC URL" in said
+        assert "motet gateway --chain anvil" in said and "motet gateway --fund ADDRESS" in said
+        code, _, err = await motet(
+            "withdraw", "1", "--gateway", url, "--key", key, "--rpc-url", "http://127.0.0.1:1", home=tmp_path
+        )
+        assert code == 1 and "no JSON-RPC node answers at http://127.0.0.1:1" in " ".join(err.split())
+    assert (chain.balance(wallet.address), DelegationClient(chain).balance(wallet.address)) == before
+
+
+@pytest.mark.anvil
+async def test_deposit_withdraw_and_revoke_with_a_key_on_a_node(anvil_chain: Chain, tmp_path: Path) -> None:
+    chain = anvil_chain
+    wallet, channels = funded(chain), DelegationClient(chain)
+    key = wallet.key.to_0x_hex()
+    async with bare_gateway(chain, funded(chain)) as url:
+        code, _, err = await motet("deposit", "1500", "--gateway", url, "--key", key, home=tmp_path)
+        assert code == 0, err
+        assert "deposited 1,500 gwei in 0x" in err and "balance now 1,500 gwei" in " ".join(err.split())
+        assert channels.balance(wallet.address) == 1500 * GWEI
+
+        code, _, err = await motet("withdraw", "500", "--gateway", url, "--key", key, home=tmp_path)
+        assert code == 0, err
+        assert "withdrew 500 gwei in 0x" in err and "balance now 1,000 gwei" in " ".join(err.split())
+        assert channels.balance(wallet.address) == 1000 * GWEI
+
+        code, _, err = await motet("withdraw", "5000", "--gateway", url, "--key", key, home=tmp_path)
+        assert code == 1
+        assert "error: the withdrawal would revert: channels: balance too low" in " ".join(err.split())
+        assert channels.balance(wallet.address) == 1000 * GWEI
+
+        code, _, err = await motet("delegate", "--gateway", url, "--cap", "100", "--key", key, home=tmp_path)
+        assert code == 0, err
+        delegation_id = err.split("delegation ")[1].split()[0]
+        code, _, err = await motet("revoke", delegation_id, "--gateway", url, "--key", key, home=tmp_path)
+        assert code == 0, err
+        assert f"delegation {delegation_id} revoked in 0x" in " ".join(err.split())
+        assert "no delegation of" not in err
+        state = channels.state(bytes.fromhex(delegation_id[2:]))
+        assert state is not None and state.revoked
+        async with httpx.AsyncClient(base_url=url) as http:  # the gateway runs on this test's event loop
+            account = (await http.get(f"/api/accounts/{wallet.address}")).json()
+        assert [(d["id"], d["revoked"]) for d in account["delegations"]] == [(delegation_id, True)]
+
+
+async def test_bad_amounts_ids_and_keys_are_refused_before_any_request(tmp_path: Path) -> None:
+    nowhere = "http://127.0.0.1:1"  # nothing listens: the input is checked first
+    cases = [
+        (("deposit", "0"), "Invalid value for AMOUNT: 0 gwei is not a positive whole number of wei"),
+        (("withdraw", "--", "-3"), "Invalid value for AMOUNT: -3 gwei is not a positive whole number of wei"),
+        (("deposit", "0.0000000001"), "0.0000000001 gwei is not a positive whole number of wei"),
+        (("withdraw", "lots"), "Invalid value for AMOUNT: 'lots' is not an amount in gwei"),
+        (
+            ("revoke", "0x1234"),
+            "Invalid value for DELEGATION_ID: '0x1234' is not a delegation id (0x + 64 hex",
+        ),
+        (("deposit", "5", "--key", "0x1234"), "Invalid value for --key: not a private key"),
+    ]
+    runs = [motet(command, "--gateway", nowhere, *rest, home=tmp_path) for (command, *rest), _ in cases]
+    for (code, out, err), (_, problem) in zip(await asyncio.gather(*runs), cases, strict=True):
+        assert (code, out) == (2, ""), err
+        assert problem in " ".join(err.replace("│", " ").split()), err
