@@ -403,6 +403,7 @@ function guard(handler) {
     Promise.resolve(handler(event)).catch((error) => {
       showError(error.message || String(error));
       $("#delegation-status").textContent = "";
+      $("#tx-status").textContent = "";
       if (state.delegation) $("#run").disabled = false;
     });
 }
