@@ -91,11 +91,12 @@ async def test_order_refusals_print_the_gateways_reason(setup: Setup, tmp_path: 
     assert code == 2 and "not a positive whole number of wei" in err
 
 
-async def test_gateway_command_serves_the_page_and_funds_dev_wallets(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chain_kind", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+async def test_gateway_command_serves_the_page_and_funds_dev_wallets(chain_kind: str, tmp_path: Path) -> None:
     wallet = Account.create().address
     env = {**os.environ, "MOTET_HOME": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "200"}
     process = await asyncio.create_subprocess_exec(
-        *MOTET, "gateway", "--port", "0", "--fund", wallet, "--threads", "1",
+        *MOTET, "gateway", "--chain", chain_kind, "--port", "0", "--fund", wallet, "--threads", "1",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
@@ -103,12 +104,25 @@ async def test_gateway_command_serves_the_page_and_funds_dev_wallets(tmp_path: P
         first = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
         assert first.startswith("motet gateway on http://127.0.0.1:"), first
         url = first.split()[3]
+        printed = [first]
+        while not printed[-1].startswith("open the URL"):
+            printed.append((await asyncio.wait_for(process.stdout.readline(), 10)).decode())
+        rpc_lines = [line for line in printed if line.strip().startswith("chain RPC")]
         async with httpx.AsyncClient(base_url=url) as http:
             config = (await http.get("/api/config")).json()
             assert config["workflows"][0]["name"] == "research-brief"
             account = (await http.get(f"/api/accounts/{wallet}")).json()
             assert account["balance"] == str(10**16)
             assert "<title>motet gateway" in (await http.get("/")).text
+            if chain_kind == "embedded":
+                assert config["rpcUrl"] is None and rpc_lines == []
+            else:
+                # The RPC a browser wallet adds: printed, named in the config, and on the gateway's chain.
+                assert [line.split()[2] for line in rpc_lines] == [config["rpcUrl"]], printed
+                answer = await http.post(
+                    config["rpcUrl"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+                )
+                assert int(answer.json()["result"], 16) == config["chainId"]
     finally:
         process.terminate()
         await process.wait()
