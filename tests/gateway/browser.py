@@ -198,7 +198,11 @@ class WalletLog:
     """What the page asked the wallet: every request, in order, and every typed data it signed."""
 
     address: str
-    chain_id: int
+    chain_id: int  # the wallet's active chain: wallet_switchEthereumChain changes it
+    known_chains: set[int] = field(
+        default_factory=set
+    )  # those it can switch to (wallet_addEthereumChain adds)
+    added_chains: list[dict[str, Any]] = field(default_factory=list)  # what wallet_addEthereumChain was given
     requests: list[WalletRequest] = field(default_factory=list)
     signed: list[dict[str, Any]] = field(default_factory=list)  # parsed typed data, one per signature
     signatures: list[str] = field(default_factory=list)  # 0x-hex, in the order of `signed`
@@ -286,18 +290,50 @@ def chain_sender(w3: Web3, account: LocalAccount) -> SendTransaction:
     return send
 
 
+# EIP-3326: the error a wallet answers wallet_switchEthereumChain with for a chain it does not know.
+UNRECOGNIZED_CHAIN = 4902
+
+
+def _chain_param(params: Any, method: str) -> tuple[int, dict[str, Any]]:
+    if not isinstance(params, list) or len(params) != 1 or not isinstance(params[0], dict):
+        raise WalletError(INVALID_PARAMS, f"{method} takes [{{chainId, ...}}]")
+    chain = params[0].get("chainId")
+    if not isinstance(chain, str) or not chain.startswith("0x"):
+        raise WalletError(INVALID_PARAMS, f"{method}: chainId must be a 0x-hex string, not {chain!r}")
+    return int(chain, 16), params[0]
+
+
 def _answer(
     account: LocalAccount,
-    chain_id: int,
     wallet: WalletLog,
     send: SendTransaction | None,
     method: str,
     params: Any,
 ) -> Any:
+    chain_id = wallet.chain_id
     if method in ("eth_requestAccounts", "eth_accounts"):
         return [account.address]
     if method == "eth_chainId":
         return hex(chain_id)
+    if method == "wallet_switchEthereumChain":
+        target, _ = _chain_param(params, method)
+        if target not in wallet.known_chains:
+            raise WalletError(
+                UNRECOGNIZED_CHAIN, f"Unrecognized chain ID {hex(target)}. Try adding the chain."
+            )
+        wallet.chain_id = target
+        return None
+    if method == "wallet_addEthereumChain":  # EIP-3085: as MetaMask does, adding also switches
+        target, spec = _chain_param(params, method)
+        urls = spec.get("rpcUrls")
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+            raise WalletError(
+                INVALID_PARAMS, "wallet_addEthereumChain: rpcUrls must be a non-empty list of URLs"
+            )
+        wallet.added_chains.append(spec)
+        wallet.known_chains.add(target)
+        wallet.chain_id = target
+        return None
     if method == "eth_signTypedData_v4":
         if not isinstance(params, list) or len(params) != 2 or not isinstance(params[0], str):
             raise WalletError(INVALID_PARAMS, "eth_signTypedData_v4 takes [address, typed data JSON]")
@@ -348,14 +384,16 @@ async def inject_wallet(
     signature of ``Account.sign_typed_data(account.key, full_message=...)``; a different address is
     rejected with code 4100, a typed data for another ``domain.chainId`` or a malformed one with
     -32602. With ``send`` (e.g. :func:`chain_sender`) it also answers ``eth_sendTransaction`` with the hash
-    ``send`` returns. Any other method is rejected with 4200 ``unsupported method <name>``.
+    ``send`` returns. ``wallet_switchEthereumChain`` switches to a chain it knows (at first only ``chain_id``)
+    and answers 4902 for any other; ``wallet_addEthereumChain`` adds a chain and switches to it. Any other
+    method is rejected with 4200 ``unsupported method <name>``.
     """
-    wallet = WalletLog(address=account.address, chain_id=chain_id)
+    wallet = WalletLog(address=account.address, chain_id=chain_id, known_chains={chain_id})
 
     def request(method: str, params: Any) -> dict[str, Any]:
         wallet.requests.append(WalletRequest(method, params))
         try:
-            return {"result": _answer(account, chain_id, wallet, send, method, params)}
+            return {"result": _answer(account, wallet, send, method, params)}
         except WalletError as error:
             return {"error": {"code": error.code, "message": error.message}}
 

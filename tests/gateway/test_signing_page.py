@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from browser import chain_sender, inject_wallet
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from gateway_fixtures import DOCUMENT, Setup
 from playwright.async_api import Page, expect
 
+from motet.chain import Chain
+from motet.gateway import Gateway
 from motet.market import GWEI
 from motet.payments.delegation import Delegation, DelegationClient, TaskOrder
+from motet.registry import Registry
 
 SCREENSHOT = os.environ.get("MOTET_PAGE_SCREENSHOT")
 """Set to a .png path to keep a picture of the page at the end (docs/gateway-page.png is made so)."""
@@ -124,3 +130,47 @@ async def test_the_wallet_deposits_withdraws_and_revokes_from_the_page(setup: Se
     for tx_hash in wallet.sent:
         receipt = setup.chain.w3.eth.get_transaction_receipt(tx_hash)
         assert receipt["status"] == 1 and receipt["from"] == holder.address
+
+
+@pytest.mark.anvil
+async def test_a_wallet_on_another_chain_is_switched_and_the_chain_added_when_unknown(
+    anvil_chain: Chain, page: Page
+) -> None:
+    holder: LocalAccount = Account.create()
+    gateway = Gateway(anvil_chain, Registry(anvil_chain), session_key=Account.create(), workflows={})
+    async with gateway.running() as url:
+        wallet = await inject_wallet(page, holder, chain_id=1)  # on mainnet, and knows no other chain
+        await page.goto(url)
+        await page.locator("body[data-ready]").wait_for()
+        await page.click("#connect")
+        await expect(page.locator("#connect")).to_have_text("Connected")
+        await expect(page.locator("#balance")).to_have_text("0 gwei")
+    assert wallet.methods[:5] == [
+        "eth_requestAccounts",
+        "eth_chainId",
+        "wallet_switchEthereumChain",  # refused with 4902: unknown
+        "wallet_addEthereumChain",
+        "eth_chainId",
+    ]
+    (added,) = wallet.added_chains
+    assert (added["chainId"], added["rpcUrls"]) == (hex(anvil_chain.chain_id), [anvil_chain.url])
+    assert wallet.chain_id == anvil_chain.chain_id
+
+
+async def test_the_embedded_chain_is_out_of_a_wallets_reach_unless_it_knows_it(
+    setup: Setup, page: Page
+) -> None:
+    wallet = await inject_wallet(page, setup.wallet, chain_id=1)
+    await page.goto(setup.url)
+    await page.locator("body[data-ready]").wait_for()
+    await page.click("#connect")
+    await expect(page.locator("#error")).to_contain_text("out of any wallet's reach")
+    await expect(page.locator("#connect")).to_have_text("Connect wallet")
+    await expect(page.locator("#step-delegation")).to_have_class("locked")
+    assert "wallet_addEthereumChain" not in wallet.methods  # no RPC URL to give it
+
+    wallet.known_chains.add(setup.chain.chain_id)  # a wallet that knows the chain switches to it
+    await page.click("#connect")
+    await expect(page.locator("#connect")).to_have_text("Connected")
+    await expect(page.locator("#error")).to_be_hidden()
+    assert wallet.chain_id == setup.chain.chain_id

@@ -190,21 +190,58 @@ async function connect() {
     return;
   }
   const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
-  const chainId = BigInt(await window.ethereum.request({ method: "eth_chainId" }));
+  await ensureChain();
   state.account = account;
-  if (chainId !== BigInt(state.config.chainId)) {
-    showError(
-      `Your wallet is on chain ${chainId}, the gateway on chain ${state.config.chainId}. ` +
-        "Signatures are bound to the chain: switch networks in the wallet, then connect again.",
-    );
-    return;
-  }
   await renderAccount();
   $("#funds-form").hidden = false;
   $("#connect").textContent = "Connected";
   $("#step-delegation").classList.remove("locked");
   $("#sign-delegation").disabled = false;
   previewDelegation();
+}
+
+// Signatures are bound to the chain: ask the wallet to switch to the gateway's (EIP-3326), adding it first
+// (EIP-3085) when the wallet does not know it and the gateway names an RPC URL for it.
+async function ensureChain() {
+  const want = BigInt(state.config.chainId);
+  const active = async () => BigInt(await window.ethereum.request({ method: "eth_chainId" }));
+  let have = await active();
+  if (have === want) return;
+  const wrong = (why) =>
+    new Error(`Your wallet is on chain ${have}, the gateway on chain ${want}${why}. Signatures are bound to the chain: switch networks in the wallet, then connect again.`);
+  const chainId = `0x${want.toString(16)}`;
+  try {
+    await window.ethereum.request({ method: "wallet_switchEthereumChain", params: [{ chainId }] });
+  } catch (error) {
+    if (error.code !== 4902) throw wrong(` (the switch failed: ${error.message})`);
+    if (!state.config.rpcUrl) {
+      throw wrong(": your wallet does not know it, and this gateway's chain is in-process (embedded), out of any wallet's reach; start the gateway with --chain anvil");
+    }
+    await window.ethereum.request({
+      method: "wallet_addEthereumChain",
+      params: [{
+        chainId,
+        chainName: `motet chain ${want}`,
+        rpcUrls: [state.config.rpcUrl],
+        nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+      }],
+    });
+  }
+  have = await active();
+  if (have !== want) throw wrong("");
+}
+
+// A wallet that changes account or network mid-way invalidates what the page shows: connect again.
+function walletChanged() {
+  if (!state.account) return;
+  state.account = null;
+  state.delegation = null;
+  $("#connect").textContent = "Connect wallet";
+  for (const step of ["#step-delegation", "#step-order"]) $(step).classList.add("locked");
+  $("#sign-delegation").disabled = true;
+  $("#run").disabled = true;
+  $("#funds-form").hidden = true;
+  showError("Your wallet changed its account or network: connect again.");
 }
 
 function delegationMessage() {
@@ -416,6 +453,10 @@ async function start() {
   $("#delegation-form").addEventListener("input", previewDelegation);
   $("#order-form").addEventListener("submit", guard(run));
   $("#funds-form").addEventListener("submit", guard(moveFunds));
+  if (window.ethereum && window.ethereum.on) {
+    window.ethereum.on("accountsChanged", walletChanged);
+    window.ethereum.on("chainChanged", walletChanged);
+  }
   $("#workflow").addEventListener("change", renderWorkflow);
   document.body.dataset.ready = "true";
 }
