@@ -174,3 +174,11 @@ async def test_the_embedded_chain_is_out_of_a_wallets_reach_unless_it_knows_it(
     await expect(page.locator("#connect")).to_have_text("Connected")
     await expect(page.locator("#error")).to_be_hidden()
     assert wallet.chain_id == setup.chain.chain_id
+
+    # The wallet switches accounts: what the page showed is no longer the wallet's, so it asks to connect again.
+    await page.evaluate(
+        "window.ethereum.emit('accountsChanged', ['0x000000000000000000000000000000000000dEaD'])"
+    )
+    await expect(page.locator("#error")).to_contain_text("changed its account or network: connect again")
+    await expect(page.locator("#connect")).to_have_text("Connect wallet")
+    await expect(page.locator("#step-delegation")).to_have_class("locked")
