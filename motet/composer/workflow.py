@@ -333,7 +333,7 @@ class CompiledWorkflow:
     payer: Payer
     checkpoints: str | Path | None = None
     fault: Callable[[str, str], None] = field(default=lambda point, node: None)
-    _state_graph: Any = field(default=None, init=False, repr=False)
+    _langgraph: Any = field(default=None, init=False, repr=False)
     """A test hook called with `("after_node", node)` when a node finished, before LangGraph checkpoints it."""
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -462,12 +462,12 @@ class CompiledWorkflow:
         Compiling inspects every node function's bytecode (LangGraph looks for subgraphs), which cost more than
         the paid calls of a fast graph; a run with checkpoints gets a copy that writes to its saver.
         """
-        if self._state_graph is None:
-            self._state_graph = self._build_state_graph().compile()
+        if self._langgraph is None:
+            self._langgraph = self._build_state_graph().compile()
         return (
-            self._state_graph
+            self._langgraph
             if checkpointer is None
-            else self._state_graph.copy({"checkpointer": checkpointer})
+            else self._langgraph.copy({"checkpointer": checkpointer})
         )
 
     def _build_state_graph(self) -> Any:
