@@ -333,8 +333,8 @@ class CompiledWorkflow:
     payer: Payer
     checkpoints: str | Path | None = None
     fault: Callable[[str, str], None] = field(default=lambda point, node: None)
-    _langgraph: Any = field(default=None, init=False, repr=False)
     """A test hook called with `("after_node", node)` when a node finished, before LangGraph checkpoints it."""
+    _langgraph: Any = field(default=None, init=False, repr=False)
 
     # -- rendering ----------------------------------------------------------------------------------
 
