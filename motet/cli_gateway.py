@@ -364,13 +364,6 @@ SenderKey = Annotated[
 Amount = Annotated[str, typer.Argument(metavar="AMOUNT", help="How much, in gwei.", show_default=False)]
 
 
-def _gwei_text(wei: int) -> str:
-    """`wei` in gwei for people: 1,500 or 0.25."""
-    from decimal import Decimal
-
-    return f"{Decimal(wei).scaleb(-9).normalize():,f}"
-
-
 def _transact(
     http: httpx.Client, call: dict[str, str], key: str | None, rpc_url: str | None, what: str
 ) -> tuple[str, str] | None:
@@ -467,6 +460,8 @@ def _send(unsigned: dict[str, str], account: Any, rpc_url: str, what: str) -> st
 
 def _move(function: str, amount: str, url: str, key: str | None, rpc_url: str | None) -> None:
     """Deposit or withdraw `amount` gwei, then say the balance."""
+    from motet.tui.format import gwei
+
     wei = _gwei(amount, "AMOUNT")
     what, done = ("the deposit", "deposited") if function == "deposit" else ("the withdrawal", "withdrew")
     with _client(url) as http:
@@ -475,7 +470,7 @@ def _move(function: str, amount: str, url: str, key: str | None, rpc_url: str | 
             address, tx_hash = sent
             balance = int(_answer(http.get(f"/api/accounts/{address}"))["balance"])
             console.print(
-                f"[green]{done} {_gwei_text(wei)} gwei in {tx_hash}; balance now {_gwei_text(balance)} gwei[/]",
+                f"[green]{done} {gwei(wei)} in {tx_hash}; balance now {gwei(balance)}[/]",
                 highlight=False,
             )
 

@@ -465,9 +465,7 @@ class CompiledWorkflow:
         if self._langgraph is None:
             self._langgraph = self._build_state_graph().compile()
         return (
-            self._langgraph
-            if checkpointer is None
-            else self._langgraph.copy({"checkpointer": checkpointer})
+            self._langgraph if checkpointer is None else self._langgraph.copy({"checkpointer": checkpointer})
         )
 
     def _build_state_graph(self) -> Any:

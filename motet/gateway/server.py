@@ -93,6 +93,9 @@ class Refused(MotetError):
         self.status = status
 
 
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")  # a delegation id or a transaction hash
+
+
 def _positive_wei(value: object) -> int:
     """A positive amount in wei, given as a decimal string or an integer."""
     text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
@@ -321,7 +324,7 @@ class Gateway:
             value = amount if function == "deposit" else 0
         elif function == "revoke":
             delegation = body.get("delegation")
-            if not isinstance(delegation, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", delegation):
+            if not isinstance(delegation, str) or not _HEX32.fullmatch(delegation):
                 raise Refused(
                     400, f"'delegation' must be a delegation id (0x + 64 hex digits), not {delegation!r}"
                 )
@@ -336,7 +339,7 @@ class Gateway:
     async def _transaction(self, request: Request) -> Response:
         """Whether a transaction the wallet sent is mined: `pending`, `success` or `reverted`."""
         tx_hash = request.path_params["tx_hash"]
-        if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+        if not _HEX32.fullmatch(tx_hash):
             raise Refused(400, f"{tx_hash!r} is not a transaction hash (0x + 64 hex digits)")
         try:
             receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)
