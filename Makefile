@@ -60,7 +60,7 @@ bench: install ## run the benchmarks and write docs/performance.md
 	$(PY) -m bench
 
 lock: ## re-pin constraints.txt from the current .venv
-	$(PY) -m pip freeze --exclude-editable | grep -v '^motet' > constraints.txt
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^motet\|^pip==' > constraints.txt
 
 clean: ## remove .venv and tools/node_modules
 	rm -rf $(VENV) tools/node_modules
