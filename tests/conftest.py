@@ -9,6 +9,8 @@ import pytest
 from motet.chain import Chain
 from motet.runtimes import LlamaCppRuntime
 
+pytest_plugins = ["support.loopback"]
+
 
 @pytest.fixture
 def chain() -> Chain:

@@ -19,9 +19,9 @@ def _drawn() -> dict[str, tuple[str | None, str | None]]:
     stack: list[tuple[int, str]] = []
     for line in doc.splitlines():
         match = _LINE.match(line)
-        if match is None or not line.strip() or line.strip().startswith("│ "):
+        if match is None or not line.startswith("    "):
             continue
-        depth = len(match["indent"])
+        depth = match.start("name")
         while stack and stack[-1][0] >= depth:
             stack.pop()
         tree[match["name"]] = (stack[-1][1] if stack else None, match["also"])

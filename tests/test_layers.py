@@ -21,16 +21,16 @@ LAYERS: dict[str, int] = {
     "motet._http": 1,
     "motet.chain": 2,
     "motet.runtimes": 3,
-    "motet.registry": 3,
-    "motet.payments": 3,
-    "motet.agents": 4,
-    "motet.composer": 5,
-    "motet.gateway": 6,
-    "motet.tui": 6,
-    "motet.demo": 7,
-    "motet.cli": 8,
-    "motet.__main__": 9,
-    "motet": 9,  # the top-level __init__ re-exports the public names of every layer
+    "motet.payments": 4,  # a receipt names the model (runtimes) that produced the answer
+    "motet.registry": 5,  # shares the payments' typed-data core and validators
+    "motet.agents": 6,
+    "motet.composer": 7,
+    "motet.gateway": 8,
+    "motet.tui": 8,
+    "motet.demo": 9,
+    "motet.cli": 10,
+    "motet.__main__": 11,
+    "motet": 11,  # the top-level __init__ re-exports the public names of every layer
 }
 """A module may import modules of a lower layer and of its own area; never a higher layer or a sibling area."""
 

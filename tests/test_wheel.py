@@ -49,8 +49,9 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )  # fmt: skip
     # The project's dependencies, seen as a plain path entry: the editable install's own .pth is not processed.
     (site / "project-packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # Installed by the new environment's own interpreter (pip is seen through that path), so scripts run it.
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", venv, wheel],
+        [venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", wheel],
         check=True, timeout=300,
     )  # fmt: skip
     yield venv
