@@ -3,45 +3,63 @@ paid exactly once and settled in a batch.
 
 - `Workflow` → `compile()` → `CompiledWorkflow.run()` / `.stream()` (typed events, `RunReport`).
 - `Payer` opens channels, calls agents, pays accepted answers, resumes after a crash.
-- `plan()` finds a type-compatible, cheapest chain of capabilities for a goal (networkx).
+- `plan()` finds a type-compatible, cheapest chain of `Offer`s for a goal (networkx).
 - `Budget` reserves worst cases and commits actual prices: what is signed never exceeds the cap.
+
+Example:
+    flow = Workflow("brief", inputs=Text).add("summary", "summarize")
+    async with Payer(chain) as payer:
+        runnable = await flow.compile(Registry(chain), payer=payer, budget=10**16)
+        report = await runnable.run({"text": "..."})
 """
 
-from motet.composer.budget import Budget, Reservation
-from motet.composer.events import (
+from motet.composer._budget import Budget, Reservation
+from motet.composer._compiled import CompiledWorkflow
+from motet.composer._events import (
     CallPaid,
     Event,
     Failover,
     NodeDone,
+    NodeReport,
     NodeSkipped,
     NodeStarted,
     ReceiptChecked,
     RunDone,
     RunReport,
     Settled,
-    Token,
+    TextDelta,
 )
-from motet.composer.payer import Candidate, Payer
-from motet.composer.workflow import CompiledWorkflow, Node, Route, Workflow
+from motet.composer._offer import Offer, registry_offers
+from motet.composer._payer import Payer, SimulatedCrash
+from motet.composer._planner import Path, Plan, PlanStep, plan
+from motet.composer._workflow import Node, Policy, Route, Workflow
 
 __all__ = [
     "Budget",
     "CallPaid",
-    "Candidate",
     "CompiledWorkflow",
     "Event",
     "Failover",
     "Node",
     "NodeDone",
+    "NodeReport",
     "NodeSkipped",
     "NodeStarted",
+    "Offer",
+    "Path",
     "Payer",
+    "Plan",
+    "PlanStep",
+    "Policy",
     "ReceiptChecked",
     "Reservation",
     "Route",
     "RunDone",
     "RunReport",
     "Settled",
-    "Token",
+    "SimulatedCrash",
+    "TextDelta",
     "Workflow",
+    "plan",
+    "registry_offers",
 ]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import motet.composer.budget as budget_module
-from motet.composer.budget import Budget, Reservation
+import motet.composer._budget as budget_module
+from motet.composer import Budget, Reservation
 from motet.errors import BudgetExceeded, PaymentError
 
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import pytest
 from pydantic import BaseModel
 
-from motet.agents import Agent, AgentServer, CallContext
+from motet.agents import Agent, AgentClient, AgentServer, CallContext, CapabilitySpec
 from motet.chain import Chain
-from motet.composer import CallPaid, Payer, Workflow
-from motet.errors import BudgetExceeded, GraphError
-from motet.payments.channels import ChannelClient
+from motet.composer import Budget, CallPaid, Offer, Payer, Workflow
+from motet.errors import BudgetExceeded, GraphError, InvalidComposeArgument
+from motet.payments import ChannelClient
 from motet.registry import Registry
 
 PRICE = 10**15
@@ -56,7 +56,7 @@ async def shop(chain: Chain) -> AsyncIterator[Shop]:
         return Count(length=len(request.text))
 
     registry = Registry(chain)
-    payees = set()
+    payees: set[str] = set()
     async with contextlib.AsyncExitStack() as stack:
         for index, agent in enumerate([injector, counter], start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
@@ -139,3 +139,46 @@ async def test_a_goal_is_planned_through_the_registry_and_runs(shop: Shop) -> No
     report = await (await flow.compile(shop.registry, payer=payer, budget=10**18)).run({"text": "abc"})
     await payer.aclose()
     assert report.outputs["count"] == {"length": 3}
+
+
+async def test_a_payer_used_as_a_context_manager_closes_its_agent_connections(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+    close = AgentClient.aclose
+
+    async def counting_close(client: AgentClient) -> None:
+        closed.append(client.url)
+        await close(client)
+
+    monkeypatch.setattr(AgentClient, "aclose", counting_close)
+    flow = Workflow("ctx", inputs=Text).add("write", "write").add("count", "count", after="write")
+    async with Payer(shop.chain, shop.chain.accounts[8]) as payer:
+        runnable = await flow.compile(shop.registry, payer=payer, budget=10**18)
+        report = await runnable.run({"text": "abc"})
+        assert closed == []
+    assert report.outputs["count"] == {"length": len(INJECTION)}
+    assert len(closed) == 2  # one connection per agent, each closed once
+
+    async def run_then_fail() -> None:
+        async with Payer(shop.chain, shop.chain.accounts[8]) as payer:
+            await (await flow.compile(shop.registry, payer=payer, budget=10**18)).run({"text": "abc"})
+            raise KeyError("the caller failed")
+
+    with pytest.raises(KeyError, match="the caller failed"):
+        await run_then_fail()
+    assert len(closed) == 4  # closed on the way out of a failing block too
+
+
+async def test_arguments_the_composer_cannot_use_are_refused_as_value_errors(shop: Shop) -> None:
+    flow = Workflow("args", inputs=Text).add("write", "write")
+    async with Payer(shop.chain, shop.chain.accounts[8]) as payer:
+        runnable = await flow.compile(shop.registry, payer=payer, budget=10**18)
+        with pytest.raises(InvalidComposeArgument, match="pass inputs to start a run"):
+            await runnable.run(None)
+        bare = Offer(1, "bare", CapabilitySpec(name="write", input_schema={}, output_schema={}), PRICE)
+        budget = Budget(10**18)
+        with pytest.raises(InvalidComposeArgument, match="no card or no payout"):
+            await payer.call("run", "write", bare, {"text": "hi"}, budget)
+        assert (budget.reserved, budget.committed) == (0, 0)
+    assert issubclass(InvalidComposeArgument, ValueError)

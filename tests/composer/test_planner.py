@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from motet.agents import CapabilitySpec
 from motet.agents.builtins import Answer, Keywords, Question, Sentiment, Summary, Text
-from motet.agents.cards import CapabilitySpec
-from motet.composer import planner
-from motet.composer.planner import Offer, Plan, Route, plan
-from motet.composer.types import fields_of, required_of
+from motet.composer import Offer, Path, Plan, _offer, _planner, plan
+from motet.composer._schemas import fields_of, required_of
 from motet.errors import NoPlan
 
 
@@ -71,8 +70,9 @@ def steps(result: Plan) -> list[str]:
     return [step.capability for step in result.steps]
 
 
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(planner)
+@pytest.mark.parametrize("module", [_planner, _offer])
+def test_docstring_examples_run(module: Any) -> None:
+    result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0
 
@@ -83,7 +83,7 @@ def test_a_direct_one_step_plan() -> None:
     assert result.steps[0].inputs == {"text": "input.text"}
     assert result.steps[0].offer.agent_id == 3
     assert result.cost == 1_000
-    assert result.routes == ()
+    assert result.paths == ()
 
 
 def test_a_two_step_chain_when_the_goal_needs_a_field_only_another_capability_produces() -> None:
@@ -144,8 +144,8 @@ def test_the_total_cheapest_path_wins_whatever_its_length(
     assert steps(result) == expected
     assert result.cost == cost
     other = {("summarize_premium", "report"), ("clean", "summarize_clean", "report")} - {tuple(expected)}
-    assert [route.capabilities for route in result.routes] == list(other)
-    assert result.routes[0].cost > cost
+    assert [path.capabilities for path in result.paths] == list(other)
+    assert result.paths[0].cost > cost
 
 
 def test_no_agent_offers_the_goal() -> None:
@@ -187,7 +187,7 @@ def test_a_plan_longer_than_max_steps_is_refused() -> None:
     assert len(plan("answer_from_context", QUESTION_AND_URL, offers, max_steps=2).steps) == 2
 
 
-def test_explain_names_the_path_agents_prices_alternatives_and_other_routes() -> None:
+def test_explain_names_the_path_agents_prices_alternatives_and_other_paths() -> None:
     offers = [
         Offer(3, "smol", SUMMARIZE, 1_000),
         Offer(4, "mid", SUMMARIZE, 1_500),
@@ -202,7 +202,7 @@ def test_explain_names_the_path_agents_prices_alternatives_and_other_routes() ->
         "       text ← input.text\n"
         "  2. report: agent 7 'rep' at 500 wei (no other offer)\n"
         "       summary ← summarize.summary\n"
-        "other routes considered:\n"
+        "other paths considered:\n"
         "  summarize_again → report: 4,500 wei"
     )
 
@@ -328,4 +328,4 @@ def test_the_plan_costs_what_the_cheapest_set_of_steps_costs(seed: int, max_step
             for ref in step.inputs.values()
         )
         produced |= set(fields_of(step.offer.capability.output_schema))
-    assert all(isinstance(route, Route) and route.cost >= result.cost for route in result.routes)
+    assert all(isinstance(path, Path) and path.cost >= result.cost for path in result.paths)

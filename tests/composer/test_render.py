@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from motet.composer import render
-from motet.composer.render import EdgeView, GraphView, NodeView, ascii, mermaid
+from motet.composer import _render as render
+from motet.composer._render import EdgeView, GraphView, NodeView, ascii, mermaid
 from motet.errors import GraphError
 
 

@@ -16,10 +16,8 @@ from pydantic import BaseModel
 
 from motet.agents import Agent, AgentServer, CallContext
 from motet.chain import Chain
-from motet.composer import CallPaid, Event, Payer, Settled, Workflow
-from motet.composer.payer import SimulatedCrash
-from motet.payments.channels import ChannelClient
-from motet.payments.ledger import Ledger
+from motet.composer import CallPaid, Event, Payer, Settled, SimulatedCrash, Workflow
+from motet.payments import ChannelClient, Ledger
 from motet.registry import Registry
 
 PRICE = 10**15

@@ -11,10 +11,10 @@ from motet.composer import (
     Payer,
     ReceiptChecked,
     Settled,
-    Token,
+    TextDelta,
     Workflow,
 )
-from motet.payments.channels import ChannelClient
+from motet.payments import ChannelClient
 
 TEXT = (
     "The city opened a new public library downtown. Visitors praised the bright reading rooms, the large "
@@ -38,7 +38,7 @@ async def test_five_nodes_run_in_parallel_pay_once_each_skip_the_failing_agent_a
 ) -> None:
     payer = Payer(market.chain, market.chain.accounts[8])
     runnable = await brief().compile(market.registry, payer=payer, budget=10**17)
-    assert [c.name for c in runnable.candidates["extract"]] == ["broken-summarizer", "summarizer"]
+    assert [c.agent for c in runnable.candidates["extract"]] == ["broken-summarizer", "summarizer"]
     assert runnable.worst_case == sum(PRICES.values()) - PRICES["broken-summarizer"]
     events = [event async for event in runnable.stream({"text": TEXT})]
     await payer.aclose()
@@ -58,7 +58,7 @@ async def test_five_nodes_run_in_parallel_pay_once_each_skip_the_failing_agent_a
     ]  # ... once each
     assert all(e.agent_id != market.ids["broken-summarizer"] for e in paid)  # ... and it is not paid
     assert len([e for e in events if isinstance(e, ReceiptChecked)]) == 5
-    assert {e.node for e in events if isinstance(e, Token)} >= {
+    assert {e.node for e in events if isinstance(e, TextDelta)} >= {
         "extract",
         "keywords",
         "sentiment",
@@ -66,7 +66,9 @@ async def test_five_nodes_run_in_parallel_pay_once_each_skip_the_failing_agent_a
     }
     done = {e.node: e for e in events if isinstance(e, NodeDone)}
     assert set(done) == {"extract", "keywords", "sentiment", "critique", "report"}
-    assert done["report"].output["report"].startswith(done["extract"].output["summary"])  # type: ignore[union-attr]
+    report, summary = done["report"].output["report"], done["extract"].output["summary"]
+    assert isinstance(report, str) and isinstance(summary, str)
+    assert report.startswith(summary)
 
     # The three branches after `extract` ran concurrently: each started before any of them finished.
     order = [(type(e).__name__, getattr(e, "node", "")) for e in events]

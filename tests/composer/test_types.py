@@ -9,8 +9,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from motet.agents.builtins import Keywords, Sentiment, Summary, Text
-from motet.composer import types
-from motet.composer.types import check_inputs, compatible, fields_of, required_of
+from motet.composer import _schemas, _types
+from motet.composer._schemas import fields_of, required_of
+from motet.composer._types import check_inputs, compatible
 from motet.errors import GraphError
 
 
@@ -90,8 +91,9 @@ def out(*models: type[BaseModel]) -> dict[str, dict[str, Any]]:
     return merged
 
 
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(types)
+@pytest.mark.parametrize("module", [_schemas, _types])
+def test_docstring_examples_run(module: Any) -> None:
+    result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0
 

@@ -18,6 +18,7 @@ attempt (unreachable, 402, invalid output, bad receipt, overcharge) costs nothin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -28,14 +29,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
 
-from motet.agents.cards import AgentCard
-from motet.agents.client import AgentClient, Invocation
+from motet.agents import AgentClient, PaidInvocation
 from motet.chain import Chain
-from motet.composer.budget import Budget
-from motet.errors import AgentCallFailed, InvalidReceipt, MotetError
-from motet.payments.channels import ChannelClient
-from motet.payments.ledger import Ledger
-from motet.payments.vouchers import Voucher
+from motet.composer._budget import Budget
+from motet.composer._offer import Offer
+from motet.errors import AgentCallFailed, InvalidComposeArgument, InvalidReceipt, MotetError
+from motet.payments import ChannelClient, Ledger, Voucher
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -59,28 +58,21 @@ class SimulatedCrash(BaseException):
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """An agent that can serve a node: from the registry, with its card."""
+class _Attempt:
+    """One agent's attempt at one logical call: the key of its row, and the agent."""
 
-    agent_id: int
-    name: str
-    payout: str
-    price: int
-    stake: int
-    card: AgentCard
+    run_id: str
+    node: str
+    offer: Offer
 
     @property
-    def label(self) -> str:
-        return f"{self.name} (#{self.agent_id})"
-
-    @property
-    def url(self) -> str:
-        return self.card.endpoint("motet").removesuffix("/invoke")
+    def key(self) -> tuple[str, str, int]:
+        return self.run_id, self.node, self.offer.agent_id
 
 
 @dataclass(frozen=True)
 class PaidCall:
-    invocation: Invocation | None
+    invocation: PaidInvocation | None
     output: dict[str, JsonValue]
     price: int
     channel: int
@@ -88,8 +80,11 @@ class PaidCall:
     replayed: bool
 
 
-class Payer:
+class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
     """Opens channels to agents, calls them, and pays each accepted answer once.
+
+    Use it as an async context manager (`async with Payer(chain) as payer:`), or call `aclose()` when done:
+    both close its connections to the agents.
 
     Args:
         chain, account: who pays, where.
@@ -129,9 +124,13 @@ class Payer:
         self._clients: dict[str, AgentClient] = {}
 
     async def aclose(self) -> None:
+        """Close the connections to the agents; a later call opens them again."""
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def spent(self, run_id: str) -> int:
         """What a run has already paid (or signed to pay): resumed runs start their budget from it."""
@@ -173,11 +172,11 @@ class Payer:
             room += deposit - (highest.cumulative_amount if highest else 0)
         return room
 
-    def _row(self, run_id: str, node: str, agent_id: int) -> dict[str, Any] | None:
+    def _row(self, attempt: _Attempt) -> dict[str, Any] | None:
         cursor = self._db.execute(
             "SELECT status, channel, price, owed, answer, voucher FROM calls "
             "WHERE run_id = ? AND node = ? AND agent_id = ?",
-            (run_id, node, agent_id),
+            attempt.key,
         )
         row = cursor.fetchone()
         if row is None:
@@ -185,61 +184,67 @@ class Payer:
         keys = ("status", "channel", "price", "owed", "answer", "voucher")
         return dict(zip(keys, row, strict=True))
 
-    def _write(self, run_id: str, node: str, agent_id: int, **values: str | None) -> None:
-        if self._row(run_id, node, agent_id) is None:
+    def _write(self, attempt: _Attempt, **values: str | None) -> None:
+        if self._row(attempt) is None:
             self._db.execute(
                 "INSERT INTO calls (run_id, node, agent_id, status, channel) VALUES (?, ?, ?, 'calling', ?)",
-                (run_id, node, agent_id, values.get("channel", "0")),
+                (*attempt.key, values.get("channel", "0")),
             )
         sets = ", ".join(f"{key} = ?" for key in values)
         self._db.execute(
             f"UPDATE calls SET {sets} WHERE run_id = ? AND node = ? AND agent_id = ?",  # noqa: S608 - fixed keys
-            (*values.values(), run_id, node, agent_id),
+            (*values.values(), *attempt.key),
         )
 
-    def _channel_to(self, candidate: Candidate) -> int:
+    def _channel_to(self, offer: Offer) -> int:
         """An open channel to the agent with room for a call, opened (or topped up) when needed.
 
         No chain read per call: only this payer can top up or close its channels, so the deposit it
         recorded when it opened or topped one up is the deposit on chain.
         """
-        known = self._open.get(candidate.payout)
-        top_up = max(candidate.price, 1) * self.deposit_calls
+        known = self._open.get(offer.payout)
+        top_up = max(offer.price, 1) * self.deposit_calls
         if known is not None:
             channel_id, deposit = known
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel_id)
             signed = highest.cumulative_amount if highest else 0
-            if deposit - signed < candidate.price:
+            if deposit - signed < offer.price:
                 deposit = self.channels.topup(channel_id, top_up).deposit
-                self._open[candidate.payout] = (channel_id, deposit)
+                self._open[offer.payout] = (channel_id, deposit)
             return channel_id
-        state = self.channels.open(candidate.payout, top_up, delegation=self.delegation)
-        self._open[candidate.payout] = (state.channel_id, state.deposit)
+        state = self.channels.open(offer.payout, top_up, delegation=self.delegation)
+        self._open[offer.payout] = (state.channel_id, state.deposit)
         return state.channel_id
 
-    def _client(self, candidate: Candidate) -> AgentClient:
-        client = self._clients.get(candidate.url)
+    def _client(self, offer: Offer) -> AgentClient:
+        if offer.card is None or not offer.payout:
+            raise InvalidComposeArgument(
+                f"the offer of {offer.label} has no card or no payout: the payer calls an agent where its "
+                f"card says and pays its payout; take offers from `registry_offers()` or `Workflow.compile()`"
+            )
+        url = offer.card.endpoint("motet").removesuffix("/invoke")
+        client = self._clients.get(url)
         if client is None:
-            client = AgentClient(candidate.url, timeout=self.timeout, card=candidate.card)
-            self._clients[candidate.url] = client
+            client = AgentClient(url, timeout=self.timeout, card=offer.card)
+            self._clients[url] = client
         return client
 
     async def call(
         self,
         run_id: str,
         node: str,
-        candidate: Candidate,
-        capability: str,
+        offer: Offer,
         input: dict[str, JsonValue],
         budget: Budget,
         *,
         on_token: Callable[[str], None] | None = None,
     ) -> PaidCall:
-        """Call `candidate` for `node` and pay the accepted answer, resuming whatever a crash left.
+        """Call `offer`'s agent for `node` and pay the accepted answer, resuming whatever a crash left.
 
         Raises `MotetError` (or `TimeoutError`) when this agent failed; nothing is then owed or paid.
         """
-        row = self._row(run_id, node, candidate.agent_id)
+        attempt = _Attempt(run_id, node, offer)
+        row = self._row(attempt)
         if row is not None and row["status"] == "paid":
             answer = json.loads(row["answer"])  # counted in the budget already: see `spent()`
             return PaidCall(
@@ -247,10 +252,10 @@ class Payer:
             )
         if row is not None and row["status"] in ("delivered", "signed"):
             # Already owed, and counted in the budget by `spent()` when the run resumed: finish paying it.
-            return await self._call(run_id, node, candidate, capability, input, row, on_token)
-        reservation = budget.reserve(candidate.price, what=f"node {node!r} on {candidate.label}")
+            return await self._call(attempt, input, row, on_token)
+        reservation = budget.reserve(offer.price, what=f"node {node!r} on {offer.label}")
         try:
-            paid = await self._call(run_id, node, candidate, capability, input, row, on_token)
+            paid = await self._call(attempt, input, row, on_token)
         except BaseException:
             reservation.release()
             raise
@@ -259,56 +264,53 @@ class Payer:
 
     async def _call(
         self,
-        run_id: str,
-        node: str,
-        candidate: Candidate,
-        capability: str,
+        attempt: _Attempt,
         input: dict[str, JsonValue],
         row: dict[str, Any] | None,
         on_token: Callable[[str], None] | None,
     ) -> PaidCall:
-        client = self._client(candidate)
-        key = f"{run_id}:{node}"
+        offer, node = attempt.offer, attempt.node
+        client = self._client(offer)
         replayed = row is not None
-        invocation: Invocation | None = None
+        invocation: PaidInvocation | None = None
         if row is None or row["status"] in ("calling", "failed"):
             channel = (
                 int(row["channel"])
                 if row is not None and row["status"] == "calling"
-                else self._channel_to(candidate)
+                else self._channel_to(offer)
             )
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel)
             signed_before = highest.cumulative_amount if highest else 0
-            self._write(
-                run_id, node, candidate.agent_id, status="calling", channel=str(channel), problem=None
-            )
+            self._write(attempt, status="calling", channel=str(channel), problem=None)
             try:
                 async with asyncio.timeout(self.timeout):
                     invocation = await client.invoke(
-                        capability, input, channel=channel, idempotency_key=key, on_token=on_token
+                        offer.capability.name,
+                        input,
+                        channel=channel,
+                        idempotency_key=f"{attempt.run_id}:{node}",
+                        on_token=on_token,
                     )
             except (MotetError, TimeoutError) as exc:
-                self._write(run_id, node, candidate.agent_id, status="failed", problem=str(exc))
+                self._write(attempt, status="failed", problem=str(exc))
                 raise
             self._fault("after_call", node)
-            if invocation.price > candidate.price or invocation.owed != signed_before + invocation.price:
+            if invocation.price > offer.price or invocation.owed != signed_before + invocation.price:
                 problem = (
-                    f"asked {invocation.price} (registered price {candidate.price}) and a cumulative "
+                    f"asked {invocation.price} (registered price {offer.price}) and a cumulative "
                     f"{invocation.owed} on a channel where {signed_before} was paid"
                 )
-                self._write(run_id, node, candidate.agent_id, status="failed", problem=problem)
-                raise InvalidReceipt(f"{candidate.label} overcharged: {problem}")
+                self._write(attempt, status="failed", problem=problem)
+                raise InvalidReceipt(f"{offer.label} overcharged: {problem}")
             answer = {"output": invocation.output, "receipt": invocation.receipt.to_dict()}
             self._write(
-                run_id,
-                node,
-                candidate.agent_id,
+                attempt,
                 status="delivered",
                 price=str(invocation.price),
                 owed=str(invocation.owed),
                 answer=json.dumps(answer),
             )
-            row = self._row(run_id, node, candidate.agent_id)
+            row = self._row(attempt)
             assert row is not None
         channel, owed, price = int(row["channel"]), int(row["owed"]), int(row["price"])
         if row["status"] == "delivered":
@@ -320,9 +322,7 @@ class Payer:
                 else self.channels.sign(channel, owed)
             )
             self._fault("after_sign", node)
-            self._write(
-                run_id, node, candidate.agent_id, status="signed", voucher=json.dumps(voucher.to_dict())
-            )
+            self._write(attempt, status="signed", voucher=json.dumps(voucher.to_dict()))
         else:
             voucher = Voucher.from_dict(json.loads(row["voucher"]))
         try:
@@ -332,6 +332,6 @@ class Payer:
             if exc.status is None:
                 raise
         self._fault("after_pay", node)
-        self._write(run_id, node, candidate.agent_id, status="paid")
+        self._write(attempt, status="paid")
         output = invocation.output if invocation is not None else json.loads(row["answer"])["output"]
         return PaidCall(invocation, output, price, channel, owed, replayed)

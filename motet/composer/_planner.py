@@ -6,10 +6,11 @@ with a type that fits (`compatible`), by the user's inputs or by the outputs of 
 pass by name. The plan is the cheapest set of steps after which the goal can run, in an order they can run
 in: a uniform-cost search over the sets of capabilities run, limited to those that can feed the goal (the
 goal's ancestors in a networkx graph of which capability can feed which). Equal costs go to fewer steps,
-then to the alphabetically first sequence, so the same offers always give the same plan.
+then to the alphabetically first sequence, so the same offers always give the same plan. The plan also
+lists the next few `Path`s to the goal the search found: the other ways it could have gone.
 
 Example:
-    >>> from motet.agents.cards import CapabilitySpec
+    >>> from motet.agents import CapabilitySpec
     >>> def spec(name, needs, gives):
     ...     field = lambda names: {"type": "object", "required": names,
     ...                            "properties": {n: {"type": "string"} for n in names}}
@@ -28,7 +29,7 @@ Example:
            url ← input.url
       2. summarize: agent 2 'smol' at 1,000 wei (1 other: 1,500)
            text ← extract.text
-    no other route reaches 'summarize'
+    no other path reaches 'summarize'
 """
 
 from __future__ import annotations
@@ -40,35 +41,19 @@ from typing import Any, Final
 
 import networkx as nx
 
-from motet.agents.cards import CapabilitySpec
-from motet.composer.types import check_inputs, compatible, fields_of, required_of
-from motet.errors import NoPlan
+from motet.composer._offer import Offer
+from motet.composer._schemas import fields_of, required_of
+from motet.composer._types import check_inputs, compatible
+from motet.errors import InvalidComposeArgument, NoPlan
 
-__all__ = ["Offer", "Plan", "PlanStep", "Route", "plan"]
+__all__ = ["Path", "Plan", "PlanStep", "plan"]
 
 INPUT: Final = "input"
 """The source name of the user's inputs in a step's `inputs` ("input.text")."""
-_MAX_ROUTES: Final = 3
-"""Other routes to the goal that `explain()` lists."""
-_ROUTE_SEARCH: Final = 2_000
-"""Sets of steps looked at, past the cheapest plan, for other routes."""
-
-
-@dataclass(frozen=True)
-class Offer:
-    """An agent offering a capability at a price per call, in the asset's smallest unit."""
-
-    agent_id: int
-    agent: str
-    capability: CapabilitySpec = field(hash=False)
-    price: int
-
-    def __post_init__(self) -> None:
-        if self.price < 0:
-            raise ValueError(
-                f"agent {self.agent_id} {self.agent!r} offers {self.capability.name!r} at {self.price}: "
-                f"a price is never negative"
-            )
+_MAX_PATHS: Final = 3
+"""Other paths to the goal that `explain()` lists."""
+_PATH_SEARCH: Final = 2_000
+"""Sets of steps looked at, past the cheapest plan, for other paths."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +71,7 @@ class PlanStep:
 
 
 @dataclass(frozen=True)
-class Route:
+class Path:
     """Another way to the goal the planner found: the capabilities it runs, in order, and its total cost."""
 
     capabilities: tuple[str, ...]
@@ -100,11 +85,11 @@ class Plan:
     goal: str
     steps: tuple[PlanStep, ...]
     cost: int
-    routes: tuple[Route, ...] = ()
-    """Other routes to the goal, cheapest first: the next few the search found, not every one there is."""
+    paths: tuple[Path, ...] = ()
+    """Other paths to the goal, cheapest first: the next few the search found, not every one there is."""
 
     def explain(self) -> str:
-        """The chosen path with each step's agent, price and other offers, the total, and other routes."""
+        """The chosen path with each step's agent, price and other offers, the total, and other paths."""
         count = len(self.steps)
         lines = [f"plan for {self.goal!r}: {count} step{'s' * (count != 1)}, {_wei(self.cost)} in all"]
         for number, step in enumerate(self.steps, 1):
@@ -115,11 +100,11 @@ class Plan:
             )
             if step.inputs:
                 lines.append("       " + ", ".join(f"{name} ← {ref}" for name, ref in step.inputs.items()))
-        if self.routes:
-            lines.append("other routes considered:")
-            lines.extend(f"  {' → '.join(r.capabilities)}: {_wei(r.cost)}" for r in self.routes)
+        if self.paths:
+            lines.append("other paths considered:")
+            lines.extend(f"  {' → '.join(p.capabilities)}: {_wei(p.cost)}" for p in self.paths)
         else:
-            lines.append(f"no other route reaches {self.goal!r}")
+            lines.append(f"no other path reaches {self.goal!r}")
         return "\n".join(lines)
 
 
@@ -139,7 +124,7 @@ def plan(
         motet.errors.NoPlan: no agent offers 'translate'; nothing is offered
     """
     if max_steps < 1:
-        raise ValueError(f"max_steps is {max_steps}: a plan takes at least one step")
+        raise InvalidComposeArgument(f"max_steps is {max_steps}: a plan takes at least one step")
     ranked = _rank(offers)
     if goal not in ranked:
         offered = ", ".join(sorted(ranked)) or "nothing is offered"
@@ -151,10 +136,10 @@ def plan(
         raise NoPlan(space.why_not(unmet))
     if rounds > max_steps:
         raise NoPlan(_too_long(goal, max_steps, rounds))
-    found, routes = space.search(reached, max_steps)
+    found, paths = space.search(reached, max_steps)
     if found is None:
         raise NoPlan(_too_long(goal, max_steps, max_steps + 1))
-    return space.plan(found, routes)
+    return space.plan(found, paths)
 
 
 class _Space:
@@ -218,8 +203,8 @@ class _Space:
             reached |= fresh
             rounds += 1
 
-    def search(self, reached: int, max_steps: int) -> tuple[tuple[str, ...] | None, list[Route]]:
-        """Uniform-cost search over sets of steps; returns the cheapest sequence and a few other routes."""
+    def search(self, reached: int, max_steps: int) -> tuple[tuple[str, ...] | None, list[Path]]:
+        """Uniform-cost search over sets of steps; returns the cheapest sequence and a few other paths."""
         feeding = nx.ancestors(self.graph, self.goal)
         useful = [name for name in self.names if self.bit[name] & reached and name in feeding]
         # Requirements still to meet: (consumer's bit, producers' mask); the goal's bit is never set.
@@ -231,9 +216,9 @@ class _Space:
         seen: set[int] = set()
         found: tuple[str, ...] | None = None
         ends: list[int] = []
-        routes: list[Route] = []
-        budget = _ROUTE_SEARCH
-        while heap and len(routes) < _MAX_ROUTES and budget > 0:
+        paths: list[Path] = []
+        budget = _PATH_SEARCH
+        while heap and len(paths) < _MAX_PATHS and budget > 0:
             cost, count, sequence, mask = heapq.heappop(heap)
             if mask in seen:
                 continue
@@ -242,13 +227,13 @@ class _Space:
                 budget -= 1
             have = mask | self.input_bit
             if self.runnable(self.goal, have):
-                # Running more steps after the goal can run only costs more: a set is a route, not a state.
+                # Running more steps after the goal can run only costs more: a set is a path, not a state.
                 if found is None:
                     found = sequence
                     ends.append(mask)
                 elif not any(end & mask == end for end in ends):
                     ends.append(mask)
-                    routes.append(Route((*sequence, self.goal), cost + goal_price))
+                    paths.append(Path((*sequence, self.goal), cost + goal_price))
                 continue
             if count + 1 >= max_steps:
                 continue
@@ -262,9 +247,9 @@ class _Space:
                 bit = self.bit[name]
                 if bit & helps and not bit & mask and self.runnable(name, have):
                     heapq.heappush(heap, (cost + prices[name], count + 1, (*sequence, name), mask | bit))
-        return found, routes
+        return found, paths
 
-    def plan(self, sequence: tuple[str, ...], routes: list[Route]) -> Plan:
+    def plan(self, sequence: tuple[str, ...], paths: list[Path]) -> Plan:
         sources: dict[str, Mapping[str, Mapping[str, Any]]] = {INPUT: self.available}
         steps = []
         for name in (*sequence, self.goal):
@@ -272,7 +257,7 @@ class _Space:
             inputs = check_inputs(name, best.capability.input_schema, sources)
             steps.append(PlanStep(name, best, inputs, tuple(others)))
             sources[name] = self.outputs[name]
-        return Plan(self.goal, tuple(steps), sum(step.offer.price for step in steps), tuple(routes))
+        return Plan(self.goal, tuple(steps), sum(step.offer.price for step in steps), tuple(paths))
 
     def why_not(self, unmet: list[str]) -> str:
         reasons = []

@@ -36,10 +36,11 @@ Example:
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from motet.errors import BudgetExceeded
+from motet.errors import BudgetExceeded, InvalidAmount
 
 __all__ = ["Budget", "Reservation"]
 
@@ -51,7 +52,7 @@ def _check_amount(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int in the asset's smallest unit, got {value!r}")
     if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}")
+        raise InvalidAmount(str(value), f"{name} must not be negative")
     return value
 
 
@@ -133,9 +134,10 @@ class Budget:
             if reservation not in self._open:
                 raise RuntimeError(f"{reservation!r} is already settled; settle each reservation once")
             if actual > reservation.amount:
-                raise ValueError(
+                raise InvalidAmount(
+                    str(actual),
                     f"cannot commit {actual} for {reservation.what}: its reservation holds only "
-                    f"{reservation.amount}; commit between 0 and {reservation.amount}"
+                    f"{reservation.amount}; commit between 0 and {reservation.amount}",
                 )
             self._open.remove(reservation)
             self._reserved -= reservation.amount
@@ -148,6 +150,15 @@ class Budget:
         )
 
 
+@dataclass(eq=False, slots=True)
+class _Outcome:
+    """How a reservation settled: the one part of it that changes, once."""
+
+    state: ReservationState = "open"
+    actual: int | None = None
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class Reservation:
     """An amount held in a `Budget` for one call; made by `Budget.reserve`, settled exactly once.
 
@@ -155,51 +166,36 @@ class Reservation:
     all. A second settle raises `RuntimeError`. As a context manager it releases on exit unless settled.
     """
 
-    __slots__ = ("_actual", "_amount", "_budget", "_state", "_what")
-
-    def __init__(self, budget: Budget, amount: int, what: str) -> None:
-        self._budget = budget
-        self._amount = amount
-        self._what = what
-        self._state: ReservationState = "open"
-        self._actual: int | None = None
-
-    @property
-    def amount(self) -> int:
-        """The amount held: the call's worst-case price."""
-        return self._amount
-
-    @property
-    def what(self) -> str:
-        """The call this reservation is for, as named in errors."""
-        return self._what
+    _budget: Budget
+    amount: int
+    """The amount held: the call's worst-case price."""
+    what: str
+    """The call this reservation is for, as named in errors."""
+    _outcome: _Outcome = field(default_factory=_Outcome)
 
     @property
     def actual(self) -> int | None:
         """What was committed (0 after a release); `None` while open."""
-        return self._actual
+        return self._outcome.actual
 
     @property
     def state(self) -> ReservationState:
         """`"open"` until settled, then `"committed"` or `"released"`."""
-        return self._state
+        return self._outcome.state
 
     def commit(self, actual: int) -> None:
         """Record that `actual` (`0 <= actual <= amount`) was paid for this call, and free the rest."""
-        if self._state != "open":
-            raise RuntimeError(f"{self!r} is already settled; settle each reservation once")
-        _check_amount("actual", actual)
-        self._budget._settle(self, actual)
-        self._state = "committed"
-        self._actual = actual
+        self._settle(actual, "committed")
 
     def release(self) -> None:
         """Free the whole amount: the call failed or was not sent, so it costs 0."""
-        if self._state != "open":
+        self._settle(0, "released")
+
+    def _settle(self, actual: int, state: ReservationState) -> None:
+        if self._outcome.state != "open":
             raise RuntimeError(f"{self!r} is already settled; settle each reservation once")
-        self._budget._settle(self, 0)
-        self._state = "released"
-        self._actual = 0
+        self._budget._settle(self, _check_amount("actual", actual))
+        self._outcome.state, self._outcome.actual = state, actual
 
     def __enter__(self) -> Reservation:
         return self
@@ -210,8 +206,8 @@ class Reservation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._state == "open":
+        if self._outcome.state == "open":
             self.release()
 
     def __repr__(self) -> str:
-        return f"Reservation(amount={self._amount}, what={self._what!r}, state={self._state!r})"
+        return f"Reservation(amount={self.amount}, what={self.what!r}, state={self.state!r})"

@@ -27,24 +27,33 @@ Example:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from motet.composer._schemas import (
+    JsonSchema,
+    as_schema,
+    describe,
+    fields_of,
+    json_equal,
+    json_type,
+    overlay,
+    required_of,
+    resolved,
+    show,
+    top_level,
+    types_of,
+    untyped,
+    values_of,
+    without_key,
+)
 from motet.errors import GraphError
 
-__all__ = ["check_inputs", "compatible", "fields_of", "required_of"]
+__all__ = ["check_inputs", "compatible"]
 
-Schema = Mapping[str, Any]
-
-_MAX_EXPANSIONS: Final = 2_000
-"""`$ref`s inlined per schema; past this (a hostile schema that references its defs exponentially), the rest
-are left as `{}` and their values checked at run time."""
 _MAX_COMPARISONS: Final = 5_000
 """Sub-schema pairs one `compatible()` compares before it gives the rest the benefit of the doubt."""
-_DATA_KEYWORDS: Final = frozenset({"enum", "const", "default", "examples", "example"})
-"""Keywords whose values are JSON data, not schemas: a `$ref` key in them is not a reference."""
 _CONSTRAINING: Final = frozenset(
     {"type", "enum", "const", "anyOf", "oneOf", "allOf", "properties", "required", "items", "prefixItems"}
 )
@@ -52,43 +61,7 @@ _CONSTRAINING: Final = frozenset(
 _ITEMS: Final = "[]"
 
 
-def fields_of(schema: Schema) -> dict[str, dict[str, Any]]:
-    """The top-level object properties of `schema`, each with its `$ref`s inlined from `$defs`/`definitions`.
-
-    A reference that leads back into itself (a recursive model) is cut where it recurs and left as `{}`.
-    The returned schemas may share sub-dicts: read them, do not change them.
-
-    Example:
-        >>> schema = {  # what pydantic writes for `class Outer(BaseModel): inner: Inner; label: str = ""`
-        ...     "$defs": {"Inner": {"properties": {"n": {"type": "integer"}}, "type": "object"}},
-        ...     "properties": {"inner": {"$ref": "#/$defs/Inner"}, "label": {"type": "string"}},
-        ...     "required": ["inner"],
-        ...     "type": "object",
-        ... }
-        >>> fields_of(schema)["inner"]
-        {'properties': {'n': {'type': 'integer'}}, 'type': 'object'}
-    """
-    top = _top(schema)
-    properties = top.get("properties")
-    if not isinstance(properties, Mapping):
-        return {}
-    return {str(name): _as_schema(sub) for name, sub in properties.items()}
-
-
-def required_of(schema: Schema) -> set[str]:
-    """The names of the fields `schema` requires at its top level.
-
-    Example:
-        >>> required_of({"type": "object", "properties": {"a": {}, "b": {}}, "required": ["a"]})
-        {'a'}
-    """
-    required = _top(schema).get("required")
-    if not isinstance(required, list):
-        return set()
-    return {name for name in required if isinstance(name, str)}
-
-
-def compatible(provided: Schema, required: Schema) -> str | None:
+def compatible(provided: JsonSchema, required: JsonSchema) -> str | None:
     """`None` when every value `provided` allows fits `required`, else a short reason why not.
 
     Integers fit numbers; `anyOf`/`oneOf` branches of `provided` must each fit, and one branch of `required`
@@ -108,14 +81,14 @@ def compatible(provided: Schema, required: Schema) -> str | None:
         "one of 'a', 'b' expected, 'z' possible"
     """
     budget = [_MAX_COMPARISONS]
-    mismatch = _check(_resolved(provided), _resolved(required), budget)
+    mismatch = _check(resolved(provided), resolved(required), budget)
     return None if mismatch is None else mismatch.text()
 
 
 def check_inputs(
     node: str,
-    input_schema: Schema,
-    sources: Mapping[str, Mapping[str, Schema]],
+    input_schema: JsonSchema,
+    sources: Mapping[str, Mapping[str, JsonSchema]],
     mapping: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Which `"source.field"` feeds each input field of `node`; raises `GraphError` for a field left unfed.
@@ -137,7 +110,7 @@ def check_inputs(
     """
     targets = fields_of(input_schema)
     required = required_of(input_schema)
-    declared = isinstance(_top(input_schema).get("properties"), Mapping)
+    declared = isinstance(top_level(input_schema).get("properties"), Mapping)
     fed: dict[str, str] = {}
     for field, ref in (mapping or {}).items():
         if declared and field not in targets:
@@ -184,30 +157,30 @@ class _Mismatch:
         return f"{where}: {self.message}" if where else self.message
 
 
-def _check(provided: Schema, required: Schema, budget: list[int]) -> _Mismatch | None:
+def _check(provided: JsonSchema, required: JsonSchema, budget: list[int]) -> _Mismatch | None:
     budget[0] -= 1
     if budget[0] < 0 or not _CONSTRAINING & required.keys():
         return None
     for key in ("anyOf", "oneOf"):
         branches = provided.get(key)
         if isinstance(branches, list):
-            base = _without(provided, key)
+            base = without_key(provided, key)
             for branch in branches:
-                mismatch = _check(_merged(base, branch), required, budget)
+                mismatch = _check(overlay(base, branch), required, budget)
                 if mismatch is not None:
                     return mismatch
             return None
     parts = provided.get("allOf")
     if isinstance(parts, list):
         # A value that fits every part fits their union of constraints; merging is a sound approximation.
-        merged = _without(provided, "allOf")
+        merged = without_key(provided, "allOf")
         for part in parts:
-            merged = _merged(merged, part)
+            merged = overlay(merged, part)
         return _check(merged, required, budget)
     parts = required.get("allOf")
     if isinstance(parts, list):
-        base = _without(required, "allOf")
-        for part in [base, *(_as_schema(part) for part in parts)]:
+        base = without_key(required, "allOf")
+        for part in [base, *(as_schema(part) for part in parts)]:
             mismatch = _check(provided, part, budget)
             if mismatch is not None:
                 return mismatch
@@ -215,42 +188,42 @@ def _check(provided: Schema, required: Schema, budget: list[int]) -> _Mismatch |
     for key in ("anyOf", "oneOf"):
         branches = required.get(key)
         if isinstance(branches, list):
-            return _check_branches(provided, required, _without(required, key), branches, budget)
+            return _check_branches(provided, required, without_key(required, key), branches, budget)
     return _check_plain(provided, required, budget)
 
 
 def _check_branches(
-    provided: Schema, required: Schema, base: Schema, branches: list[Any], budget: list[int]
+    provided: JsonSchema, required: JsonSchema, base: JsonSchema, branches: list[Any], budget: list[int]
 ) -> _Mismatch | None:
     mismatches = []
     for branch in branches:
-        mismatch = _check(provided, _merged(base, branch), budget)
+        mismatch = _check(provided, overlay(base, branch), budget)
         if mismatch is None:
             return None
         mismatches.append(mismatch)
     close = [mismatch for mismatch in mismatches if mismatch.close]
     if close:
         return close[0]
-    return _Mismatch((), f"{_describe(required)} expected, {_describe(provided)} given")
+    return _Mismatch((), f"{describe(required)} expected, {describe(provided)} given")
 
 
-def _check_plain(provided: Schema, required: Schema, budget: list[int]) -> _Mismatch | None:
-    values = _values(provided)
-    allowed = _values(required)
+def _check_plain(provided: JsonSchema, required: JsonSchema, budget: list[int]) -> _Mismatch | None:
+    values = values_of(provided)
+    allowed = values_of(required)
     if allowed is not None:
         if values is None:
-            if _untyped(provided):
+            if untyped(provided):
                 return None
-            return _Mismatch((), f"{_describe(required)} expected, {_describe(provided)} given")
+            return _Mismatch((), f"{describe(required)} expected, {describe(provided)} given")
         for value in values:
-            if not any(_json_equal(value, option) for option in allowed):
-                return _Mismatch((), f"{_describe(required)} expected, {_show(value)} possible", close=True)
-    wanted = _types(required)
-    given = [_json_type(value) for value in values] if values is not None else _types(provided)
+            if not any(json_equal(value, option) for option in allowed):
+                return _Mismatch((), f"{describe(required)} expected, {show(value)} possible", close=True)
+    wanted = types_of(required)
+    given = [json_type(value) for value in values] if values is not None else types_of(provided)
     if wanted is not None and given is not None:
         for kind in given:
             if kind not in wanted and not (kind == "integer" and "number" in wanted):
-                return _Mismatch((), f"{_describe(required)} expected, {_describe(provided)} given")
+                return _Mismatch((), f"{describe(required)} expected, {describe(provided)} given")
     if values is not None:
         return None
     kinds = set(given or ())
@@ -263,7 +236,7 @@ def _check_plain(provided: Schema, required: Schema, budget: list[int]) -> _Mism
     return None
 
 
-def _check_items(provided: Schema, required: Schema, budget: list[int]) -> _Mismatch | None:
+def _check_items(provided: JsonSchema, required: JsonSchema, budget: list[int]) -> _Mismatch | None:
     wanted = required.get("items")
     if not isinstance(wanted, Mapping):
         return None
@@ -273,13 +246,13 @@ def _check_items(provided: Schema, required: Schema, budget: list[int]) -> _Mism
     if isinstance(provided.get("items"), Mapping):
         given.append(provided["items"])
     for item in given:
-        mismatch = _check(_as_schema(item), wanted, budget)
+        mismatch = _check(as_schema(item), wanted, budget)
         if mismatch is not None:
             return mismatch.under(_ITEMS)
     return None
 
 
-def _check_object(provided: Schema, required: Schema, budget: list[int]) -> _Mismatch | None:
+def _check_object(provided: JsonSchema, required: JsonSchema, budget: list[int]) -> _Mismatch | None:
     given = provided.get("properties")
     wanted = required.get("properties")
     wanted = wanted if isinstance(wanted, Mapping) else {}
@@ -297,11 +270,11 @@ def _check_object(provided: Schema, required: Schema, budget: list[int]) -> _Mis
             return _Mismatch((), f"field {name!r} expected, not given")
     for name, schema in given.items():
         if name in wanted:
-            mismatch = _check(_as_schema(schema), _as_schema(wanted[name]), budget)
+            mismatch = _check(as_schema(schema), as_schema(wanted[name]), budget)
         elif extra is False:
             return _Mismatch((), f"field {name!r} given, not allowed", close=True)
         elif isinstance(extra, Mapping):
-            mismatch = _check(_as_schema(schema), extra, budget)
+            mismatch = _check(as_schema(schema), extra, budget)
         else:
             mismatch = None
         if mismatch is not None:
@@ -309,7 +282,7 @@ def _check_object(provided: Schema, required: Schema, budget: list[int]) -> _Mis
     return None
 
 
-def _check_edge(source: str, node: str, name: str, field: str, given: Schema, wanted: Schema) -> None:
+def _check_edge(source: str, node: str, name: str, field: str, given: JsonSchema, wanted: JsonSchema) -> None:
     reason = compatible(given, wanted)
     if reason is not None:
         raise GraphError(
@@ -319,7 +292,7 @@ def _check_edge(source: str, node: str, name: str, field: str, given: Schema, wa
 
 
 def _split_ref(
-    node: str, field: str, ref: str, sources: Mapping[str, Mapping[str, Schema]]
+    node: str, field: str, ref: str, sources: Mapping[str, Mapping[str, JsonSchema]]
 ) -> tuple[str, str]:
     # Capability names may hold dots ("text.summarize"), so match known sources rather than split.
     matching = [source for source in sources if ref.startswith(f"{source}.")]
@@ -340,7 +313,7 @@ def _split_ref(
     return source, name
 
 
-def _unfed(node: str, field: str, target: Schema, sources: Mapping[str, Mapping[str, Schema]]) -> str:
+def _unfed(node: str, field: str, target: JsonSchema, sources: Mapping[str, Mapping[str, JsonSchema]]) -> str:
     if not sources:
         return f"input field {field!r} of node {node!r} is required, and nothing feeds the node"
     problem = f"input field {field!r} of node {node!r} is not provided by {_or(list(sources))}"
@@ -349,169 +322,9 @@ def _unfed(node: str, field: str, target: Schema, sources: Mapping[str, Mapping[
             if compatible(schema, target) is None:
                 return f"{problem}: map it with inputs={{{field!r}: '{source}.{name}'}}"
     return (
-        f"{problem}, and no field of theirs fits ({_describe(_resolved(target))}): add a node that "
+        f"{problem}, and no field of theirs fits ({describe(resolved(target))}): add a node that "
         f"produces it, or pass it as an input"
     )
-
-
-def _top(schema: Schema) -> dict[str, Any]:
-    top = _resolved(schema)
-    parts = top.get("allOf")
-    if isinstance(parts, list):
-        for part in parts:
-            top = _merged(top, part)
-        if isinstance(top.get("properties"), Mapping):
-            properties: dict[str, Any] = {}
-            required: list[Any] = []
-            for part in [top, *(_as_schema(part) for part in parts)]:
-                if isinstance(part.get("properties"), Mapping):
-                    properties.update(part["properties"])
-                required.extend(part.get("required") or ())
-            top = {**top, "properties": properties, "required": required}
-    return top
-
-
-def _resolved(schema: Schema) -> dict[str, Any]:
-    """`schema` with its `$ref`s inlined, `$defs` dropped."""
-    inliner = _Inliner(schema)
-    return _as_schema(inliner.walk(schema, ()))
-
-
-class _Inliner:
-    def __init__(self, root: Schema) -> None:
-        self.root = root
-        self.expansions = 0
-        self.done: dict[str, dict[str, Any]] = {}
-        self.cuts: list[str] = []
-        self.walked: dict[int, Any] = {}
-        """Walked values by `id()`: they live as long as `root`, which holds them, so ids stay unique."""
-
-    def walk(self, value: Any, stack: tuple[str, ...]) -> Any:
-        if not isinstance(value, list | Mapping):
-            return value
-        # Inlined schemas share sub-dicts; walking each once keeps an inlined schema's walk linear too.
-        if not stack and id(value) in self.walked:
-            return self.walked[id(value)]
-        out: Any
-        if isinstance(value, list):
-            out = [self.walk(item, stack) for item in value]
-        else:
-            ref = value.get("$ref")
-            out = dict(self.target(ref, stack)) if isinstance(ref, str) else {}
-            for key, sub in value.items():
-                if key not in ("$ref", "$defs", "definitions"):
-                    out[key] = sub if key in _DATA_KEYWORDS else self.walk(sub, stack)
-        if not stack:
-            self.walked[id(value)] = out
-        return out
-
-    def target(self, ref: str, stack: tuple[str, ...]) -> dict[str, Any]:
-        if ref in self.done:
-            return self.done[ref]
-        if ref in stack:
-            self.cuts.append(ref)
-            return {}  # the recursion is cut here; what goes deeper is checked at run time
-        if not ref.startswith("#") or self.expansions >= _MAX_EXPANSIONS:
-            return {}  # a remote reference, or a schema too costly to inline: checked at run time
-        self.expansions += 1
-        target: Any = self.root
-        for raw in ref[1:].split("/")[1:]:
-            part = raw.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, Mapping) and part in target:
-                target = target[part]
-            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
-                target = target[int(part)]
-            else:
-                return {}
-        mark = len(self.cuts)
-        result = _as_schema(self.walk(target, (*stack, ref)))
-        # Cut only at itself or below, it reads the same from anywhere: reuse it, so that defs shared
-        # many times over are inlined once.
-        if not set(self.cuts[mark:]) & set(stack):
-            self.done[ref] = result
-        return result
-
-
-def _as_schema(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _merged(base: Schema, branch: Any) -> dict[str, Any]:
-    return {**base, **_as_schema(branch)}
-
-
-def _without(schema: Schema, key: str) -> dict[str, Any]:
-    return {name: value for name, value in schema.items() if name != key}
-
-
-def _types(schema: Schema) -> list[str] | None:
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return [kind]
-    if isinstance(kind, list):
-        return [item for item in kind if isinstance(item, str)]
-    return None
-
-
-def _values(schema: Schema) -> Sequence[Any] | None:
-    if "const" in schema:
-        return [schema["const"]]
-    enum = schema.get("enum")
-    return enum if isinstance(enum, list) else None
-
-
-def _untyped(schema: Schema) -> bool:
-    return not {"type", "anyOf", "oneOf", "allOf", "properties", "items"} & schema.keys()
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "integer" if value.is_integer() else "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _json_equal(left: Any, right: Any) -> bool:
-    # In Python True == 1, in JSON true is not 1.
-    return _json_type(left) == _json_type(right) and bool(left == right)
-
-
-def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value)
-
-
-def _describe(schema: Schema) -> str:
-    values = _values(schema)
-    if values is not None:
-        shown = [_show(value) for value in values[:5]] + (["..."] if len(values) > 5 else [])
-        return shown[0] if len(shown) == 1 else "one of " + ", ".join(shown)
-    for key in ("anyOf", "oneOf"):
-        branches = schema.get(key)
-        if isinstance(branches, list):
-            base = _without(schema, key)
-            described = [_describe(_merged(base, branch)) for branch in branches]
-            return " or ".join(dict.fromkeys(described))
-    kinds = _types(schema)
-    if kinds is None:
-        if "properties" in schema:
-            kinds = ["object"]
-        elif "items" in schema:
-            kinds = ["array"]
-        else:
-            return "any value"
-    items = schema.get("items")
-    described = [
-        f"array of {_describe(items)}" if kind == "array" and isinstance(items, Mapping) and items else kind
-        for kind in kinds
-    ]
-    return " or ".join(described)
 
 
 def _names(names: Mapping[str, Any]) -> str:

@@ -20,7 +20,9 @@ class NodeStarted:
 
 
 @dataclass(frozen=True)
-class Token:
+class TextDelta:
+    """A piece of the text a node's agent is generating, as it streams (with `stream(tokens=True)`)."""
+
     node: str
     text: str
 
@@ -100,7 +102,15 @@ class Settled:
 
 
 Event: TypeAlias = (
-    NodeStarted | Token | ReceiptChecked | CallPaid | Failover | NodeDone | NodeSkipped | RunDone | Settled
+    NodeStarted
+    | TextDelta
+    | ReceiptChecked
+    | CallPaid
+    | Failover
+    | NodeDone
+    | NodeSkipped
+    | RunDone
+    | Settled
 )
 
 

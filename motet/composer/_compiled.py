@@ -1,0 +1,309 @@
+"""A compiled workflow: agents chosen, edges checked, worst case within budget; run on LangGraph.
+
+`Workflow.compile()` makes one. Its LangGraph graph is built once, on the first run: each node is an async
+function that feeds the node's inputs from the run's state, calls the node's offers in order through the
+`Payer` until one delivers (a `Failover` event for each that fails), and emits the node's events. What one
+run's nodes share (its id, budget and event queue) travels in LangGraph's config, so every run reuses the
+graph; with `checkpoints`, each run checkpoints to SQLite and can be resumed by its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
+
+import networkx as nx
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, JsonValue
+
+from motet.composer import _events as events
+from motet.composer import _render as render
+from motet.composer._budget import Budget
+from motet.composer._offer import Offer
+from motet.composer._payer import Payer
+from motet.errors import BudgetExceeded, InvalidComposeArgument, MotetError, NodeFailed
+
+if TYPE_CHECKING:
+    from motet.composer._workflow import Route, Workflow
+
+__all__ = ["CompiledWorkflow"]
+
+
+def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    return {**left, **right}
+
+
+_CONTEXT = "motet_run"
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What one run's nodes share: passed through LangGraph's config, so the graph is built once."""
+
+    run_id: str
+    budget: Budget
+    emit: Callable[[events.Event], None]
+    tokens: bool
+
+
+class _State(TypedDict):
+    inputs: dict[str, JsonValue]
+    outputs: Annotated[dict[str, dict[str, JsonValue]], _merge]
+
+
+@dataclass
+class CompiledWorkflow:
+    """An immutable, runnable workflow: agents chosen, edges checked, worst case within budget."""
+
+    workflow: Workflow
+    graph: nx.DiGraph[str]
+    order: list[str]
+    candidates: Mapping[str, tuple[Offer, ...]]
+    """Node → the offers that can serve it, in the order they are tried."""
+    feeds: Mapping[str, Mapping[str, str]]
+    """Node → input field → `"source.field"` that feeds it."""
+    worst_case: int
+    budget: int
+    payer: Payer
+    checkpoints: str | Path | None = None
+    fault: Callable[[str, str], None] = field(default=lambda point, node: None)
+    """A test hook called with `("after_node", node)` when a node finished, before LangGraph checkpoints it."""
+    _langgraph: Any = field(default=None, init=False, repr=False)
+
+    # -- rendering ----------------------------------------------------------------------------------
+
+    def _view(self) -> render.GraphView:
+        nodes = [render.NodeView("__start__", "inputs")]
+        edges: list[render.EdgeView] = []
+        for node_id in self.order:
+            node = self.workflow.nodes[node_id]
+            first = self.candidates[node_id][0]
+            others = len(self.candidates[node_id]) - 1
+            backup = f" (+{others} backup)" if others else ""
+            nodes.append(
+                render.NodeView(node_id, node.capability, f"{first.label} · {first.price:,} wei{backup}")
+            )
+            if not node.after:
+                edges.append(render.EdgeView("__start__", node_id))
+            route = next((r for r in self.workflow.routes.values() if node_id in r.targets), None)
+            for before in node.after:
+                label = ""
+                if route is not None:
+                    values = [v for v, t in route.cases.items() if t == node_id]
+                    label = f"{route.on} = {' | '.join(values)}" if values else "otherwise"
+                edges.append(render.EdgeView(before, node_id, label))
+        return render.GraphView(tuple(nodes), tuple(edges))
+
+    def mermaid(self) -> str:
+        """The graph as a Mermaid flowchart: each node with its first agent and price, routes on the edges."""
+        return render.mermaid(self._view())
+
+    def ascii(self) -> str:
+        """The same graph drawn in boxes and arrows for a terminal."""
+        return render.ascii(self._view())
+
+    # -- running ------------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        inputs: BaseModel | Mapping[str, JsonValue] | None = None,
+        *,
+        run_id: str | None = None,
+        settle: bool = True,
+    ) -> events.RunReport:
+        """Run to the end (or resume `run_id` when `inputs` is None) and return the report."""
+        report = self.new_report(run_id or "")
+        async for _event in self.stream(inputs, run_id=run_id, settle=settle, report=report, tokens=False):
+            pass
+        return report
+
+    def new_report(self, run_id: str = "") -> events.RunReport:
+        """An empty report for a run of this workflow, to pass to `stream(report=...)`."""
+        nodes = {n: events.NodeReport(n, self.workflow.nodes[n].capability) for n in self.order}
+        return events.RunReport(run_id, nodes, budget=self.budget)
+
+    async def stream(
+        self,
+        inputs: BaseModel | Mapping[str, JsonValue] | None = None,
+        *,
+        run_id: str | None = None,
+        settle: bool = True,
+        report: events.RunReport | None = None,
+        tokens: bool = True,
+    ) -> AsyncIterator[events.Event]:
+        """Run, yielding events as they happen. `inputs=None` with a `run_id` resumes that run from its last
+        checkpoint: finished nodes are not re-run and no call is paid twice. `tokens=False` asks agents for
+        whole answers instead of token streams (no `TextDelta` events; a little less work per call)."""
+        if inputs is None and run_id is None:
+            raise InvalidComposeArgument("pass inputs to start a run, or the run_id of one to resume")
+        run_id = run_id or uuid.uuid4().hex[:16]
+        report = report if report is not None else self.new_report(run_id)
+        report.run_id = run_id
+        values: dict[str, JsonValue] | None = None
+        if inputs is not None:
+            values = inputs.model_dump(mode="json") if isinstance(inputs, BaseModel) else dict(inputs)
+        budget = Budget(self.budget)
+        already = self.payer.spent(run_id)
+        if already:
+            budget.reserve(already, what="calls paid before the resume").commit(already)
+        queue: asyncio.Queue[events.Event | None] = asyncio.Queue()
+        context = _RunContext(run_id, budget, queue.put_nowait, tokens)
+        config = {"configurable": {"thread_id": run_id, _CONTEXT: context}, "max_concurrency": 16}
+
+        async def drive() -> None:
+            try:
+                async with self._checkpointer() as saver:
+                    graph = self._compiled(saver)
+                    start = {"inputs": values, "outputs": {}} if values is not None else None
+                    state = await graph.ainvoke(start, config)
+                outputs = state["outputs"]
+                for node_id in self.order:
+                    if node_id not in outputs:
+                        queue.put_nowait(events.NodeSkipped(node_id))
+                queue.put_nowait(events.RunDone(outputs, budget.committed, self.budget))
+                if settle:
+                    # On the event loop's thread, like every other chain call: the embedded chain is not
+                    # thread-safe, and agents served in this process may share it.
+                    hashes, paid, gas = self.payer.settle(run_id)
+                    queue.put_nowait(events.Settled(tuple(hashes), paid, gas, self.payer.paid_calls(run_id)))
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(drive())
+        try:
+            while (event := await queue.get()) is not None:
+                report.record(event)
+                yield event
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    @contextlib.asynccontextmanager
+    async def _checkpointer(self) -> AsyncIterator[Any]:
+        """The run's checkpoint saver; None without a `checkpoints` file (no run there can be resumed)."""
+        if self.checkpoints is None:
+            yield None
+            return
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        async with AsyncSqliteSaver.from_conn_string(str(self.checkpoints)) as saver:
+            yield saver
+
+    def _compiled(self, checkpointer: Any) -> Any:
+        """The LangGraph graph, built and compiled once; each run passes its own `_RunContext` in the config.
+
+        Compiling inspects every node function's bytecode (LangGraph looks for subgraphs), which cost more than
+        the paid calls of a fast graph; a run with checkpoints gets a copy that writes to its saver.
+        """
+        if self._langgraph is None:
+            self._langgraph = self._build_state_graph().compile()
+        return (
+            self._langgraph if checkpointer is None else self._langgraph.copy({"checkpointer": checkpointer})
+        )
+
+    def _build_state_graph(self) -> Any:
+        from langgraph.graph import END, START, StateGraph
+
+        builder = StateGraph(_State)
+        for node_id in self.order:
+            builder.add_node(node_id, cast(Any, self._node_fn(node_id)))
+        routed = {t for r in self.workflow.routes.values() for t in r.targets}
+        for node_id in self.order:
+            node = self.workflow.nodes[node_id]
+            if not node.after:
+                builder.add_edge(START, node_id)
+            elif node_id not in routed:
+                builder.add_edge(list(node.after) if len(node.after) > 1 else node.after[0], node_id)
+            if self.graph.out_degree(node_id) == 0:
+                builder.add_edge(node_id, END)
+        for route in self.workflow.routes.values():
+            builder.add_conditional_edges(route.source, _chooser(route), [*route.targets, END])
+        return builder
+
+    def _node_fn(self, node_id: str) -> Callable[[_State, RunnableConfig], Any]:
+        node = self.workflow.nodes[node_id]
+        candidates = self.candidates[node_id]
+        feeds = self.feeds[node_id]
+
+        async def run_node(state: _State, config: RunnableConfig) -> dict[str, Any]:
+            context: _RunContext = config["configurable"][_CONTEXT]
+            run_id, budget, emit = context.run_id, context.budget, context.emit
+            value: dict[str, JsonValue] = {}
+            for field_name, source in feeds.items():
+                where, _, name = source.partition(".")
+                origin = state["inputs"] if where == "input" else state["outputs"][where]
+                if name in origin:
+                    value[field_name] = origin[name]
+            emit(events.NodeStarted(node_id, node.capability, candidates[0].label))
+            attempts: list[tuple[str, str]] = []
+            for index, offer in enumerate(candidates):
+                try:
+                    paid = await self.payer.call(
+                        run_id,
+                        node_id,
+                        offer,
+                        value,
+                        budget,
+                        on_token=(lambda text: emit(events.TextDelta(node_id, text)))
+                        if context.tokens
+                        else None,
+                    )
+                except BudgetExceeded:
+                    raise
+                except (MotetError, TimeoutError) as exc:
+                    problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+                    attempts.append((offer.label, problem))
+                    following = candidates[index + 1].label if index + 1 < len(candidates) else None
+                    emit(events.Failover(node_id, offer.label, problem, following))
+                    continue
+                call = paid.invocation
+                if call is not None:
+                    receipt = call.receipt
+                    emit(
+                        events.ReceiptChecked(
+                            node_id, offer.label, receipt.seq, "0x" + receipt.request_hash.hex(),
+                            "0x" + receipt.response_hash.hex(),
+                        )
+                    )  # fmt: skip
+                emit(
+                    events.CallPaid(
+                        node_id, offer.label, offer.agent_id, paid.channel, paid.price, paid.cumulative,
+                        paid.replayed,
+                    )
+                )  # fmt: skip
+                emit(
+                    events.NodeDone(
+                        node_id,
+                        offer.label,
+                        paid.output,
+                        paid.price,
+                        call.latency_s if call else 0.0,
+                        call.usage.prompt_tokens if call else 0,
+                        call.usage.completion_tokens if call else 0,
+                    )
+                )
+                self.fault("after_node", node_id)
+                return {"outputs": {node_id: paid.output}}
+            raise NodeFailed(node_id, attempts)
+
+        run_node.__name__ = f"node_{node_id}"
+        return run_node
+
+
+def _chooser(route: Route) -> Callable[[_State], str]:
+    from langgraph.graph import END
+
+    def choose(state: _State) -> str:
+        value = state["outputs"].get(route.source, {}).get(route.on)
+        target = route.cases.get(str(value), route.default)
+        return target if target is not None else END
+
+    return choose

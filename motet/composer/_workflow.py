@@ -1,0 +1,266 @@
+"""Describe a workflow: nodes that call capabilities, the edges between them, routes; compile it.
+
+    flow = (
+        Workflow("brief", inputs=Text)
+        .add("extract", "summarize")
+        .add("keywords", "extract_keywords", after="extract", inputs={"text": "extract.summary"})
+        ...
+    )
+    runnable = await flow.compile(registry, payer=Payer(chain), budget=10**16)
+    report = await runnable.run({"text": "..."})
+
+`compile()` resolves each node's offers from the registry (cheapest, then most staked, among the agents
+whose card declares the capability and whose receipt signer is the registered payout), type-checks every
+edge against the cards' JSON Schemas, refuses a graph whose worst case exceeds the budget, and returns an
+immutable `CompiledWorkflow` (`motet.composer._compiled`) that runs on LangGraph. Errors name the node or
+the edge.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import networkx as nx
+from pydantic import BaseModel
+
+from motet.agents import fetch_card
+from motet.composer._budget import Budget
+from motet.composer._compiled import CompiledWorkflow
+from motet.composer._offer import Offer, registry_offers
+from motet.composer._payer import Payer
+from motet.composer._planner import Plan, plan
+from motet.composer._schemas import fields_of
+from motet.composer._types import check_inputs
+from motet.errors import GraphError, MotetError
+from motet.registry import Registry
+
+__all__ = ["Node", "Policy", "Route", "Workflow"]
+
+Policy = Literal["cheapest", "most_staked"]
+"""How `compile()` orders each node's offers: by price, or by the agent's bonded stake."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step: a capability, optionally pinned to an agent or capped in price, and where its input comes from."""
+
+    id: str
+    capability: str
+    after: tuple[str, ...] = ()
+    agent: int | None = None
+    max_price: int | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Input field → `"node.field"` or `"input.field"`, for fields not fed by a same-named field."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """After `source`, run only the target chosen by the value of its output field `on`."""
+
+    source: str
+    on: str
+    cases: Mapping[str, str]
+    default: str | None = None
+
+    @property
+    def targets(self) -> set[str]:
+        return set(self.cases.values()) | ({self.default} if self.default else set())
+
+
+class Workflow:
+    """A graph of capability calls: build it with `add()` and `route()`, then `compile()` it."""
+
+    def __init__(self, name: str, *, inputs: type[BaseModel] | Mapping[str, Any]) -> None:
+        self.name = name
+        self.input_schema: dict[str, Any] = (
+            inputs.model_json_schema() if isinstance(inputs, type) else dict(inputs)
+        )
+        self.nodes: dict[str, Node] = {}
+        self.routes: dict[str, Route] = {}
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, nodes={list(self.nodes)})"
+
+    def add(
+        self,
+        id: str,
+        capability: str,
+        *,
+        after: str | Sequence[str] = (),
+        agent: int | None = None,
+        max_price: int | None = None,
+        inputs: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Add a node calling `capability` once every node in `after` is done (roots read the inputs)."""
+        if id in self.nodes or id in ("input", "__start__", "__end__"):
+            raise GraphError(id, "node ids must be unique and not 'input', '__start__' or '__end__'")
+        predecessors = (after,) if isinstance(after, str) else tuple(after)
+        self.nodes[id] = Node(id, capability, predecessors, agent, max_price, dict(inputs or {}))
+        return self
+
+    def route(self, source: str, *, on: str, cases: Mapping[str, str], default: str | None = None) -> Self:
+        """Choose which of `source`'s successors runs by its output field `on` (`cases`: value → node)."""
+        self.routes[source] = Route(source, on, dict(cases), default)
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
+        """A workflow from its file form (TOML/YAML): `name`, `inputs` (JSON Schema properties), `nodes`,
+        `routes`."""
+        try:
+            properties = dict(data["inputs"])
+            flow = cls(
+                str(data["name"]),
+                inputs={"type": "object", "properties": properties, "required": sorted(properties)},
+            )
+            for node in data["nodes"]:
+                flow.add(
+                    str(node["id"]),
+                    str(node["capability"]),
+                    after=node.get("after", ()),
+                    agent=node.get("agent"),
+                    max_price=node.get("max_price"),
+                    inputs=node.get("inputs"),
+                )
+            for route in data.get("routes", ()):
+                flow.route(
+                    route["source"], on=route["on"], cases=route["cases"], default=route.get("default")
+                )
+        except (KeyError, TypeError) as exc:
+            raise GraphError("workflow file", f"missing or malformed entry: {exc}") from exc
+        return flow
+
+    @classmethod
+    def load(cls, path: str | Path) -> Workflow:
+        """Read a `.toml`, `.yaml` or `.yml` workflow file."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix == ".toml":
+            return cls.from_dict(tomllib.loads(text))
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return cls.from_dict(yaml.safe_load(text))
+        raise GraphError(str(path), "a workflow file is .toml, .yaml or .yml")
+
+    @classmethod
+    async def from_goal(
+        cls, goal: str, *, inputs: type[BaseModel] | Mapping[str, Any], registry: Registry, max_steps: int = 6
+    ) -> tuple[Workflow, Plan]:
+        """Plan a workflow that produces `goal`'s output from `inputs`: the cheapest type-compatible chain
+        of registered capabilities (see `motet.composer.plan`). Returns it with the plan, whose
+        `explain()` says why. Nodes are named after their capability and not pinned, so failover applies.
+        """
+        flow = cls(f"goal:{goal}", inputs=inputs)
+        found = plan(goal, fields_of(flow.input_schema), await registry_offers(registry), max_steps=max_steps)
+        for step in found.steps:
+            sources = {ref.partition(".")[0] for ref in step.inputs.values()} - {"input"}
+            flow.add(step.capability, step.capability, after=sorted(sources), inputs=dict(step.inputs))
+        return flow, found
+
+    def _graph(self) -> nx.DiGraph[str]:
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(self.nodes)
+        for node in self.nodes.values():
+            for before in node.after:
+                if before not in self.nodes:
+                    raise GraphError(f"{before} -> {node.id}", f"no node {before!r}")
+                graph.add_edge(before, node.id)
+        if not nx.is_directed_acyclic_graph(graph):
+            edges = nx.find_cycle(graph)
+            cycle = " -> ".join([edge[0] for edge in edges] + [edges[0][0]])
+            raise GraphError(cycle, "the graph has a cycle")
+        for route in self.routes.values():
+            if route.source not in self.nodes:
+                raise GraphError(route.source, "a route starts at a node that does not exist")
+            for target in route.targets:
+                if target not in self.nodes or self.nodes[target].after != (route.source,):
+                    raise GraphError(
+                        f"{route.source} -> {target}",
+                        "a route target must be a node whose only predecessor is the route's source",
+                    )
+                branch = {target} | nx.descendants(graph, target)
+                for member in branch:
+                    outside = set(graph.predecessors(member)) - branch - {route.source}
+                    if outside:
+                        raise GraphError(
+                            member, f"joins a routed branch with {sorted(outside)}: it might never run"
+                        )
+        return graph
+
+    async def compile(
+        self,
+        registry: Registry,
+        *,
+        payer: Payer,
+        budget: int,
+        policy: Policy = "cheapest",
+        checkpoints: str | Path | None = None,
+    ) -> CompiledWorkflow:
+        """Resolve agents, type-check every edge, check the worst case against `budget`, build the graph."""
+        graph = self._graph()
+        registry.sync()
+        candidates: dict[str, tuple[Offer, ...]] = {}
+        for node in self.nodes.values():
+            candidates[node.id] = await _offers_for(registry, node, policy)
+        feeds: dict[str, dict[str, str]] = {}
+        order = list(nx.topological_sort(graph))
+        for node_id in order:
+            node = self.nodes[node_id]
+            spec = candidates[node_id][0].capability
+            # In the order data arrives: a predecessor's field takes over from a same-named input.
+            sources: dict[str, dict[str, dict[str, Any]]] = {"input": fields_of(self.input_schema)}
+            for before in node.after:
+                out = candidates[before][0].capability.output_schema
+                sources[before] = fields_of(out)
+            feeds[node_id] = check_inputs(node_id, spec.input_schema, sources, dict(node.inputs) or None)
+            for route in self.routes.values():
+                if route.source == node_id and route.on not in fields_of(spec.output_schema):
+                    raise GraphError(
+                        node_id, f"routes on {route.on!r}, not a field of {node.capability}'s output"
+                    )
+        worst = sum(max(c.price for c in candidates[n]) for n in self.nodes)
+        Budget(budget).check_worst_case(worst, what=f"workflow {self.name!r} at worst case")
+        return CompiledWorkflow(self, graph, order, candidates, feeds, worst, budget, payer, checkpoints)
+
+
+async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[Offer, ...]:
+    """The offers that can serve `node`, in the order `policy` tries them; `GraphError` when there is none."""
+    records = (
+        [registry.get(node.agent)]
+        if node.agent is not None
+        else registry.search(node.capability, max_price=node.max_price, refresh=False)
+    )
+    found: list[Offer] = []
+    problems: list[str] = []
+    for record in records:
+        if not record.active:
+            problems.append(f"agent {record.agent_id} is inactive")
+            continue
+        try:
+            card = await fetch_card(record.agent_uri)
+            spec = card.capability(node.capability)
+        except MotetError as exc:
+            problems.append(f"agent {record.agent_id}: {exc}")
+            continue
+        if card.signer != record.payout:
+            problems.append(
+                f"agent {record.agent_id}'s card signer {card.signer} is not its payout {record.payout}"
+            )
+            continue
+        found.append(
+            Offer(record.agent_id, card.name, spec, record.price, record.payout, record.bonded_stake, card)
+        )
+    if not found:
+        cap = f" at or under {node.max_price}" if node.max_price is not None else ""
+        why = f" ({'; '.join(problems)})" if problems else ""
+        raise GraphError(node.id, f"no active agent offers {node.capability!r}{cap}{why}")
+    if policy == "most_staked":
+        found.sort(key=lambda offer: (-offer.stake, offer.price, offer.agent_id))
+    else:
+        found.sort(key=lambda offer: (offer.price, -offer.stake, offer.agent_id))
+    return tuple(found)
