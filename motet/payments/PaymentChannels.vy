@@ -13,14 +13,15 @@
         through close -> challenge period -> settle, and the payee can still
         redeem during the challenge period.
 
-        Invariants (see INVARIANTS.md): per channel, redeemed + refunded is
-        at most the deposit; for each asset the contract holds exactly what
-        it still owes (`total_owed`); a voucher pays only above the redeemed
-        amount; a settled channel accepts nothing more. State changes happen
-        before every transfer and every state-changing entry point holds the
+        Invariants (docs/protocol.md; a stateful test checks them after
+        every step): per channel, redeemed + refunded is at most the
+        deposit; for each asset the contract holds exactly what it still
+        owes (`total_owed`); a voucher pays only above the redeemed amount;
+        a settled channel accepts nothing more. State changes happen before
+        every transfer and every state-changing entry point holds the
         reentrancy lock.
 
-        Delegation (DESIGN.md section 10): a wallet keeps a balance here and
+        Delegation (docs/gateway.md): a wallet keeps a balance here and
         signs an EIP-712 `Delegation` to a session key: asset, cap, a
         validity window, allowed capabilities and a nonce. Anyone registers
         the signed delegation (ECDSA for an account, ERC-1271 for a contract
@@ -31,15 +32,23 @@
         the cap. The wallet can revoke at any time.
 """
 
+# @dev We import the `IERC20` interface, which is a built-in
+# interface of the Vyper compiler, to move ERC-20 deposits.
 from ethereum.ercs import IERC20
 
-# @dev Audited building blocks from snekmate: the EIP-712 domain
-# (with the cached separator and EIP-5267 `eip712Domain`) and ECDSA
-# recovery with the low-s check.
+
+# @dev We import the `ecdsa` module: ECDSA recovery with the
+# low-s check. It is stateless, so it needs no `uses`.
 from snekmate.utils import ecdsa
+
+
+# @dev We import and initialise the `eip712_domain_separator`
+# module: the EIP-712 domain, with the cached separator.
 from snekmate.utils import eip712_domain_separator
 initializes: eip712_domain_separator
 
+
+# @dev We export the EIP-5267 `eip712Domain` getter.
 exports: eip712_domain_separator.eip712Domain
 
 
@@ -49,6 +58,7 @@ VOUCHER_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Voucher(uint256 channelId,uint256 cumulativeAmount)"
 )
 
+
 # @dev The EIP-712 delegation type. `capabilities` is a `string[]`; the
 # contract takes its EIP-712 hash (`capabilities_hash`), which the
 # signature covers like every other field.
@@ -56,23 +66,36 @@ DELEGATION_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Delegation(address delegator,address sessionKey,address asset,uint256 cap,uint256 validAfter,uint256 expiry,string[] capabilities,uint256 nonce)"
 )
 
+
 # @dev `isValidSignature(bytes32,bytes)` answers this for a good signature.
 ERC1271_MAGIC: constant(bytes4) = 0x1626ba7e
+
 
 # @dev The longest delegation signature accepted (contract wallets may
 # pack several signatures).
 MAX_SIGNATURE: constant(uint256) = 1024
 
+
 # @dev Bit 225 of `_payee[id]` marks a channel opened under a delegation.
 _DELEGATED_BIT: constant(uint256) = 1 << 225
 
+
 # @dev Largest batch accepted by `redeem_many`.
 MAX_BATCH: constant(uint256) = 256
+
 
 # @dev The native coin is recorded as the zero address in `Channel.token`.
 NATIVE: constant(address) = empty(address)
 
 
+# @dev Masks that unpack the channel slots (see `_payee` and `_amounts`).
+_MASK_128: constant(uint256) = 2**128 - 1
+_MASK_160: constant(uint256) = 2**160 - 1
+_MASK_64: constant(uint256) = 2**64 - 1
+
+
+# @dev A channel, as `channels(id)` returns it (unpacked from storage).
+# `closes_at` is 0 while the channel is open.
 struct Channel:
     payer: address
     payee: address
@@ -83,6 +106,8 @@ struct Channel:
     settled: bool
 
 
+# @dev A delegation as its delegator signs it, `capabilities` given as
+# their EIP-712 `string[]` hash.
 struct Delegation:
     delegator: address
     session_key: address
@@ -94,6 +119,8 @@ struct Delegation:
     nonce: uint256
 
 
+# @dev A registered delegation: its terms and what was paid under it
+# so far, over all its channels.
 struct DelegationState:
     delegator: address
     session_key: address
@@ -104,88 +131,16 @@ struct DelegationState:
     spent: uint256
 
 
+# @dev One voucher of a `redeem_many` batch.
 struct SignedVoucher:
     channel_id: uint256
     cumulative_amount: uint256
     signature: Bytes[65]
 
 
-event ChannelOpened:
-    channel_id: indexed(uint256)
-    payer: indexed(address)
-    payee: indexed(address)
-    token: address
-    deposit: uint256
-
-
-event ChannelToppedUp:
-    channel_id: indexed(uint256)
-    amount: uint256
-    deposit: uint256
-
-
-event VoucherRedeemed:
-    channel_id: indexed(uint256)
-    payee: indexed(address)
-    cumulative_amount: uint256
-    paid: uint256
-    redeemed: uint256
-
-
-event Deposited:
-    owner: indexed(address)
-    token: indexed(address)
-    amount: uint256
-    balance: uint256
-
-
-event Withdrawn:
-    owner: indexed(address)
-    token: indexed(address)
-    amount: uint256
-    balance: uint256
-
-
-event DelegationRegistered:
-    delegation_id: indexed(bytes32)
-    delegator: indexed(address)
-    session_key: indexed(address)
-    asset: address
-    cap: uint256
-    valid_after: uint256
-    expiry: uint256
-
-
-event DelegationRevoked:
-    delegation_id: indexed(bytes32)
-    delegator: indexed(address)
-
-
-event ChannelDelegated:
-    channel_id: indexed(uint256)
-    delegation_id: indexed(bytes32)
-
-
-event DelegationSpent:
-    delegation_id: indexed(bytes32)
-    channel_id: indexed(uint256)
-    paid: uint256
-    spent: uint256
-
-
-event ChannelClosing:
-    channel_id: indexed(uint256)
-    closes_at: uint256
-
-
-event ChannelSettled:
-    channel_id: indexed(uint256)
-    redeemed: uint256
-    refunded: uint256
-
-
 # @dev Seconds between `close` and the earliest `settle`.
 CHALLENGE_PERIOD: public(immutable(uint256))
+
 
 # @dev A channel lives in four packed slots (gas: one paid call must cost
 # well under 200 gas at 1,000 calls per channel). `channels(id)` unpacks.
@@ -197,29 +152,121 @@ _payer: HashMap[uint256, address]
 _payee: HashMap[uint256, uint256]
 _token: HashMap[uint256, address]
 _amounts: HashMap[uint256, uint256]
+
+
+# @dev Returns how many channels were ever opened; ids run from 1.
 channel_count: public(uint256)
 
-_MASK_128: constant(uint256) = 2**128 - 1
-_MASK_160: constant(uint256) = 2**160 - 1
-_MASK_64: constant(uint256) = 2**64 - 1
 
 # @dev What the contract still owes, per asset (deposits not yet paid
 # out or refunded). Equal to the contract's balance of that asset.
 total_owed: public(HashMap[address, uint256])
 
+
 # @dev Deposited and not yet committed to a channel: owner -> asset -> amount.
 # Delegated channels are funded from here.
 balances: public(HashMap[address, HashMap[address, uint256]])
 
+
 # @dev Registered delegations by id (their EIP-712 digest).
 delegations: public(HashMap[bytes32, DelegationState])
+
 
 # @dev delegator -> delegation id -> revoked. A delegator can revoke an id
 # before it is registered, and only under their own address.
 revoked: public(HashMap[address, HashMap[bytes32, bool]])
 
+
 # @dev The delegation a channel was opened under (only for flagged channels).
 channel_delegation: public(HashMap[uint256, bytes32])
+
+
+# @dev Emitted when a channel opens, plain or delegated (then `payer`
+# is the delegator).
+event ChannelOpened:
+    channel_id: indexed(uint256)
+    payer: indexed(address)
+    payee: indexed(address)
+    token: address
+    deposit: uint256
+
+
+# @dev Emitted when a channel's deposit grows by `amount` to `deposit`.
+event ChannelToppedUp:
+    channel_id: indexed(uint256)
+    amount: uint256
+    deposit: uint256
+
+
+# @dev Emitted for each voucher that pays: `paid` is the increase,
+# `redeemed` the channel's new total.
+event VoucherRedeemed:
+    channel_id: indexed(uint256)
+    payee: indexed(address)
+    cumulative_amount: uint256
+    paid: uint256
+    redeemed: uint256
+
+
+# @dev Emitted when an owner's balance grows (`deposit`, `deposit_for`).
+event Deposited:
+    owner: indexed(address)
+    token: indexed(address)
+    amount: uint256
+    balance: uint256
+
+
+# @dev Emitted when an owner takes part of its balance back.
+event Withdrawn:
+    owner: indexed(address)
+    token: indexed(address)
+    amount: uint256
+    balance: uint256
+
+
+# @dev Emitted when a signed delegation is registered.
+event DelegationRegistered:
+    delegation_id: indexed(bytes32)
+    delegator: indexed(address)
+    session_key: indexed(address)
+    asset: address
+    cap: uint256
+    valid_after: uint256
+    expiry: uint256
+
+
+# @dev Emitted when a delegator revokes a delegation id.
+event DelegationRevoked:
+    delegation_id: indexed(bytes32)
+    delegator: indexed(address)
+
+
+# @dev Emitted, after `ChannelOpened`, for a channel opened under a delegation.
+event ChannelDelegated:
+    channel_id: indexed(uint256)
+    delegation_id: indexed(bytes32)
+
+
+# @dev Emitted when a voucher on a delegated channel pays: `spent` is
+# the delegation's new total over all its channels.
+event DelegationSpent:
+    delegation_id: indexed(bytes32)
+    channel_id: indexed(uint256)
+    paid: uint256
+    spent: uint256
+
+
+# @dev Emitted when `close` starts the challenge period.
+event ChannelClosing:
+    channel_id: indexed(uint256)
+    closes_at: uint256
+
+
+# @dev Emitted when `settle` refunds the payer and ends the channel.
+event ChannelSettled:
+    channel_id: indexed(uint256)
+    redeemed: uint256
+    refunded: uint256
 
 
 @deploy
@@ -555,6 +602,12 @@ def domain_separator() -> bytes32:
 @internal
 @view
 def _voucher_digest(channel_id: uint256, cumulative_amount: uint256) -> bytes32:
+    """
+    @dev The EIP-712 digest of a voucher under this contract's domain.
+    @param channel_id The channel.
+    @param cumulative_amount The cumulative amount.
+    @return bytes32 The digest a payer (or session key) signs.
+    """
     return eip712_domain_separator._hash_typed_data_v4(
         keccak256(abi_encode(VOUCHER_TYPEHASH, channel_id, cumulative_amount))
     )
@@ -563,6 +616,12 @@ def _voucher_digest(channel_id: uint256, cumulative_amount: uint256) -> bytes32:
 @internal
 @view
 def _delegation_digest(delegation: Delegation) -> bytes32:
+    """
+    @dev The EIP-712 digest of a delegation under this contract's domain,
+         which is also its id.
+    @param delegation The delegation.
+    @return bytes32 The digest.
+    """
     return eip712_domain_separator._hash_typed_data_v4(
         keccak256(
             abi_encode(
@@ -583,6 +642,12 @@ def _delegation_digest(delegation: Delegation) -> bytes32:
 @internal
 @view
 def _active(delegation_id: bytes32) -> DelegationState:
+    """
+    @dev Loads a delegation and reverts unless it is registered, not
+         revoked and `valid_after <= now < expiry`.
+    @param delegation_id The delegation.
+    @return DelegationState Its registered state.
+    """
     state: DelegationState = self.delegations[delegation_id]
     assert state.delegator != empty(address), "channels: unknown delegation"
     assert not self.revoked[state.delegator][delegation_id], "channels: delegation revoked"
@@ -594,6 +659,13 @@ def _active(delegation_id: bytes32) -> DelegationState:
 @internal
 @view
 def _check_session_key(delegation_id: bytes32, caller: address) -> DelegationState:
+    """
+    @dev Like `_active`, and also reverts unless `caller` is the
+         delegation's session key.
+    @param delegation_id The delegation.
+    @param caller The address acting under it.
+    @return DelegationState Its registered state.
+    """
     state: DelegationState = self._active(delegation_id)
     assert caller == state.session_key, "channels: caller is not the delegation's session key"
     return state
@@ -601,6 +673,15 @@ def _check_session_key(delegation_id: bytes32, caller: address) -> DelegationSta
 
 @internal
 def _deposit(owner: address, token: address, amount: uint256, native_value: uint256) -> uint256:
+    """
+    @dev Takes a deposit from `msg.sender` and adds what arrived to
+         `owner`'s balance.
+    @param owner Whose balance grows.
+    @param token The ERC-20, or the zero address for the native coin.
+    @param amount The ERC-20 amount; ignored for the native coin.
+    @param native_value The `msg.value` sent with the call.
+    @return uint256 The owner's new balance of that asset.
+    """
     received: uint256 = self._pull(token, msg.sender, amount, native_value)
     balance: uint256 = self.balances[owner][token] + received
     self.balances[owner][token] = balance
@@ -610,6 +691,15 @@ def _deposit(owner: address, token: address, amount: uint256, native_value: uint
 
 @internal
 def _draw(owner: address, token: address, amount: uint256):
+    """
+    @dev Takes `amount` out of `owner`'s balance (for a channel deposit,
+         a delegated top-up or a withdrawal).
+    @notice Reverts on a zero amount, on more than fits in a channel's
+            128-bit deposit, and on more than the balance.
+    @param owner Whose balance shrinks.
+    @param token The asset.
+    @param amount How much.
+    """
     assert amount > 0, "channels: deposit is zero"
     assert amount <= _MASK_128, "channels: deposit too large"
     balance: uint256 = self.balances[owner][token]
@@ -620,6 +710,15 @@ def _draw(owner: address, token: address, amount: uint256):
 @internal
 @view
 def _is_valid_signature(signer: address, digest: bytes32, signature: Bytes[MAX_SIGNATURE]) -> bool:
+    """
+    @dev Whether `signer` signed `digest`: ERC-1271 `isValidSignature`
+         when `signer` is a contract, otherwise a 65-byte ECDSA
+         signature with `v` of 27 or 28 (and, through snekmate, a low `s`).
+    @param signer The expected signer.
+    @param digest The signed digest.
+    @param signature The signature.
+    @return bool True when the signature is valid.
+    """
     if signer.is_contract:
         # ERC-1271: the contract wallet decides.
         success: bool = False
@@ -643,6 +742,11 @@ def _is_valid_signature(signer: address, digest: bytes32, signature: Bytes[MAX_S
 @internal
 @view
 def _load(channel_id: uint256) -> Channel:
+    """
+    @dev Unpacks a channel from its four storage slots.
+    @param channel_id The channel.
+    @return Channel Its state (all zero for an unknown id).
+    """
     payee_word: uint256 = self._payee[channel_id]
     amounts: uint256 = self._amounts[channel_id]
     return Channel(
@@ -659,12 +763,26 @@ def _load(channel_id: uint256) -> Channel:
 @internal
 @pure
 def _pack_amounts(deposit: uint256, redeemed: uint256) -> uint256:
+    """
+    @dev Packs a deposit and a redeemed amount into one word: deposit in
+         bits 0-127, redeemed in bits 128-255.
+    @notice Callers keep both below 2**128 (the deposit is capped when it
+            grows, and redeemed never exceeds it).
+    @param deposit The deposit.
+    @param redeemed The redeemed amount.
+    @return uint256 The packed word for `_amounts`.
+    """
     return deposit | (redeemed << 128)
 
 
 @internal
 @view
 def _existing(channel_id: uint256) -> Channel:
+    """
+    @dev Loads a channel and reverts unless it exists and is not settled.
+    @param channel_id The channel.
+    @return Channel Its state.
+    """
     channel: Channel = self._load(channel_id)
     assert channel.payer != empty(address), "channels: unknown channel"
     assert not channel.settled, "channels: channel is settled"
@@ -673,6 +791,19 @@ def _existing(channel_id: uint256) -> Channel:
 
 @internal
 def _redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65]) -> uint256:
+    """
+    @dev Checks a voucher and pays the payee what it adds over the
+         redeemed amount, capped by the deposit.
+    @notice Reverts after the challenge period, for a voucher not above
+            the redeemed amount, on an exhausted deposit and on a bad
+            signature. On a delegated channel the voucher must be signed
+            by the session key, and the delegation must be active and
+            stay within its cap.
+    @param channel_id The channel.
+    @param cumulative_amount The cumulative amount in the voucher.
+    @param signature The 65-byte signature (r, s, v).
+    @return uint256 The amount paid.
+    """
     channel: Channel = self._existing(channel_id)
     if channel.closes_at != 0:
         assert block.timestamp < channel.closes_at, "channels: challenge period over"
@@ -712,8 +843,16 @@ def _redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65
 def _pull(token: address, payer: address, amount: uint256, native_value: uint256) -> uint256:
     """
     @dev Takes a deposit and returns what actually arrived: `msg.value`
-         (passed in as `native_value`) for the native coin, the balance increase for an ERC-20 (so a
-         fee-on-transfer token cannot make the books exceed the balance).
+         (passed in as `native_value`) for the native coin, the balance
+         increase for an ERC-20 (so a fee-on-transfer token cannot make
+         the books exceed the balance). Adds it to `total_owed`.
+    @notice Reverts when native value comes with an ERC-20 deposit, when
+            nothing arrives and when more than 2**128 - 1 arrives.
+    @param token The ERC-20, or the zero address for the native coin.
+    @param payer Whose tokens `transferFrom` takes.
+    @param amount The ERC-20 amount; ignored for the native coin.
+    @param native_value The `msg.value` sent with the call.
+    @return uint256 The amount received.
     """
     received: uint256 = 0
     if token == NATIVE:
@@ -731,6 +870,14 @@ def _pull(token: address, payer: address, amount: uint256, native_value: uint256
 
 @internal
 def _push(token: address, receiver: address, amount: uint256):
+    """
+    @dev Sends `amount` of an asset to `receiver`; nothing when zero.
+    @notice The native coin goes through `raw_call` with all gas, so
+            contract wallets can receive it.
+    @param token The ERC-20, or the zero address for the native coin.
+    @param receiver Who receives it.
+    @param amount How much.
+    """
     if amount == 0:
         return
     if token == NATIVE:

@@ -14,12 +14,22 @@
         from the logs. Stake leaves only after an unbonding delay.
 """
 
+
+# @dev We import and initialise the `ownable` module, which
+# the `erc721` module uses.
 from snekmate.auth import ownable
 initializes: ownable
 
+
+# @dev We import and initialise snekmate's `erc721` module:
+# every agent is one of its tokens.
 from snekmate.tokens import erc721
 initializes: erc721[ownable := ownable]
 
+
+# @dev The ERC-721 functions this contract exposes. Permit,
+# minting and burning are not exported: agents are minted only
+# by `register`, and a signature never takes control of one.
 exports: (
     erc721.balanceOf,
     erc721.ownerOf,
@@ -39,10 +49,24 @@ exports: (
 # registration file on chains where storage is free).
 MAX_URI: constant(uint256) = 8192
 
+
 # @dev Most capabilities one agent may declare.
 MAX_CAPABILITIES: constant(uint256) = 16
 
 
+# @dev Only the interfaces this contract really exports: snekmate's own list
+# also names ERC-721 Enumerable and ERC-4494 permit, which are not exported
+# here (permit would let a signature take control of an agent).
+_INTERFACES: constant(bytes4[3]) = [
+    0x01FFC9A7,  # ERC-165
+    0x80AC58CD,  # ERC-721
+    0x5B5E139F,  # ERC-721 Metadata
+]
+
+
+# @dev An agent's record. `token` is the asset of its price (the zero
+# address for the native coin); `unbonding` is the part of `stake` that
+# can be withdrawn from `unbonding_until` on.
 struct Agent:
     payout: address
     token: address
@@ -53,6 +77,28 @@ struct Agent:
     active: bool
 
 
+# @dev Seconds between `request_unstake` and the earliest `withdraw_stake`;
+# longer than any dispute window.
+UNBONDING_DELAY: public(immutable(uint256))
+
+
+# @dev Returns an agent's record by id (all zero for an unknown id).
+agents: public(HashMap[uint256, Agent])
+
+
+# @dev Returns how many agents were ever registered; ids run from 1.
+agent_count: public(uint256)
+
+
+# @dev Each agent's registration file URI (read with `tokenURI`).
+_uris: HashMap[uint256, String[MAX_URI]]
+
+
+# @dev Each agent's capability hashes (read with `capabilities`).
+_capabilities: HashMap[uint256, DynArray[bytes32, MAX_CAPABILITIES]]
+
+
+# @dev Emitted when `register` creates an agent.
 event AgentRegistered:
     agent_id: indexed(uint256)
     owner: indexed(address)
@@ -62,6 +108,7 @@ event AgentRegistered:
     agent_uri: String[MAX_URI]
 
 
+# @dev Emitted when `update` replaces an agent's URI, payout or price.
 event AgentUpdated:
     agent_id: indexed(uint256)
     payout: address
@@ -70,21 +117,27 @@ event AgentUpdated:
     agent_uri: String[MAX_URI]
 
 
+# @dev Emitted once per capability an agent declares; the hash is a
+# topic, so clients can search the logs by capability.
 event CapabilityAdded:
     agent_id: indexed(uint256)
     capability: indexed(bytes32)
 
 
+# @dev Emitted once per capability an `update` drops or replaces.
 event CapabilityRemoved:
     agent_id: indexed(uint256)
     capability: indexed(bytes32)
 
 
+# @dev Emitted when an agent is deactivated or reactivated.
 event AgentActivated:
     agent_id: indexed(uint256)
     active: bool
 
 
+# @dev Emitted whenever an agent's stake, the part unbonding or the
+# end of its unbonding changes.
 event StakeChanged:
     agent_id: indexed(uint256)
     stake: uint256
@@ -92,21 +145,15 @@ event StakeChanged:
     unbonding_until: uint256
 
 
-# @dev Seconds between `request_unstake` and the earliest `withdraw_stake`;
-# longer than any dispute window.
-UNBONDING_DELAY: public(immutable(uint256))
-
-agents: public(HashMap[uint256, Agent])
-agent_count: public(uint256)
-_uris: HashMap[uint256, String[MAX_URI]]
-_capabilities: HashMap[uint256, DynArray[bytes32, MAX_CAPABILITIES]]
-
-
 @deploy
 def __init__(unbonding_delay: uint256):
     """
-    @dev Sets the unbonding delay and the ERC-721 metadata.
+    @dev Sets the unbonding delay and the ERC-721 metadata
+         ("motet agents", "AGENT"; EIP-712 domain "motet-registry", "1").
+    @notice The deployer becomes the `ownable` owner, which grants no
+            power over agents.
     @param unbonding_delay Seconds stake stays bonded after a request.
+           Must be positive.
     """
     assert unbonding_delay > 0, "registry: unbonding delay is zero"
     UNBONDING_DELAY = unbonding_delay
@@ -127,6 +174,8 @@ def register(
     """
     @dev Registers a new agent owned by `msg.sender`; `msg.value` is its
          first stake.
+    @notice The URI must be non-empty, the payout non-zero, and the
+            capabilities at least one, each non-zero and distinct.
     @param agent_uri Where its registration file is (data: or https).
     @param payout The address its payment channels pay.
     @param token The asset of its price (zero address: native coin).
@@ -169,7 +218,16 @@ def update(
 ):
     """
     @dev Replaces an agent's URI, payout, price and capabilities.
-         Only the agent's owner (or an approved operator) can.
+    @notice Only the agent's owner (or an approved operator) can. The
+            new values are checked as in `register`; the stake and the
+            active flag are left as they are.
+    @param agent_id The agent.
+    @param agent_uri Where its registration file is (data: or https).
+    @param payout The address its payment channels pay.
+    @param token The asset of its price (zero address: native coin).
+    @param price Price per call in the asset's smallest unit.
+    @param capabilities keccak256 of each capability name; they replace
+           the old list.
     """
     self._only_owner(agent_id)
     self._check(agent_uri, payout, capabilities)
@@ -189,7 +247,11 @@ def update(
 @nonreentrant
 def set_active(agent_id: uint256, active: bool):
     """
-    @dev Deactivates (or reactivates) an agent. Only its owner can.
+    @dev Deactivates (or reactivates) an agent.
+    @notice Only its owner (or an approved operator) can, and only to
+            change the state.
+    @param agent_id The agent.
+    @param active The new state.
     """
     self._only_owner(agent_id)
     assert self.agents[agent_id].active != active, "registry: agent already in that state"
@@ -202,7 +264,10 @@ def set_active(agent_id: uint256, active: bool):
 @nonreentrant
 def stake(agent_id: uint256):
     """
-    @dev Adds `msg.value` to an agent's stake. Only its owner can.
+    @dev Adds `msg.value` to an agent's stake.
+    @notice Only its owner (or an approved operator) can; the value must
+            be positive.
+    @param agent_id The agent.
     """
     self._only_owner(agent_id)
     assert msg.value > 0, "registry: stake is zero"
@@ -219,8 +284,12 @@ def stake(agent_id: uint256):
 def request_unstake(agent_id: uint256, amount: uint256):
     """
     @dev Starts unbonding `amount` of the stake; it can be withdrawn
-         `UNBONDING_DELAY` seconds later. A new request adds to what is
-         unbonding and restarts the delay.
+         `UNBONDING_DELAY` seconds later.
+    @notice A new request adds to what is unbonding and restarts the
+            delay. Only the owner (or an approved operator) can.
+    @param agent_id The agent.
+    @param amount How much more to unbond; at most the stake not yet
+           unbonding.
     """
     self._only_owner(agent_id)
     agent: Agent = self.agents[agent_id]
@@ -239,8 +308,9 @@ def request_unstake(agent_id: uint256, amount: uint256):
 def withdraw_stake(agent_id: uint256) -> uint256:
     """
     @dev Sends the unbonded stake to the agent's owner once the delay is over.
-         The owner is paid even when an approved operator calls, so that an
-         approval to manage the agent is never a claim on its stake.
+    @notice The owner is paid even when an approved operator calls, so that
+            an approval to manage the agent is never a claim on its stake.
+    @param agent_id The agent.
     @return uint256 The amount withdrawn.
     """
     self._only_owner(agent_id)
@@ -258,21 +328,13 @@ def withdraw_stake(agent_id: uint256) -> uint256:
     return amount
 
 
-# @dev Only the interfaces this contract really exports: snekmate's own list
-# also names ERC-721 Enumerable and ERC-4494 permit, which are not exported
-# here (permit would let a signature take control of an agent).
-_INTERFACES: constant(bytes4[3]) = [
-    0x01FFC9A7,  # ERC-165
-    0x80AC58CD,  # ERC-721
-    0x5B5E139F,  # ERC-721 Metadata
-]
-
-
 @external
 @view
 def supportsInterface(interface_id: bytes4) -> bool:
     """
     @dev ERC-165: whether this contract implements `interface_id`.
+    @param interface_id The 4-byte interface identifier.
+    @return bool True for ERC-165, ERC-721 and ERC-721 Metadata.
     """
     return interface_id in _INTERFACES
 
@@ -282,6 +344,9 @@ def supportsInterface(interface_id: bytes4) -> bool:
 def tokenURI(agent_id: uint256) -> String[MAX_URI]:
     """
     @dev The agent's registration file URI (ERC-8004 `agentURI`).
+    @notice Reverts for an id that was never minted.
+    @param agent_id The agent.
+    @return String The URI.
     """
     erc721._require_minted(agent_id)
     return self._uris[agent_id]
@@ -292,12 +357,20 @@ def tokenURI(agent_id: uint256) -> String[MAX_URI]:
 def capabilities(agent_id: uint256) -> DynArray[bytes32, MAX_CAPABILITIES]:
     """
     @dev The capability hashes an agent declares.
+    @param agent_id The agent.
+    @return DynArray The keccak256 hashes of its capability names
+            (empty for an unknown id).
     """
     return self._capabilities[agent_id]
 
 
 @internal
 def _only_owner(agent_id: uint256):
+    """
+    @dev Reverts unless the agent exists and `msg.sender` is its owner
+         or an approved operator.
+    @param agent_id The agent.
+    """
     assert self.agents[agent_id].payout != empty(address), "registry: unknown agent"
     assert erc721._is_approved_or_owner(msg.sender, agent_id), "registry: caller is not the agent owner"
 
@@ -305,6 +378,13 @@ def _only_owner(agent_id: uint256):
 @internal
 @pure
 def _check(agent_uri: String[MAX_URI], payout: address, capabilities: DynArray[bytes32, MAX_CAPABILITIES]):
+    """
+    @dev Reverts unless the URI is non-empty, the payout non-zero and
+         the capabilities at least one, each non-zero and distinct.
+    @param agent_uri The registration file URI.
+    @param payout The payout address.
+    @param capabilities The capability hashes.
+    """
     assert len(agent_uri) > 0, "registry: agent URI is empty"
     assert payout != empty(address), "registry: payout is the zero address"
     assert len(capabilities) > 0, "registry: no capabilities"
@@ -316,6 +396,11 @@ def _check(agent_uri: String[MAX_URI], payout: address, capabilities: DynArray[b
 
 @internal
 def _set_capabilities(agent_id: uint256, capabilities: DynArray[bytes32, MAX_CAPABILITIES]):
+    """
+    @dev Stores an agent's capabilities and logs `CapabilityAdded` for each.
+    @param agent_id The agent.
+    @param capabilities The capability hashes (already checked).
+    """
     self._capabilities[agent_id] = capabilities
     for capability: bytes32 in capabilities:
         log CapabilityAdded(agent_id=agent_id, capability=capability)

@@ -14,6 +14,7 @@
 MAX_CHANNELS: constant(uint256) = 64
 
 
+# @dev A channel as `PaymentChannels.channels(id)` returns it.
 struct Channel:
     payer: address
     payee: address
@@ -24,12 +25,14 @@ struct Channel:
     settled: bool
 
 
+# @dev The views of PaymentChannels this lens reads.
 interface IChannels:
     def channels(channel_id: uint256) -> Channel: view
     def channel_count() -> uint256: view
     def total_owed(token: address) -> uint256: view
 
 
+# @dev The ERC-20 balance view.
 interface IBalance:
     def balanceOf(owner: address) -> uint256: view
 
@@ -45,6 +48,11 @@ def read(
          and its `token` balance.
     @param channels The PaymentChannels contract.
     @param token The ERC-20 to account for.
+    @return DynArray The channels, in id order.
+    @return uint256 `total_owed` of the native coin.
+    @return uint256 `total_owed` of `token`.
+    @return uint256 The native balance of `channels`.
+    @return uint256 The `token` balance of `channels`.
     """
     count: uint256 = staticcall IChannels(channels).channel_count()
     assert count <= MAX_CHANNELS, "lens: too many channels"

@@ -8,12 +8,14 @@
         Otherwise it is snekmate's `erc20`.
 """
 
+# @dev We import and initialise snekmate's `ownable` and `erc20` modules.
 from snekmate.auth import ownable
 from snekmate.tokens import erc20
 
 initializes: ownable
 initializes: erc20[ownable := ownable]
 
+# @dev The ERC-20 functions kept as they are; the transfers are below.
 exports: (
     erc20.balanceOf,
     erc20.allowance,
@@ -39,6 +41,7 @@ def __init__():
 def set_failing(failing: bool):
     """
     @dev Turns the silent failure on or off (anyone may, it is a test).
+    @param failing Whether transfers fail from now on.
     """
     self.failing = failing
 
@@ -47,6 +50,9 @@ def set_failing(failing: bool):
 def transfer(to: address, amount: uint256) -> bool:
     """
     @dev Moves `amount` to `to`, or returns False while `failing`.
+    @param to The receiver.
+    @param amount The amount.
+    @return bool False while `failing`, otherwise True.
     """
     if self.failing:
         return False
@@ -59,6 +65,10 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     """
     @dev Moves `amount` from `owner` to `to`, or returns False while
          `failing`.
+    @param owner The sender, whose allowance to the caller is spent.
+    @param to The receiver.
+    @param amount The amount.
+    @return bool False while `failing`, otherwise True.
     """
     if self.failing:
         return False

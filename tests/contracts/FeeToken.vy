@@ -8,12 +8,14 @@
         Otherwise it is snekmate's `erc20`.
 """
 
+# @dev We import and initialise snekmate's `ownable` and `erc20` modules.
 from snekmate.auth import ownable
 from snekmate.tokens import erc20
 
 initializes: ownable
 initializes: erc20[ownable := ownable]
 
+# @dev The ERC-20 functions kept as they are; the transfers are below.
 exports: (
     erc20.balanceOf,
     erc20.allowance,
@@ -39,6 +41,9 @@ def __init__():
 def transfer(to: address, amount: uint256) -> bool:
     """
     @dev Sends `amount` minus the fee to `to` and burns the fee.
+    @param to The receiver.
+    @param amount The amount sent, fee included.
+    @return bool Always True (it reverts on failure).
     """
     self._move(msg.sender, to, amount)
     return True
@@ -49,6 +54,10 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     """
     @dev Sends `amount` minus the fee from `owner` to `to` within the
          caller's allowance, and burns the fee.
+    @param owner The sender.
+    @param to The receiver.
+    @param amount The amount sent, fee included.
+    @return bool Always True (it reverts on failure).
     """
     erc20._spend_allowance(owner, msg.sender, amount)
     self._move(owner, to, amount)
@@ -57,6 +66,12 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
 
 @internal
 def _move(owner: address, to: address, amount: uint256):
+    """
+    @dev Burns the fee from `owner` and moves the rest to `to`.
+    @param owner The sender.
+    @param to The receiver.
+    @param amount The amount sent, fee included.
+    """
     fee: uint256 = amount * FEE_BPS // 10_000
     erc20._burn(owner, fee)
     erc20._transfer(owner, to, amount - fee)

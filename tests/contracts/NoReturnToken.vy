@@ -8,12 +8,14 @@
         allowances come from snekmate's `erc20` module.
 """
 
+# @dev We import and initialise snekmate's `ownable` and `erc20` modules.
 from snekmate.auth import ownable
 from snekmate.tokens import erc20
 
 initializes: ownable
 initializes: erc20[ownable := ownable]
 
+# @dev The ERC-20 functions kept as they are; the others are below.
 exports: (
     erc20.balanceOf,
     erc20.allowance,
@@ -35,6 +37,8 @@ def __init__():
 def transfer(to: address, amount: uint256):
     """
     @dev Moves `amount` from the caller to `to`; returns nothing.
+    @param to The receiver.
+    @param amount The amount.
     """
     erc20._transfer(msg.sender, to, amount)
 
@@ -44,6 +48,9 @@ def transferFrom(owner: address, to: address, amount: uint256):
     """
     @dev Moves `amount` from `owner` to `to` within the caller's
          allowance; returns nothing.
+    @param owner The sender.
+    @param to The receiver.
+    @param amount The amount.
     """
     erc20._spend_allowance(owner, msg.sender, amount)
     erc20._transfer(owner, to, amount)
@@ -53,5 +60,7 @@ def transferFrom(owner: address, to: address, amount: uint256):
 def approve(spender: address, amount: uint256):
     """
     @dev Sets the allowance of `spender`; returns nothing.
+    @param spender Who may spend.
+    @param amount How much.
     """
     erc20._approve(msg.sender, spender, amount)

@@ -10,12 +10,14 @@
         succeeded, then moves the tokens as snekmate's `erc20` does.
 """
 
+# @dev We import and initialise snekmate's `ownable` and `erc20` modules.
 from snekmate.auth import ownable
 from snekmate.tokens import erc20
 
 initializes: ownable
 initializes: erc20[ownable := ownable]
 
+# @dev The ERC-20 functions kept as they are; the transfers are below.
 exports: (
     erc20.balanceOf,
     erc20.allowance,
@@ -47,6 +49,8 @@ def __init__():
 def arm(target: address, payload: Bytes[1024]):
     """
     @dev The next transfer calls `target` with `payload` once.
+    @param target The contract to call back.
+    @param payload The calldata to send it.
     """
     self.target = target
     self.payload = payload
@@ -57,6 +61,9 @@ def arm(target: address, payload: Bytes[1024]):
 def transfer(to: address, amount: uint256) -> bool:
     """
     @dev Calls back if armed, then moves `amount` to `to`.
+    @param to The receiver.
+    @param amount The amount.
+    @return bool Always True (it reverts on failure).
     """
     self._call_back()
     erc20._transfer(msg.sender, to, amount)
@@ -67,6 +74,10 @@ def transfer(to: address, amount: uint256) -> bool:
 def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     """
     @dev Calls back if armed, then moves `amount` from `owner` to `to`.
+    @param owner The sender, whose allowance to the caller is spent.
+    @param to The receiver.
+    @param amount The amount.
+    @return bool Always True (it reverts on failure).
     """
     self._call_back()
     erc20._spend_allowance(owner, msg.sender, amount)
@@ -76,6 +87,10 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
 
 @internal
 def _call_back():
+    """
+    @dev Once per arming: sends `payload` to `target` without reverting
+         on its failure, counts the attempt and records a success.
+    """
     if not self.armed:
         return
     self.armed = False

@@ -8,12 +8,14 @@
         `mint(owner, amount)` from the default account.
 """
 
+# @dev We import and initialise snekmate's `ownable` and `erc20` modules.
 from snekmate.auth import ownable
 from snekmate.tokens import erc20
 
 initializes: ownable
 initializes: erc20[ownable := ownable]
 
+# @dev Every external function of snekmate's `erc20`, unchanged.
 exports: erc20.__interface__
 
 
