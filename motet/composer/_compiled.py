@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
+from typing import Annotated, Any, Protocol, TypedDict, cast
 
 import networkx as nx
 from langchain_core.runnables import RunnableConfig
@@ -24,14 +24,20 @@ from pydantic import BaseModel, JsonValue
 from motet.composer import _events as events
 from motet.composer import _render as render
 from motet.composer._budget import Budget
+from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer
 from motet.composer._payer import Payer
 from motet.errors import BudgetExceeded, InvalidComposeArgument, MotetError, NodeFailed
 
-if TYPE_CHECKING:
-    from motet.composer._workflow import Route, Workflow
-
 __all__ = ["CompiledWorkflow"]
+
+
+class WorkflowSource(Protocol):
+    """What a compiled workflow reads of the `Workflow` it was compiled from (which imports this module)."""
+
+    name: str
+    nodes: dict[str, Node]
+    routes: dict[str, Route]
 
 
 def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +66,8 @@ class _State(TypedDict):
 class CompiledWorkflow:
     """An immutable, runnable workflow: agents chosen, edges checked, worst case within budget."""
 
-    workflow: Workflow
+    workflow: WorkflowSource
+    """The `Workflow` it was compiled from."""
     graph: nx.DiGraph[str]
     order: list[str]
     candidates: Mapping[str, tuple[Offer, ...]]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -30,6 +29,7 @@ from pydantic import BaseModel
 from motet.agents import fetch_card
 from motet.composer._budget import Budget
 from motet.composer._compiled import CompiledWorkflow
+from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer, registry_offers
 from motet.composer._payer import Payer
 from motet.composer._planner import Plan, plan
@@ -42,33 +42,6 @@ __all__ = ["Node", "Policy", "Route", "Workflow"]
 
 Policy = Literal["cheapest", "most_staked"]
 """How `compile()` orders each node's offers: by price, or by the agent's bonded stake."""
-
-
-@dataclass(frozen=True)
-class Node:
-    """One step: a capability, optionally pinned to an agent or capped in price, and where its input comes from."""
-
-    id: str
-    capability: str
-    after: tuple[str, ...] = ()
-    agent: int | None = None
-    max_price: int | None = None
-    inputs: Mapping[str, str] = field(default_factory=dict)
-    """Input field → `"node.field"` or `"input.field"`, for fields not fed by a same-named field."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """After `source`, run only the target chosen by the value of its output field `on`."""
-
-    source: str
-    on: str
-    cases: Mapping[str, str]
-    default: str | None = None
-
-    @property
-    def targets(self) -> set[str]:
-        return set(self.cases.values()) | ({self.default} if self.default else set())
 
 
 class Workflow:
