@@ -1,6 +1,7 @@
 """Every error motet raises, in one tree.
 
     MotetError
+    ├── InvalidAmount                   (also ValueError)      an amount a person typed that is not one
     ├── ChainError
     │   ├── ChainConnectionError        (also ConnectionError) no node at the URL, or none given
     │   ├── AccountError                (also ValueError)      missing or malformed key
@@ -18,6 +19,7 @@
     │   ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
     │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
     │   ├── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
+    │   ├── InvalidDelegation           (also ValueError)      a delegation or task order that is malformed
     │   ├── InvalidReceipt              (also ValueError)      a receipt not signed by the agent, or altered
     │   ├── PaymentRequired                                    an agent answered 402: `.requirements` says why
     │   └── BudgetExceeded                                     a call or a graph would spend past the budget
@@ -25,14 +27,20 @@
     │   ├── InvalidAgentCard            (also ValueError)      a card or capability breaks the schema or a limit
     │   ├── UnknownCapability           (also LookupError)     the agent has no capability of that name
     │   ├── InvalidAgentInput           (also ValueError)      input that fails the capability's schema
+    │   ├── InvalidAgentDefinition      (also ValueError)      an agent or capability defined with a bad name,
+    │   │                                                      price, template or annotation
     │   └── AgentCallFailed                                    the agent could not be reached or did not answer
     ├── ComposeError
     │   ├── GraphError                  (also ValueError)      a graph that cannot run: names the node or edge
     │   ├── NoPlan                      (also LookupError)     no type-compatible path reaches the goal
+    │   ├── InvalidComposeArgument      (also ValueError)      an argument the composer cannot use
     │   └── NodeFailed                                         every candidate agent of a node failed
+    ├── OrderRefused                                           the gateway will not take an order or delegation:
+    │                                                          `.status` is the HTTP status it answers
     └── ModelRuntimeError
         ├── ModelNotFound               (also LookupError)     no loadable GGUF at the path, or a bundled
         │                                                      model's package is not installed
+        ├── InvalidSampling             (also ValueError)      a `Sampling` field out of range, or above a cap
         ├── ContextOverflow             (also ValueError)      prompt + max_tokens exceed the context window
         ├── InvalidSchema               (also ValueError)      a schema the runtime cannot constrain output with
         ├── InvalidModelOutput          (also ValueError)      output that should be JSON did not parse or validate
@@ -51,6 +59,15 @@ from __future__ import annotations
 
 class MotetError(Exception):
     """Base class of every error motet raises."""
+
+
+class InvalidAmount(MotetError, ValueError):
+    """An amount a person typed (`--budget 150gwei`, a TUI field) that is not an amount motet can pay."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        super().__init__(f"{text!r} is not an amount: {problem}")
+        self.text = text
+        self.problem = problem
 
 
 class ChainError(MotetError):
@@ -106,7 +123,7 @@ class AgentNotFound(RegistryError, LookupError):
         known = f"ids run from 1 to {count}" if count > 0 else "no agent is registered yet"
         super().__init__(
             f"no agent with id {agent_id} in the registry ({known}): "
-            f"search with `Registry.search()` or `motet agents`"
+            f"search with `Registry.search()` or browse the agents in `motet tui`"
         )
         self.agent_id = agent_id
         self.count = count
@@ -248,6 +265,11 @@ class NoPlan(ComposeError, LookupError):
     """No type-compatible path through the registered capabilities reaches the goal."""
 
 
+class InvalidComposeArgument(ComposeError, ValueError):
+    """An argument the composer cannot use: `max_steps` under 1, a run with neither inputs nor a run id to
+    resume, an offer without the card and payout that calling and paying its agent need."""
+
+
 class NodeFailed(ComposeError):
     """Every candidate agent for a node failed; `attempts` lists `(agent, problem)` in order."""
 
@@ -256,6 +278,15 @@ class NodeFailed(ComposeError):
         super().__init__(f"node {node!r} failed with every agent ({tried})")
         self.node = node
         self.attempts = attempts
+
+
+class OrderRefused(MotetError):
+    """The task gateway will not take an order, a delegation or a request; `status` is the HTTP status it
+    answers (400 malformed, 403 not allowed or over budget, 404 unknown, 409 a replayed nonce)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AgentError(MotetError):
@@ -290,6 +321,11 @@ class InvalidAgentInput(AgentError, ValueError):
         self.problem = problem
 
 
+class InvalidAgentDefinition(AgentError, ValueError):
+    """An agent or capability defined with a bad name, a negative price, a template naming no input field,
+    handler annotations that are not pydantic models, or an unknown built-in capability."""
+
+
 class AgentCallFailed(AgentError):
     """An agent could not be reached, failed, or sent an answer that is not valid; `status` is the HTTP code
     when there was one."""
@@ -311,6 +347,17 @@ class ModelNotFound(ModelRuntimeError, LookupError):
     def __init__(self, model: str, problem: str) -> None:
         super().__init__(f"cannot load model {model!r}: {problem}")
         self.model = model
+        self.problem = problem
+
+
+class InvalidSampling(ModelRuntimeError, ValueError):
+    """A `Sampling` field no runtime can honour (`max_tokens=0`, a negative temperature), or more than this
+    runtime accepts; `field` names it."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        super().__init__(f"{field} is {value!r}: {problem}")
+        self.field = field
+        self.value = value
         self.problem = problem
 
 
