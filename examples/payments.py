@@ -1,6 +1,7 @@
-"""The README's quickstart: register an agent, find it, pay it per call, settle on chain."""
+"""The money path under the composer: register an agent, find it, pay it per call, settle on chain."""
 
-from motet import Chain, ChannelClient, Registry
+from motet import Chain, Registry
+from motet.payments import ChannelClient
 
 chain = Chain.embedded()  # an in-process EVM with funded dev accounts
 registry = Registry(chain)
