@@ -56,6 +56,7 @@ def agents(served: Counter[str]) -> list[Agent]:
     upper = Agent("upper", price=PRICE)
     length = Agent("length", price=2 * PRICE)
     join = Agent("join", price=3 * PRICE)
+    echoed = asyncio.Event()
 
     @upper.capability("shout")
     async def shout(request: Text, ctx: CallContext) -> Upper:
@@ -65,12 +66,15 @@ def agents(served: Counter[str]) -> list[Agent]:
     @length.capability("measure")
     async def measure(request: Upper, ctx: CallContext) -> Count:
         served["measure"] += 1
-        await asyncio.sleep(0.3)  # finishes after its sibling `echo`
+        # Finishes after its sibling `echo` (when a run gets that far): an ordering, not a timing.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(echoed.wait(), timeout=10)
         return Count(length=len(request.upper))
 
     @upper.capability("echo")
     async def echo(request: Upper, ctx: CallContext) -> Upper:
         served["echo"] += 1
+        echoed.set()
         return request
 
     @join.capability("join")
