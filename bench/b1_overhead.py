@@ -27,7 +27,7 @@ from motet.agents import AgentServer, CallContext, builtin_agent
 from motet.chain import Chain
 from motet.composer import Payer, Workflow
 from motet.registry import Registry
-from motet.runtimes import Completion, LlamaCppRuntime, ModelRef, Usage
+from motet.runtimes import Completion, LlamaCppRuntime, ModelRef, Sampling, Usage
 from motet.runtimes._gguf import bundled_model
 from motet.runtimes._protocol import Messages, StreamEvent, to_messages
 from motet.runtimes._schema import OutputSchema
@@ -64,19 +64,25 @@ class RawLlama:
         self.grammars: dict[str, LlamaGrammar] = {}
         self.tokens = 0
 
-    async def complete(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
-                       seed: int | None = None, stop: Any = None, schema: Any = None) -> Completion:  # fmt: skip
+    async def complete(
+        self, messages: Messages, sampling: Sampling | None = None, *, schema: Any = None
+    ) -> Completion:
+        sampling = sampling if sampling is not None else Sampling()
         output = OutputSchema.of(schema)
         assert output is not None
         key = output.grammar_key
         grammar = self.grammars.get(key) or self.grammars.setdefault(
             key, LlamaGrammar.from_json_schema(key, verbose=False)
         )
-        if seed is not None:
+        if sampling.seed is not None:
             self.llama.reset()  # type: ignore[no-untyped-call]
         chat: Any = [{"role": m.role, "content": m.content} for m in to_messages(messages)]
         response: Any = self.llama.create_chat_completion(
-            chat, max_tokens=max_tokens, temperature=temperature, seed=seed, grammar=grammar
+            chat,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            seed=sampling.seed,
+            grammar=grammar,
         )
         text = response["choices"][0]["message"]["content"]
         usage = Usage(response["usage"]["prompt_tokens"], response["usage"]["completion_tokens"])

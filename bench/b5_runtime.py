@@ -16,7 +16,7 @@ import time
 
 import llama_cpp
 
-from motet.runtimes import LlamaCppRuntime
+from motet.runtimes import LlamaCppRuntime, Sampling
 from motet.runtimes._gguf import bundled_model
 
 PROMPT = "Write a short story about a robot who learns to paint."
@@ -42,7 +42,7 @@ def bench_b5(
 
     async def timed_runtime() -> tuple[int, float]:
         started = time.perf_counter()
-        done = await runtime.complete(PROMPT, max_tokens=max_tokens, temperature=0.0)
+        done = await runtime.complete(PROMPT, Sampling(max_tokens=max_tokens, temperature=0.0))
         return done.usage.completion_tokens, time.perf_counter() - started
 
     def timed_raw() -> tuple[int, float]:

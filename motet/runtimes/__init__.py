@@ -2,16 +2,19 @@
 
 `LlamaCppRuntime` runs a GGUF model in-process with llama.cpp (the bundled SmolLM2-135M-Instruct by
 default); `OpenAIEndpointRuntime` calls any OpenAI-compatible endpoint (DePIN providers, vLLM,
-`llama_cpp.server`) through litellm with hard bounds; `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
+`llama_cpp.server`) through litellm with hard bounds. `Sampling` says how a call generates (`max_tokens`,
+`temperature`, `seed`, `stop`). `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
 
 Example:
     >>> import asyncio
     >>> runtime = LlamaCppRuntime()
-    >>> done = asyncio.run(runtime.complete("Name one colour.", max_tokens=8, seed=1))
+    >>> done = asyncio.run(runtime.complete("Name one colour.", Sampling(max_tokens=8, seed=1)))
     >>> done.finish_reason in ("stop", "length")
     True
 """
 
+from motet.runtimes._llama_cpp import LlamaCppRuntime
+from motet.runtimes._openai_endpoint import PRESETS, EndpointPreset, OpenAIEndpointRuntime
 from motet.runtimes._protocol import (
     Completion,
     FinishReason,
@@ -20,13 +23,12 @@ from motet.runtimes._protocol import (
     ModelRef,
     Role,
     Runtime,
+    Sampling,
     Schema,
     StreamEvent,
     TextDelta,
     Usage,
 )
-from motet.runtimes.llama_cpp import LlamaCppRuntime
-from motet.runtimes.openai_endpoint import PRESETS, EndpointPreset, OpenAIEndpointRuntime
 
 __all__ = [
     "PRESETS",
@@ -40,6 +42,7 @@ __all__ = [
     "OpenAIEndpointRuntime",
     "Role",
     "Runtime",
+    "Sampling",
     "Schema",
     "StreamEvent",
     "TextDelta",

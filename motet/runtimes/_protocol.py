@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol, TypeAlias, cast, get_args, runtime_ch
 
 from pydantic import BaseModel, JsonValue
 
+from motet.errors import InvalidSampling
+
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length"]
 """`stop`: the model ended its answer or hit a stop sequence; `length`: it ran into `max_tokens`."""
@@ -156,67 +158,80 @@ StreamEvent: TypeAlias = TextDelta | Completion
 """What `Runtime.stream()` yields: `TextDelta`s, then exactly one `Completion`."""
 
 
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How a runtime generates: how much, how randomly, reproducibly or not, and where to stop.
+
+    `temperature=0` is greedy decoding; a `seed` asks for a reproducible call (a runtime that can repeat
+    itself then does, whatever it ran before). `stop` ends the answer before the first of its strings (a
+    single string is one stop sequence). A field no runtime can honour raises `InvalidSampling` naming it.
+
+    Example:
+        >>> Sampling(max_tokens=64, seed=1, stop="END")
+        Sampling(max_tokens=64, temperature=0.0, seed=1, stop=('END',))
+        >>> Sampling(max_tokens=0)
+        Traceback (most recent call last):
+        ...
+        motet.errors.InvalidSampling: max_tokens is 0: pass a positive integer
+    """
+
+    max_tokens: int = 256
+    """The most tokens generated; the prompt plus this must fit the model's context window."""
+    temperature: float = 0.0
+    seed: int | None = None
+    stop: Sequence[str] = ()
+    """Stored as a tuple of non-empty strings."""
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.max_tokens) or self.max_tokens < 1:
+            raise InvalidSampling("max_tokens", self.max_tokens, "pass a positive integer")
+        if (
+            not (_is_int(self.temperature) or isinstance(self.temperature, float))
+            or not self.temperature >= 0
+        ):
+            raise InvalidSampling("temperature", self.temperature, "pass 0 (greedy) or more")
+        if self.seed is not None and not _is_int(self.seed):
+            raise InvalidSampling("seed", self.seed, "pass an integer or None")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        for item in stop:
+            if not isinstance(item, str) or not item:
+                raise InvalidSampling("stop", item, "a stop sequence is a non-empty string")
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "stop", stop)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @runtime_checkable
 class Runtime(Protocol):
     """Runs a model: one call at a time per loaded model, without blocking the event loop.
 
-    `temperature=0` is greedy decoding; a `seed` asks for a reproducible call (a runtime that can repeat
-    itself then does, whatever it ran before).
+    `sampling` says how to generate (default `Sampling()`: up to 256 tokens, greedy, unseeded).
     `schema` constrains the output to JSON matching it, and `Completion.parsed` holds the value.
-    A call whose prompt plus `max_tokens` cannot fit the context raises `ContextOverflow` before generating.
+    A call whose prompt plus `sampling.max_tokens` cannot fit the context raises `ContextOverflow` before
+    generating.
 
     Example:
         >>> from motet.runtimes.testing import ScriptedRuntime
         >>> import asyncio
         >>> runtime: Runtime = ScriptedRuntime(["Paris."])
-        >>> asyncio.run(runtime.complete("Capital of France?", max_tokens=8)).text
+        >>> asyncio.run(runtime.complete("Capital of France?", Sampling(max_tokens=8))).text
         'Paris.'
     """
 
     async def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
+        self, messages: Messages, sampling: Sampling | None = None, *, schema: Schema | None = None
     ) -> Completion:
         """Generate one answer to `messages`."""
         ...
 
     def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
+        self, messages: Messages, sampling: Sampling | None = None, *, schema: Schema | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Generate as `complete()` does, yielding `TextDelta`s and then the `Completion`.
 
         Closing the iterator early (or cancelling its consumer) stops generation.
         """
         ...
-
-
-def check_sampling(max_tokens: int, temperature: float) -> None:
-    """Reject arguments no runtime can honour, before any work is queued."""
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"max_tokens is {max_tokens!r}: pass a positive integer")
-    if temperature < 0:
-        raise ValueError(f"temperature is {temperature!r}: pass 0 (greedy) or more")
-
-
-def to_stop_list(stop: str | Sequence[str] | None) -> tuple[str, ...]:
-    """`stop` as a tuple of non-empty strings."""
-    if stop is None:
-        return ()
-    items = (stop,) if isinstance(stop, str) else tuple(stop)
-    for item in items:
-        if not isinstance(item, str) or not item:
-            raise ValueError(f"stop sequence {item!r} is not a non-empty string")
-    return items

@@ -1,10 +1,11 @@
 """Runtimes without a model, for fast tests of everything above the runtimes.
 
 `ScriptedRuntime` answers with a list of responses in order; `FunctionRuntime` asks a function. Both behave
-like a real runtime where callers can tell: tokens are words, `max_tokens` cuts the answer (finish reason
-`length`), stop sequences end it, prompts that cannot fit `n_ctx` raise `ContextOverflow` before anything
-is answered, `schema` output is parsed (and validated for pydantic models), and `stream()` yields the answer
-word by word. Every call is recorded in `calls`.
+like a real runtime where callers can tell: tokens are words, `Sampling.max_tokens` cuts the answer (finish
+reason `length`), stop sequences end it, prompts that cannot fit `n_ctx` raise `ContextOverflow` before
+anything is answered, `schema` output is parsed (and validated for pydantic models), and `stream()` yields
+the answer word by word. Every call is recorded in `calls`. `deterministic_runtime()` answers the built-in
+agents' capabilities with fixed, schema-valid output (the TUI's `MOTET_TUI_RUNTIME=function`).
 """
 
 from __future__ import annotations
@@ -14,26 +15,30 @@ import inspect
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from motet.errors import ContextOverflow
+from motet.runtimes._base import Request, RuntimeBase
 from motet.runtimes._protocol import (
     Completion,
     FinishReason,
     Message,
-    Messages,
     ModelRef,
-    Schema,
+    Sampling,
     StreamEvent,
     TextDelta,
     Usage,
-    check_sampling,
-    to_messages,
-    to_stop_list,
 )
-from motet.runtimes._schema import OutputSchema
+
+__all__ = [
+    "CallInfo",
+    "FunctionRuntime",
+    "Response",
+    "ResponseFunction",
+    "ScriptedRuntime",
+    "deterministic_runtime",
+]
 
 Response: TypeAlias = str | dict[str, Any]
 """A string is the answer's text; a dict is answered as its JSON text."""
@@ -46,16 +51,13 @@ class CallInfo:
     """What a test runtime was asked in one call.
 
     Example:
-        >>> info = CallInfo((Message("user", "Hi"),), 16, 0.0, None, (), None, 0)
-        >>> info.max_tokens
+        >>> info = CallInfo((Message("user", "Hi"),), Sampling(max_tokens=16), None, 0)
+        >>> info.sampling.max_tokens
         16
     """
 
     messages: tuple[Message, ...]
-    max_tokens: int
-    temperature: float
-    seed: int | None
-    stop: tuple[str, ...]
+    sampling: Sampling
     schema: dict[str, Any] | None
     """The JSON Schema asked for (a pydantic model arrives converted), or None."""
     index: int
@@ -64,89 +66,44 @@ class CallInfo:
 
 @dataclass(frozen=True)
 class _Answer:
-    info: CallInfo
-    schema: OutputSchema | None
     text: str
     usage: Usage
     finish: FinishReason
     latency: float
 
 
-class _TestRuntime:
+class _TestRuntime(RuntimeBase):
     def __init__(self, *, model: str, sha256: str, n_ctx: int) -> None:
         self.n_ctx = n_ctx
         self.model_ref = ModelRef("test", _RUNTIME_VERSION, model, sha256, "none")
         self.calls: list[CallInfo] = []
 
-    async def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
-    ) -> Completion:
-        """Answer one call; see `Runtime.complete`."""
-        answer = await self._answer(messages, max_tokens, temperature, seed, stop, schema)
-        return self._completion(answer)
+    async def _complete(self, request: Request) -> Completion:
+        answer = await self._answer(request)
+        return request.completion(answer.text, answer.usage, answer.finish, answer.latency, self.model_ref)
 
-    async def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Answer as `complete()` does, one word per `TextDelta`, then the `Completion`."""
-        answer = await self._answer(messages, max_tokens, temperature, seed, stop, schema)
+    async def _stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        answer = await self._answer(request)
         for piece in _words(answer.text):
             yield TextDelta(piece)
-        yield self._completion(answer)
+        yield request.completion(answer.text, answer.usage, answer.finish, answer.latency, self.model_ref)
 
     async def _respond(self, info: CallInfo) -> Response:
         raise NotImplementedError
 
-    async def _answer(
-        self,
-        messages: Messages,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None,
-        stop: str | Sequence[str] | None,
-        schema: Schema | None,
-    ) -> _Answer:
-        check_sampling(max_tokens, temperature)
-        normalised = to_messages(messages)
-        stops = to_stop_list(stop)
-        output_schema = OutputSchema.of(schema)
-        prompt_tokens = sum(len(m.content.split()) for m in normalised)
-        if prompt_tokens + max_tokens > self.n_ctx:
-            raise ContextOverflow(prompt_tokens, max_tokens, self.n_ctx)
-        info = CallInfo(
-            normalised,
-            max_tokens,
-            float(temperature),
-            seed,
-            stops,
-            output_schema.json_schema if output_schema is not None else None,
-            len(self.calls),
-        )
+    async def _answer(self, request: Request) -> _Answer:
+        sampling = request.sampling
+        prompt_tokens = sum(len(m.content.split()) for m in request.messages)
+        request.check_fits(prompt_tokens, self.n_ctx)
+        schema = request.schema.json_schema if request.schema is not None else None
+        info = CallInfo(request.messages, sampling, schema, len(self.calls))
         self.calls.append(info)
         started = time.perf_counter()
         response = await self._respond(info)
         text = response if isinstance(response, str) else json.dumps(response)
-        text, finish = _shape(text, stops, max_tokens)
+        text, finish = _shape(text, sampling.stop, sampling.max_tokens)
         usage = Usage(prompt_tokens, len(text.split()))
-        return _Answer(info, output_schema, text, usage, finish, time.perf_counter() - started)
-
-    def _completion(self, answer: _Answer) -> Completion:
-        parsed = answer.schema.parse(answer.text, answer.finish) if answer.schema is not None else None
-        return Completion(answer.text, parsed, answer.usage, answer.finish, answer.latency, self.model_ref)
+        return _Answer(text, usage, finish, time.perf_counter() - started)
 
 
 class ScriptedRuntime(_TestRuntime):
@@ -219,7 +176,7 @@ def _words(text: str) -> list[str]:
     return pieces
 
 
-def _shape(text: str, stops: tuple[str, ...], max_tokens: int) -> tuple[str, FinishReason]:
+def _shape(text: str, stops: Sequence[str], max_tokens: int) -> tuple[str, FinishReason]:
     """What a model would have written: up to `max_tokens` words, ended early by a stop sequence."""
     words = _words(text)
     kept = "".join(words[:max_tokens])
@@ -227,3 +184,36 @@ def _shape(text: str, stops: tuple[str, ...], max_tokens: int) -> tuple[str, Fin
     if cuts:
         return kept[: min(cuts)], "stop"
     return kept, "length" if len(words) > max_tokens else "stop"
+
+
+def deterministic_runtime() -> FunctionRuntime:
+    """Answers every built-in agent capability with fixed, schema-valid output, streamed word by word: for
+    tests, screenshots and `MOTET_TUI_RUNTIME=function motet tui` (a fast TUI with no model).
+
+    Example:
+        >>> import asyncio
+        >>> schema = {"type": "object", "properties": {"sentiment": {"type": "string"}}}
+        >>> asyncio.run(deterministic_runtime().complete("Lovely!", schema=schema)).parsed
+        {'sentiment': 'positive'}
+    """
+    return FunctionRuntime(_builtin_answer)
+
+
+def _builtin_answer(messages: tuple[Message, ...], info: CallInfo) -> Response:
+    """An answer that fits whichever built-in output schema `info` asks for, from the last message's words."""
+    words = [w.strip(".,;:!?\"'") for w in messages[-1].content.split()]
+    words = [w for w in words if w]
+    fields = set((info.schema or {}).get("properties", {}))
+    if "summary" in fields:
+        return {"summary": "A new public library opened downtown and visitors praised it."}
+    if "keywords" in fields:
+        return {"keywords": ["library", "reading rooms", "children", "membership", "downtown"]}
+    if "sentiment" in fields:
+        return {"sentiment": "positive"}
+    if "translation" in fields:
+        return {"translation": " ".join(words[:20])}
+    if "strengths" in fields:
+        return {"strengths": ["clear"], "weaknesses": ["short"]}
+    if "answer" in fields:
+        return {"answer": " ".join(words[:10])}
+    return " ".join(words[:20])

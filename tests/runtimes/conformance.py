@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from motet.errors import ContextOverflow
-from motet.runtimes import Completion, Message, Runtime, TextDelta
+from motet.runtimes import Completion, Message, Runtime, Sampling, TextDelta
 
 PROMPT = [Message("system", "You answer briefly."), Message("user", "Name three colours.")]
 KEYWORDS_PROMPT = [Message("user", "Give keywords for: cats chase mice in the barn at night.")]
@@ -52,7 +52,7 @@ class RuntimeConformance:
 
     async def test_complete_returns_text_usage_finish_reason_and_model_ref(self, runtime: Runtime) -> None:
         assert isinstance(runtime, Runtime)
-        done = await runtime.complete(PROMPT, max_tokens=self.max_tokens, seed=1)
+        done = await runtime.complete(PROMPT, Sampling(max_tokens=self.max_tokens, seed=1))
         assert done.text.strip()
         assert done.parsed is None
         assert done.usage.prompt_tokens > 0
@@ -66,14 +66,16 @@ class RuntimeConformance:
 
     async def test_dict_messages_are_the_same_as_message_objects(self, runtime: Runtime) -> None:
         as_dicts = [{"role": m.role, "content": m.content} for m in PROMPT]
-        first = await runtime.complete(PROMPT, max_tokens=4)
-        second = await runtime.complete(as_dicts, max_tokens=4)
+        first = await runtime.complete(PROMPT, Sampling(max_tokens=4))
+        second = await runtime.complete(as_dicts, Sampling(max_tokens=4))
         assert first.text == second.text
         assert first.usage == second.usage
 
     async def test_stream_deltas_join_up_to_the_completion_complete_gives(self, runtime: Runtime) -> None:
-        done = await runtime.complete(PROMPT, max_tokens=self.max_tokens, seed=3)
-        events = [event async for event in runtime.stream(PROMPT, max_tokens=self.max_tokens, seed=3)]
+        done = await runtime.complete(PROMPT, Sampling(max_tokens=self.max_tokens, seed=3))
+        events = [
+            event async for event in runtime.stream(PROMPT, Sampling(max_tokens=self.max_tokens, seed=3))
+        ]
         *deltas, last = events
         assert len(deltas) >= 2
         assert all(isinstance(delta, TextDelta) and delta.text for delta in deltas)
@@ -95,20 +97,22 @@ class RuntimeConformance:
 
     async def test_seeded_calls_repeat_exactly_whatever_ran_in_between(self, runtime: Runtime) -> None:
         for temperature in (0.0, 0.9) if self.seeded_sampling_repeats else (0.0,):
-            first = await runtime.complete(PROMPT, max_tokens=12, temperature=temperature, seed=7)
-            await runtime.complete(KEYWORDS_PROMPT, max_tokens=2)
-            again = await runtime.complete(PROMPT, max_tokens=12, temperature=temperature, seed=7)
+            first = await runtime.complete(PROMPT, Sampling(max_tokens=12, temperature=temperature, seed=7))
+            await runtime.complete(KEYWORDS_PROMPT, Sampling(max_tokens=2))
+            again = await runtime.complete(PROMPT, Sampling(max_tokens=12, temperature=temperature, seed=7))
             assert again.text == first.text
 
     async def test_json_schema_output_parses_and_validates(self, runtime: Runtime) -> None:
         done = await runtime.complete(
-            KEYWORDS_PROMPT, max_tokens=self.schema_max_tokens, schema=KEYWORDS_SCHEMA
+            KEYWORDS_PROMPT, Sampling(max_tokens=self.schema_max_tokens), schema=KEYWORDS_SCHEMA
         )
         check_keywords(done.parsed)
         assert json.loads(done.text) == done.parsed
 
     async def test_pydantic_schema_output_parses_and_validates(self, runtime: Runtime) -> None:
-        done = await runtime.complete(KEYWORDS_PROMPT, max_tokens=self.schema_max_tokens, schema=Keywords)
+        done = await runtime.complete(
+            KEYWORDS_PROMPT, Sampling(max_tokens=self.schema_max_tokens), schema=Keywords
+        )
         check_keywords(done.parsed)
         assert isinstance(done.parsed, dict)
         assert Keywords.model_validate(done.parsed).keywords == done.parsed["keywords"]
@@ -119,13 +123,13 @@ class RuntimeConformance:
     ) -> None:
         before = model_calls()
         with pytest.raises(ContextOverflow) as caught:
-            await runtime.complete("word " * words, max_tokens=max_tokens)
+            await runtime.complete("word " * words, Sampling(max_tokens=max_tokens))
         error = caught.value
         assert error.max_tokens == max_tokens
         assert error.prompt_tokens + error.max_tokens > error.n_ctx
         assert f"prompt of {error.prompt_tokens} tokens" in str(error)
         assert f"context window of {error.n_ctx} tokens" in str(error)
         with pytest.raises(ContextOverflow):
-            async for _ in runtime.stream("word " * words, max_tokens=max_tokens):
+            async for _ in runtime.stream("word " * words, Sampling(max_tokens=max_tokens)):
                 pass
         assert model_calls() == before

@@ -102,11 +102,13 @@ class HostileServer:
 
     `stall-headers`, `stall-stream`, `endless`, `repeat`, `huge` (50 MB), `huge-chunked` (50 MB without a
     length), `invalid-json`, `wrong-shape`, `wrong-schema`, `http-500`, `ignores-max-tokens`, `good`.
-    It counts how many requests it answered and how many bytes it managed to send.
+    It counts how many requests it answered and how many bytes it managed to send; `arrived` is set when a
+    request has been read.
     """
 
     def __init__(self) -> None:
         self.requests = 0
+        self.arrived = asyncio.Event()
         self.bytes_sent = 0
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -142,6 +144,7 @@ class HostileServer:
                     length = int(value)
             request = json.loads(await reader.readexactly(length))
             self.requests += 1
+            self.arrived.set()
             await self._misbehave(request["model"], bool(request.get("stream")), writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -1,4 +1,5 @@
-"""The examples in the runtimes' docstrings run (the llama.cpp ones are covered by test_llama_cpp)."""
+"""The examples in the runtimes' docstrings run (the llama.cpp ones, which load a model, are covered by
+test_llama_cpp)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from types import ModuleType
 
 import pytest
 
-from motet.runtimes import _gguf, _protocol, _schema, testing
+from motet.runtimes import _base, _gguf, _openai_endpoint, _protocol, _schema, testing
 
 
-@pytest.mark.parametrize("module", [_protocol, _schema, _gguf, testing], ids=lambda module: module.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [_protocol, _base, _schema, _gguf, _openai_endpoint, testing],
+    ids=lambda module: module.__name__,
+)
 def test_docstring_examples_run(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0

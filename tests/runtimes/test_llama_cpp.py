@@ -20,7 +20,7 @@ import pytest
 from conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, RuntimeConformance
 
 from motet.errors import InvalidModelOutput, InvalidSchema, ModelNotFound, ModelRuntimeError
-from motet.runtimes import LlamaCppRuntime, TextDelta
+from motet.runtimes import LlamaCppRuntime, Sampling, TextDelta
 from motet.runtimes._schema import OutputSchema
 
 LONG_PROMPT = "Write a long story about a robot who learns to paint."
@@ -58,7 +58,7 @@ def generations(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def spy(self: llama_cpp.Llama, *args: Any, **kwargs: Any) -> Any:
         record: dict[str, Any] = {"thread": threading.current_thread().name, "start": time.perf_counter()}
         calls.append(record)
-        result = original(self, *args, **kwargs)
+        result: Any = original(self, *args, **kwargs)
         if not kwargs.get("stream"):
             record["end"] = time.perf_counter()
             return result
@@ -131,7 +131,7 @@ async def test_event_loop_keeps_running_during_generation(llama_runtime: LlamaCp
 
     task = asyncio.create_task(ticker())
     started = time.perf_counter()
-    done = await llama_runtime.complete(PROMPT, max_tokens=24)
+    done = await llama_runtime.complete(PROMPT, Sampling(max_tokens=24))
     elapsed = time.perf_counter() - started
     task.cancel()
     assert done.usage.completion_tokens > 0
@@ -144,8 +144,8 @@ async def test_concurrent_calls_run_one_at_a_time_on_the_worker_thread(
     llama_runtime: LlamaCppRuntime, generations: list[dict[str, Any]]
 ) -> None:
     first, second = await asyncio.gather(
-        llama_runtime.complete("Name a fruit.", max_tokens=6),
-        llama_runtime.complete("Name a city.", max_tokens=6),
+        llama_runtime.complete("Name a fruit.", Sampling(max_tokens=6)),
+        llama_runtime.complete("Name a city.", Sampling(max_tokens=6)),
     )
     assert first.text and second.text
     assert len(generations) == 2
@@ -163,7 +163,7 @@ async def test_leaving_a_stream_stops_its_generation(
     three = asyncio.Event()
 
     async def consume() -> None:
-        async with aclosing(llama_runtime.stream(LONG_PROMPT, max_tokens=400)) as events:
+        async with aclosing(llama_runtime.stream(LONG_PROMPT, Sampling(max_tokens=400))) as events:
             async for event in events:
                 assert isinstance(event, TextDelta)
                 deltas.append(event.text)
@@ -181,14 +181,14 @@ async def test_leaving_a_stream_stops_its_generation(
     else:
         await task
     # Calls run in order, so once this one is done the stream's generation has ended.
-    after = await llama_runtime.complete("Hi", max_tokens=2)
+    after = await llama_runtime.complete("Hi", Sampling(max_tokens=2))
     assert after.usage.completion_tokens <= 2
     assert generations[0]["pulled"] < 20  # far from the 400 tokens it was allowed
 
 
 async def test_schema_output_cut_off_by_max_tokens_is_invalid(llama_runtime: LlamaCppRuntime) -> None:
     with pytest.raises(InvalidModelOutput, match="cut off at max_tokens") as caught:
-        await llama_runtime.complete(KEYWORDS_PROMPT, max_tokens=3, schema=KEYWORDS_SCHEMA)
+        await llama_runtime.complete(KEYWORDS_PROMPT, Sampling(max_tokens=3), schema=KEYWORDS_SCHEMA)
     assert caught.value.text.startswith("{")
 
 
@@ -197,10 +197,10 @@ async def test_schema_llama_cpp_cannot_follow_is_invalid(
 ) -> None:
     # A valid JSON Schema that llama.cpp's converter does not support.
     with pytest.raises(InvalidSchema, match="cannot make a grammar"):
-        await llama_runtime.complete("?", max_tokens=4, schema={"not": {"type": "string"}})
+        await llama_runtime.complete("?", Sampling(max_tokens=4), schema={"not": {"type": "string"}})
     # Not a JSON Schema at all: refused before anything is queued.
     with pytest.raises(InvalidSchema, match="not a valid JSON Schema at type"):
-        await llama_runtime.complete("?", max_tokens=4, schema={"type": "nonsense"})
+        await llama_runtime.complete("?", Sampling(max_tokens=4), schema={"type": "nonsense"})
     assert generations == []
 
 
@@ -214,7 +214,7 @@ async def test_missing_and_broken_models_raise_model_not_found(tmp_path: Path) -
     broken.write_bytes(b"not a gguf file" * 100)
     async with LlamaCppRuntime(broken) as runtime:
         with pytest.raises(ModelNotFound, match=r"llama\.cpp rejected it"):
-            await runtime.complete("?", max_tokens=1)
+            await runtime.complete("?", Sampling(max_tokens=1))
 
 
 @pytest.mark.skipif(GEMMA3_INSTALLED, reason="gemma3's package is installed")
@@ -227,7 +227,7 @@ async def test_a_closed_runtime_refuses_calls() -> None:
     runtime = LlamaCppRuntime(n_ctx=256)
     await runtime.aclose()
     with pytest.raises(ModelRuntimeError, match="is closed"):
-        await runtime.complete("?", max_tokens=1)
+        await runtime.complete("?", Sampling(max_tokens=1))
 
 
 async def test_large_length_bounds_are_validated_not_unrolled_into_the_grammar(
@@ -242,7 +242,7 @@ async def test_large_length_bounds_are_validated_not_unrolled_into_the_grammar(
         },
         "required": ["maxLength"],
     }
-    done = await llama_runtime.complete("Say hi in JSON.", max_tokens=48, schema=schema)
+    done = await llama_runtime.complete("Say hi in JSON.", Sampling(max_tokens=48), schema=schema)
     assert isinstance(done.parsed, dict) and isinstance(done.parsed["maxLength"], str)
     with pytest.raises(InvalidModelOutput, match="too long"):
         OutputSchema.of({"type": "string", "maxLength": 600}).parse(json.dumps("x" * 601), "stop")  # type: ignore[union-attr]

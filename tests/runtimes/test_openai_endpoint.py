@@ -25,8 +25,9 @@ from motet.errors import (
     EndpointTimeout,
     EndpointUnreachable,
     InvalidModelOutput,
+    InvalidSampling,
 )
-from motet.runtimes import PRESETS, Completion, OpenAIEndpointRuntime, TextDelta
+from motet.runtimes import PRESETS, Completion, OpenAIEndpointRuntime, Sampling, Schema, TextDelta
 from motet.runtimes._gguf import file_sha256
 
 IDLE = 0.5
@@ -69,12 +70,14 @@ class TestEndpointConformance(RuntimeConformance):
 
 
 async def test_model_ref_names_the_endpoint_and_what_it_serves(server: LlamaServer) -> None:
-    done = await endpoint_runtime(server).complete(PROMPT, max_tokens=2)
+    done = await endpoint_runtime(server).complete(PROMPT, Sampling(max_tokens=2))
     ref = done.model_ref
     assert (ref.runtime, ref.model, ref.endpoint) == ("openai-endpoint", "smollm2", server.base_url)
     assert ref.sha256 == file_sha256(smollm2_path())
     assert "at http://127.0.0.1" in str(ref)
-    unknown = await OpenAIEndpointRuntime("smollm2", base_url=server.base_url).complete(PROMPT, max_tokens=2)
+    unknown = await OpenAIEndpointRuntime("smollm2", base_url=server.base_url).complete(
+        PROMPT, Sampling(max_tokens=2)
+    )
     assert (unknown.model_ref.sha256, unknown.model_ref.quantization) == ("unknown", "unknown")
 
 
@@ -84,7 +87,7 @@ async def test_overflow_the_server_reports_becomes_context_overflow_with_its_cou
     before = server.generations()
     runtime = endpoint_runtime(server)  # no n_ctx: the server is the one to notice
     with pytest.raises(ContextOverflow) as caught:
-        await runtime.complete("word " * 3000, max_tokens=16)
+        await runtime.complete("word " * 3000, Sampling(max_tokens=16))
     assert caught.value.n_ctx == 2048
     assert caught.value.prompt_tokens > 2048
     assert caught.value.max_tokens == 16
@@ -93,11 +96,13 @@ async def test_overflow_the_server_reports_becomes_context_overflow_with_its_cou
 
 async def test_the_stream_is_bounded_by_max_tokens_and_stops_when_left(server: LlamaServer) -> None:
     runtime = endpoint_runtime(server)
-    async with aclosing(runtime.stream("Write a long story about a robot.", max_tokens=200)) as events:
+    async with aclosing(
+        runtime.stream("Write a long story about a robot.", Sampling(max_tokens=200))
+    ) as events:
         async for event in events:
             assert isinstance(event, TextDelta)
             break
-    done = await runtime.complete("Hi", max_tokens=2)  # the server is free again
+    done = await runtime.complete("Hi", Sampling(max_tokens=2))  # the server is free again
     assert done.usage.completion_tokens <= 2
 
 
@@ -107,7 +112,7 @@ async def test_pydantic_schema_through_json_schema_format_is_refused_by_llama_cp
     """llama-cpp-python's server rejects OpenAI's `json_schema` form: a clear HTTP error, not a hang."""
     runtime = endpoint_runtime(server, schema_format="json_schema")
     with pytest.raises(EndpointHTTPError) as caught:
-        await runtime.complete(KEYWORDS_PROMPT, max_tokens=8, schema=Keywords)
+        await runtime.complete(KEYWORDS_PROMPT, Sampling(max_tokens=8), schema=Keywords)
     assert "json_object" in caught.value.detail
 
 
@@ -145,10 +150,12 @@ def test_presets_are_configuration_only(monkeypatch: pytest.MonkeyPatch) -> None
 async def test_max_tokens_above_the_runtime_cap_is_refused_before_sending() -> None:
     async with HostileServer() as hostile:
         runtime = OpenAIEndpointRuntime("good", base_url=hostile.base_url, max_output_tokens=64)
-        with pytest.raises(ValueError, match="at most max_output_tokens=64"):
-            await runtime.complete("Hi", max_tokens=65)
+        with pytest.raises(
+            InvalidSampling, match="max_tokens is 65: this runtime accepts at most max_output_tokens=64"
+        ):
+            await runtime.complete("Hi", Sampling(max_tokens=65))
         assert hostile.requests == 0
-        done = await runtime.complete("Hi", max_tokens=64)
+        done = await runtime.complete("Hi", Sampling(max_tokens=64))
         assert done.text == "Hi!"
 
 
@@ -164,13 +171,14 @@ def bounded(hostile: HostileServer, mode: str, **options: object) -> OpenAIEndpo
     return OpenAIEndpointRuntime(mode, **settings)  # type: ignore[arg-type]
 
 
-async def run_call(runtime: OpenAIEndpointRuntime, how: str, **options: object) -> Completion:
+async def run_call(
+    runtime: OpenAIEndpointRuntime, how: str, *, max_tokens: int = 16, schema: Schema | None = None
+) -> Completion:
     """One call, by `complete()` or by draining `stream()`."""
-    kwargs: dict[str, object] = {"max_tokens": 16}
-    kwargs.update(options)
+    sampling = Sampling(max_tokens=max_tokens)
     if how == "complete":
-        return await runtime.complete("Hi", **kwargs)  # type: ignore[arg-type]
-    events = [event async for event in runtime.stream("Hi", **kwargs)]  # type: ignore[arg-type]
+        return await runtime.complete("Hi", sampling, schema=schema)
+    events = [event async for event in runtime.stream("Hi", sampling, schema=schema)]
     last = events[-1]
     assert isinstance(last, Completion)
     return last
@@ -254,7 +262,8 @@ async def test_a_well_behaved_endpoint_without_stream_usage_is_flagged_estimated
 async def test_cancelling_a_call_closes_its_connection(hostile: HostileServer) -> None:
     runtime = bounded(hostile, "stall-headers", idle_timeout=30, timeout=30)
     task = asyncio.create_task(run_call(runtime, "complete"))
-    await asyncio.sleep(0.2)
+    async with asyncio.timeout(30):  # the first call imports litellm, which takes seconds on a busy machine
+        await hostile.arrived.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

