@@ -2,7 +2,7 @@ import asyncio
 
 from motet import Chain
 from motet.composer import Payer, Workflow
-from motet.market import Document, local_market
+from motet.demo import Document, local_market
 from motet.runtimes import LlamaCppRuntime
 
 

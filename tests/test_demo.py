@@ -10,6 +10,7 @@ from rich.console import Console
 
 from motet.chain import Chain
 from motet.demo import AGENTS, run_demo
+from motet.units import format_gwei
 
 
 def test_demo_figures_add_up() -> None:
@@ -22,7 +23,7 @@ def test_demo_figures_add_up() -> None:
     assert f"{per_call:,.1f} gas" in text
     for agent in AGENTS:
         # 30 calls each: owed and received on chain must match exactly
-        owed = f"{30 * agent.price / 10**9:,.0f}"
+        owed = format_gwei(30 * agent.price)
         assert re.search(rf"{agent.name}\s+│\s+30\s+│\s+{owed}\s+│\s+{owed}\s+│", text), text
 
 

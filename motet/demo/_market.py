@@ -1,5 +1,6 @@
 """A local agent market: built-in agents on the bundled model, each served on 127.0.0.1 by its own account and
-registered on chain with its own price. The demo, `motet run --local-agents` and the examples run on it.
+registered on chain with its own price. The demo, `motet run --local-agents`, `motet gateway`, `motet tui` and
+the examples run on it.
 
 It includes two agents that are not models: `extract_text` (tidies a raw document into plain text) and
 `compose_report` (assembles a brief), and, when asked, a deliberately failing summarizer priced below the
@@ -18,11 +19,10 @@ from pydantic import BaseModel, Field
 from motet.agents import Agent, AgentServer, CallContext, builtin_agent
 from motet.agents.builtins import MAX_TEXT, Summary, Text
 from motet.chain import Chain
-from motet.composer.workflow import Workflow
+from motet.composer import Workflow
 from motet.registry import Registry
 from motet.runtimes import Runtime
-
-GWEI = 10**9
+from motet.units import ETH, GWEI
 
 
 class Document(BaseModel):
@@ -111,7 +111,7 @@ async def local_market(chain: Chain, runtime: Runtime, *, failing: bool = True) 
         for index, agent in enumerate(market_agents(runtime, failing=failing), start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
-            ids[agent.name] = await server.register(registry, stake=10**17 * index)
+            ids[agent.name] = await server.register(registry, stake=ETH // 10 * index)
             servers[agent.name] = server
         yield Market(chain, registry, servers, ids)
 
