@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from motet.cli import BUNDLED_MODELS, app
+from motet.cli import app
+from motet.cli.models import BUNDLED_MODELS
 from motet.errors import ModelNotFound
 from motet.runtimes._gguf import bundled_model, file_sha256
 

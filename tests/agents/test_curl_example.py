@@ -19,6 +19,7 @@ from agent_fixtures import PRICE
 
 from motet.chain import Chain
 from motet.payments.channels import ChannelClient
+from motet.units import format_gwei
 
 DOC = Path(__file__).parents[2] / "docs" / "agents.md"
 
@@ -49,7 +50,7 @@ def served_agent(anvil_chain: Chain, tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "serve.log").open("w")
     command = [
         sys.executable, "-m", "motet", "agent", "serve", "summarize",
-        "--price", str(PRICE), "--port", str(port), "--threads", "1", "--stake", str(10**17),
+        "--price", f"{PRICE}wei", "--port", str(port), "--threads", "1", "--stake", "0.1eth",
     ]  # fmt: skip
     env = cli_env(anvil_chain, 5, tmp_path / "agent-home")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -101,7 +102,7 @@ def test_serve_curl_pay_and_redeem_from_the_command_line(
         timeout=120,
     )
     assert redeemed.returncode == 0, redeemed.stderr
-    assert f"1 vouchers, paid {PRICE} wei" in redeemed.stdout
+    assert f"1 vouchers, paid {format_gwei(PRICE)}," in redeemed.stdout
     chain.use("PaymentChannels", accepts["extra"]["channels"])
     state = ChannelClient(chain, chain.accounts[6]).channel(int(answer["receipt"]["channelId"]))
     assert state.redeemed == PRICE

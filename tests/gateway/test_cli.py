@@ -19,9 +19,9 @@ from gateway_fixtures import Setup
 
 from motet.chain import Chain
 from motet.gateway import Gateway
-from motet.market import GWEI
 from motet.payments.delegation import Delegation, DelegationClient
 from motet.registry import Registry
+from motet.units import GWEI
 
 MOTET = [sys.executable, "-m", "motet"]
 _DEFAULTS = ("MOTET_GATEWAY", "MOTET_DELEGATOR_KEY", "MOTET_RPC_URL")
@@ -88,7 +88,7 @@ async def test_order_refusals_print_the_gateways_reason(setup: Setup, tmp_path: 
     assert code == 1
     assert "error: the gateway refused: over budget" in " ".join(err.split())
     code, _, err = await motet("delegate", "--gateway", setup.url, "--cap", "0", "--key", key, home=tmp_path)
-    assert code == 2 and "not a positive whole number of wei" in err
+    assert code == 2 and "the amount must be more than 0, not '0'" in " ".join(err.split())
 
 
 @pytest.mark.parametrize("chain_kind", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -210,7 +210,7 @@ async def test_deposit_withdraw_and_revoke_with_a_key_on_a_node(anvil_chain: Cha
 
         code, _, err = await motet("withdraw", "5000", "--gateway", url, "--key", key, home=tmp_path)
         assert code == 1
-        assert "error: the withdrawal would revert: channels: balance too low" in " ".join(err.split())
+        assert "error: the withdrawal reverted: channels: balance too low" in " ".join(err.split())
         assert channels.balance(wallet.address) == 1000 * GWEI
 
         code, _, err = await motet("delegate", "--gateway", url, "--cap", "100", "--key", key, home=tmp_path)
@@ -230,15 +230,25 @@ async def test_deposit_withdraw_and_revoke_with_a_key_on_a_node(anvil_chain: Cha
 async def test_bad_amounts_ids_and_keys_are_refused_before_any_request(tmp_path: Path) -> None:
     nowhere = "http://127.0.0.1:1"  # nothing listens: the input is checked first
     cases = [
-        (("deposit", "0"), "Invalid value for AMOUNT: 0 gwei is not a positive whole number of wei"),
-        (("withdraw", "--", "-3"), "Invalid value for AMOUNT: -3 gwei is not a positive whole number of wei"),
-        (("deposit", "0.0000000001"), "0.0000000001 gwei is not a positive whole number of wei"),
-        (("withdraw", "lots"), "Invalid value for AMOUNT: 'lots' is not an amount in gwei"),
+        (("deposit", "0"), "Invalid value for 'AMOUNT': the amount must be more than 0, not '0'"),
+        (
+            ("withdraw", "--", "-3"),
+            "Invalid value for 'AMOUNT': '-3' is not an amount: amounts are never negative",
+        ),
+        (
+            ("deposit", "0.0000000001"),
+            "'0.0000000001' is not an amount: 0.1 wei is not a whole number of wei",
+        ),
+        (
+            ("withdraw", "lots"),
+            "Invalid value for 'AMOUNT': 'lots' is not an amount: type a number with its unit",
+        ),
+        (("deposit", "5", "--key", "0x1234"), "Invalid value for --key: not a private key"),
+        (("deposit", "3 lira"), "'3 lira' is not an amount: unknown unit 'lira': use wei, gwei or eth"),
         (
             ("revoke", "0x1234"),
             "Invalid value for DELEGATION_ID: '0x1234' is not a delegation id (0x + 64 hex",
         ),
-        (("deposit", "5", "--key", "0x1234"), "Invalid value for --key: not a private key"),
     ]
     runs = [motet(command, "--gateway", nowhere, *rest, home=tmp_path) for (command, *rest), _ in cases]
     for (code, out, err), (_, problem) in zip(await asyncio.gather(*runs), cases, strict=True):

@@ -1,0 +1,96 @@
+"""`motet channel open | sign | show`: pay an agent from a shell, through a payment channel.
+
+The payer signs as MOTET_PRIVATE_KEY (or MOTET_KEYSTORE) on the node at `--chain` (MOTET_RPC_URL by default);
+the vouchers it signs are kept in motet's home, so it never signs below what it signed before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from motet.cli._console import out
+from motet.cli._home import ledger
+from motet.cli._options import RPC, ChainChoice, ChainOption, amount_argument, amount_option, open_node
+from motet.units import Wei
+
+if TYPE_CHECKING:
+    from motet.payments import ChannelClient
+
+app = typer.Typer(help="Open payment channels to agents and sign vouchers.", no_args_is_help=True)
+
+Contract = Annotated[
+    str | None,
+    typer.Option(
+        "--contract",
+        envvar="MOTET_CHANNELS",
+        help="The PaymentChannels address (the 402's extra.channels); default motet's deployment.",
+    ),
+]
+ChannelId = Annotated[str, typer.Argument(metavar="CHANNEL", help="The channel id (0x-hex or decimal).")]
+
+
+def _channels(chain: ChainChoice, contract: str | None, *, signs: bool = True) -> ChannelClient:
+    """The payer's channel client; one that `signs` keeps its vouchers in its ledger."""
+    from motet.payments import ChannelClient
+
+    node = open_node(chain)
+    if contract:
+        node.use("PaymentChannels", contract)
+    return ChannelClient(node, node.default_account, ledger(node, "payer") if signs else None)
+
+
+def _channel_id(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a channel id (0x-hex or decimal)", param_hint="CHANNEL"
+        ) from None
+
+
+@app.command("open")
+def open_channel(
+    to: Annotated[str, typer.Option("--to", help="The agent's payout address (the 402's payTo).")],
+    deposit: Annotated[Wei, amount_option("The deposit", positive=True)],
+    contract: Contract = None,
+    chain: ChainOption = RPC,
+) -> None:
+    """Open a channel to an agent; prints the channel id."""
+    state = _channels(chain, contract).open(to, deposit)
+    out.print(hex(state.channel_id))
+
+
+@app.command("sign")
+def sign(
+    channel: ChannelId,
+    cumulative: Annotated[
+        Wei, amount_argument("The cumulative amount: the agent's `owed` (wei in its JSON: 1500wei)")
+    ],
+    contract: Contract = None,
+    chain: ChainOption = RPC,
+) -> None:
+    """Sign a voucher for the cumulative AMOUNT on CHANNEL; prints it as JSON."""
+    voucher = _channels(chain, contract).sign(_channel_id(channel), cumulative)
+    out.print(json.dumps(voucher.to_dict()))
+
+
+@app.command("show")
+def show(channel: ChannelId, contract: Contract = None, chain: ChainOption = RPC) -> None:
+    """Print a channel's state on chain as JSON (amounts in wei)."""
+    state = _channels(chain, contract, signs=False).channel(_channel_id(channel))
+    out.print(
+        json.dumps(
+            {
+                "channel": hex(state.channel_id),
+                "payer": state.payer,
+                "payee": state.payee,
+                "deposit": str(state.deposit),
+                "redeemed": str(state.redeemed),
+                "closesAt": state.closes_at,
+                "settled": state.settled,
+            }
+        )
+    )
