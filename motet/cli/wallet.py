@@ -143,8 +143,7 @@ def withdraw(
 ) -> None:
     """Take back part of your balance in the channels contract (not what open channels hold).
 
-    Signed and sent with --key; without it, the unsigned transaction is printed as one JSON line for a wallet
-    to send."""
+    Sent like a deposit: with --key, or printed for a wallet."""
     _move("withdraw", amount, url, key, rpc_url)
 
 
