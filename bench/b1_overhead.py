@@ -28,7 +28,7 @@ from motet.chain import Chain
 from motet.composer import Payer, Workflow
 from motet.registry import Registry
 from motet.runtimes import Completion, LlamaCppRuntime, ModelRef, Sampling, Usage
-from motet.runtimes._gguf import bundled_model
+from motet.runtimes.gguf import bundled_model
 from motet.runtimes._protocol import Messages, StreamEvent, to_messages
 from motet.runtimes._schema import OutputSchema
 

@@ -17,7 +17,7 @@ import time
 import llama_cpp
 
 from motet.runtimes import LlamaCppRuntime, Sampling
-from motet.runtimes._gguf import bundled_model
+from motet.runtimes.gguf import bundled_model
 
 PROMPT = "Write a short story about a robot who learns to paint."
 TARGET = 0.97

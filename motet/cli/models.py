@@ -13,7 +13,7 @@ from motet.cli._console import out
 if TYPE_CHECKING:
     from rich.console import Group
 
-# The names `motet.runtimes._gguf.bundled_model` accepts (tests/test_cli_models.py checks they agree).
+# The names `motet.runtimes.gguf.bundled_model` accepts (tests/test_cli_models.py checks they agree).
 BUNDLED_MODELS = ("smollm2", "gemma3")
 _PROBE_PROMPT = "Count from 1 to 100, separated by commas."
 _PROBE_TOKENS = 32
@@ -108,7 +108,7 @@ def _model_row(name: str, progress: Console, *, probe: bool, threads: int | None
     from pathlib import Path
 
     from motet.errors import ModelNotFound
-    from motet.runtimes._gguf import bundled_model, file_sha256, split_quantization
+    from motet.runtimes.gguf import bundled_model, file_sha256, split_quantization
 
     try:
         source = bundled_model(name)

@@ -3,7 +3,7 @@
 `LlamaCppRuntime` runs a GGUF model in-process with llama.cpp (the bundled SmolLM2-135M-Instruct by
 default); `OpenAIEndpointRuntime` calls any OpenAI-compatible endpoint (DePIN providers, vLLM,
 `llama_cpp.server`) through litellm with hard bounds. `Sampling` says how a call generates (`max_tokens`,
-`temperature`, `seed`, `stop`). `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
+`temperature`, `seed`, `stop`). `motet.runtimes.gguf` locates and hashes GGUF files; `motet.runtimes.testing` has scripted and function-backed runtimes for tests.
 
 Example:
     >>> import asyncio

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from motet.errors import InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes._base import Request, RuntimeBase, finish_reason
-from motet.runtimes._gguf import (
+from motet.runtimes.gguf import (
     ModelFile,
     bundled_model,
     file_sha256,

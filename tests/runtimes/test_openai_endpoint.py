@@ -28,7 +28,7 @@ from motet.errors import (
     InvalidSampling,
 )
 from motet.runtimes import PRESETS, Completion, OpenAIEndpointRuntime, Sampling, Schema, TextDelta
-from motet.runtimes._gguf import file_sha256
+from motet.runtimes.gguf import file_sha256
 
 IDLE = 0.5
 """The idle bound the hostile tests configure; each must end well within IDLE + SLACK."""
