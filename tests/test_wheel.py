@@ -55,6 +55,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         check=True, timeout=300,
     )  # fmt: skip
     yield venv
+    # Installing there must leave this environment's own (editable) motet alone.
+    assert (Path(sys.prefix) / "bin" / "motet").exists()
 
 
 def test_the_wheel_carries_the_contracts_page_and_styles(wheel: Path) -> None:
