@@ -1,16 +1,21 @@
 """Agents: typed capabilities on a model, described by a card, served over HTTP and paid per call.
 
-- `Agent`, `Capability`, `CallContext` define what an agent does (`motet.agents.define`);
-  `builtin_agent(...)` gives ready ones on the local model (summarize, translate, keywords, ...).
-- `AgentCard` is the registration file published on chain (`motet.agents.cards`).
-- `AgentServer` serves an agent with payment on delivery and signed receipts; `AgentClient` calls one.
+- `Agent`, `Capability`, `CallContext` define what an agent does; `Agent.invoke` runs a capability here and
+  returns an `Invocation`. `builtin_agent(...)` gives ready ones on the local model (summarize, translate,
+  keywords, ...); `motet.agents.builtins` has their typed inputs and outputs.
+- `AgentCard` (with `CapabilitySpec`, `Pricing`, `Service`) is the registration file published on chain;
+  `fetch_card` reads one from a `data:` URI or a URL, `a2a_card` turns one into an A2A card.
+- `AgentServer` serves an agent with payment on delivery and signed receipts; `AgentClient` calls one, and
+  its `invoke` returns a `PaidInvocation` (the `Invocation` plus price, receipt and what is owed).
 """
 
+from motet.agents._a2a import a2a_card
+from motet.agents._cards import AgentCard, CapabilitySpec, Pricing, Service
+from motet.agents._client import AgentClient, PaidInvocation
+from motet.agents._define import Agent, CallContext, Capability, Invocation
+from motet.agents._fetch import fetch_card
+from motet.agents._server import AgentServer
 from motet.agents.builtins import BUILTINS, builtin_agent
-from motet.agents.cards import AgentCard, CapabilitySpec, Pricing, a2a_card, fetch_card
-from motet.agents.client import AgentClient, Invocation
-from motet.agents.define import Agent, CallContext, Capability, Result
-from motet.agents.server import AgentServer
 
 __all__ = [
     "BUILTINS",
@@ -22,8 +27,9 @@ __all__ = [
     "Capability",
     "CapabilitySpec",
     "Invocation",
+    "PaidInvocation",
     "Pricing",
-    "Result",
+    "Service",
     "a2a_card",
     "builtin_agent",
     "fetch_card",

@@ -9,11 +9,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
-from motet.agents.define import Agent
+from motet.agents._define import Agent
+from motet.errors import InvalidAgentDefinition
 from motet.runtimes import Runtime
 
 MAX_TEXT = 8_000
@@ -64,90 +67,77 @@ class Critique(BaseModel):
     weaknesses: list[Annotated[str, Field(max_length=80)]] = Field(max_length=3)
 
 
-def _summarize(agent: Agent) -> None:
-    agent.prompt(
-        "summarize",
-        input=Text,
-        output=Summary,
-        instructions="Summarise the user's text in one short sentence. Answer in JSON.",
-        template="{text}",
-        description="Summarise a text in one or two sentences.",
+@dataclass(frozen=True)
+class BuiltinCapability:
+    """A built-in prompt capability: typed input and output, instructions, and a template over the input."""
+
+    input: type[BaseModel]
+    output: type[BaseModel]
+    instructions: str
+    template: str
+    description: str
+    max_tokens: int
+    examples: tuple[tuple[dict[str, JsonValue], dict[str, JsonValue]], ...] = ()
+
+    def add_to(self, agent: Agent, name: str) -> None:
+        """Add this capability to `agent` as `name`, answered by the agent's runtime."""
+        agent.prompt(name, **dataclasses.asdict(self))  # the fields are `Agent.prompt`'s keyword arguments
+
+
+BUILTINS: dict[str, BuiltinCapability] = {
+    "summarize": BuiltinCapability(
+        Text,
+        Summary,
+        "Summarise the user's text in one short sentence. Answer in JSON.",
+        "{text}",
+        "Summarise a text in one or two sentences.",
         max_tokens=128,
-        examples=[
-            ({"text": "The cat sat on the mat all day."}, {"summary": "A cat spent the day on a mat."})
-        ],
-    )
-
-
-def _translate(agent: Agent) -> None:
-    agent.prompt(
-        "translate",
-        input=TranslationRequest,
-        output=Translation,
-        instructions="Translate the user's text. Answer in JSON with the translation only.",
-        template="Translate into {target_language}:\n{text}",
-        description="Translate a text into another language.",
+        examples=(
+            ({"text": "The cat sat on the mat all day."}, {"summary": "A cat spent the day on a mat."}),
+        ),
+    ),
+    "translate": BuiltinCapability(
+        TranslationRequest,
+        Translation,
+        "Translate the user's text. Answer in JSON with the translation only.",
+        "Translate into {target_language}:\n{text}",
+        "Translate a text into another language.",
         max_tokens=192,
-    )
-
-
-def _keywords(agent: Agent) -> None:
-    agent.prompt(
-        "extract_keywords",
-        input=Text,
-        output=Keywords,
-        instructions="List the main keywords of the user's text. Answer in JSON.",
-        template="{text}",
-        description="Extract up to five keywords from a text.",
+    ),
+    "extract_keywords": BuiltinCapability(
+        Text,
+        Keywords,
+        "List the main keywords of the user's text. Answer in JSON.",
+        "{text}",
+        "Extract up to five keywords from a text.",
         max_tokens=96,
-    )
-
-
-def _sentiment(agent: Agent) -> None:
-    agent.prompt(
-        "classify_sentiment",
-        input=Text,
-        output=Sentiment,
-        instructions="Is the user's text positive, negative or neutral? Answer in JSON.",
-        template="{text}",
-        description="Classify a text as positive, negative or neutral.",
+    ),
+    "classify_sentiment": BuiltinCapability(
+        Text,
+        Sentiment,
+        "Is the user's text positive, negative or neutral? Answer in JSON.",
+        "{text}",
+        "Classify a text as positive, negative or neutral.",
         max_tokens=16,
-    )
-
-
-def _answer(agent: Agent) -> None:
-    agent.prompt(
-        "answer_from_context",
-        input=Question,
-        output=Answer,
-        instructions="Answer the question using only the context. Answer in JSON.",
-        template="Context:\n{context}\n\nQuestion: {question}",
-        description="Answer a question from a given context.",
+    ),
+    "answer_from_context": BuiltinCapability(
+        Question,
+        Answer,
+        "Answer the question using only the context. Answer in JSON.",
+        "Context:\n{context}\n\nQuestion: {question}",
+        "Answer a question from a given context.",
         max_tokens=128,
-    )
-
-
-def _critique(agent: Agent) -> None:
-    agent.prompt(
-        "critique",
-        input=Text,
-        output=Critique,
-        instructions="Give the strengths and weaknesses of the user's text. Answer in JSON.",
-        template="{text}",
-        description="List a text's strengths and weaknesses.",
+    ),
+    "critique": BuiltinCapability(
+        Text,
+        Critique,
+        "Give the strengths and weaknesses of the user's text. Answer in JSON.",
+        "{text}",
+        "List a text's strengths and weaknesses.",
         max_tokens=224,
-    )
-
-
-BUILTINS = {
-    "summarize": _summarize,
-    "translate": _translate,
-    "extract_keywords": _keywords,
-    "classify_sentiment": _sentiment,
-    "answer_from_context": _answer,
-    "critique": _critique,
+    ),
 }
-"""Capability name → what adds it to an agent."""
+"""Capability name → the built-in capability of that name."""
 
 
 def builtin_agent(
@@ -164,7 +154,7 @@ def builtin_agent(
     names = capabilities or tuple(BUILTINS)
     unknown = [n for n in names if n not in BUILTINS]
     if unknown:
-        raise ValueError(f"no built-in capability {unknown[0]!r}: there are {sorted(BUILTINS)}")
+        raise InvalidAgentDefinition(f"no built-in capability {unknown[0]!r}: there are {sorted(BUILTINS)}")
     if runtime is None:
         from motet.runtimes import LlamaCppRuntime
 
@@ -177,5 +167,5 @@ def builtin_agent(
         price_per_1k_tokens=price_per_1k_tokens,
     )
     for each in names:
-        BUILTINS[each](agent)
+        BUILTINS[each].add_to(agent, each)
     return agent

@@ -10,24 +10,26 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from motet.agents import cards
-from motet.agents.cards import (
-    A2A_EXTENSION_URI,
-    MAX_CARD_BYTES,
-    REGISTRATION_TYPE,
+from motet.agents import (
     AgentCard,
     CapabilitySpec,
-    ModelInfo,
     Pricing,
     Service,
+    _a2a,
+    _cards,
+    _fetch,
+    _schemas,
     a2a_card,
     fetch_card,
 )
-from motet.chain import NATIVE_TOKEN, Chain
+from motet.agents._a2a import A2A_EXTENSION_URI
+from motet.agents._cards import MAX_CARD_BYTES, REGISTRATION_TYPE, ModelInfo
+from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import AgentCallFailed, InvalidAgentCard, UnknownCapability
 from motet.registry import MAX_CAPABILITIES, MAX_URI_BYTES, Registry, capability_hashes
 from motet.runtimes import ModelRef
@@ -52,7 +54,7 @@ def card_data(**overrides: Any) -> dict[str, Any]:
         "registrations": [{"agentId": 1, "agentRegistry": REGISTRY}],
         "supportedTrust": ["reputation"],
         "capabilities": [capability_data()],
-        "pricing": {"perCall": "1000000000000000", "per1kTokens": "20000000000000", "asset": NATIVE_TOKEN},
+        "pricing": {"perCall": "1000000000000000", "per1kTokens": "20000000000000", "asset": NATIVE_ASSET},
         "model": {
             "runtime": "llama.cpp",
             "runtimeVersion": "0.3.36",
@@ -99,8 +101,9 @@ def rejected(data: object) -> InvalidAgentCard:
     return caught.value
 
 
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(cards)
+@pytest.mark.parametrize("module", [_cards, _a2a, _fetch, _schemas], ids=lambda module: module.__name__)
+def test_docstring_examples_run(module: ModuleType) -> None:
+    result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0
 
@@ -153,7 +156,7 @@ def test_python_construction_uses_snake_case_and_defaults() -> None:
     assert data["supportedTrust"] == ["reputation"] and data["registrations"] == []
     assert "image" not in data and "model" not in data and "version" not in data["services"][0]
     assert data["signer"] == SIGNER  # checksummed
-    assert data["pricing"] == {"perCall": "5", "per1kTokens": "0", "asset": NATIVE_TOKEN}
+    assert data["pricing"] == {"perCall": "5", "per1kTokens": "0", "asset": NATIVE_ASSET}
     assert AgentCard.from_json(built.to_json()) == built
 
 
@@ -259,7 +262,7 @@ def with_capabilities(*specs: dict[str, Any]) -> dict[str, Any]:
             card_data(signer=SIGNER.replace("E", "e", 1)), "signer", "wrong EIP-55 checksum", id="bad-checksum",
         ),
         pytest.param(card_data(signer="7e5f4552091a69125d5dfcb7b8c2659029395bdf"), "signer", "0x", id="no-0x"),
-        pytest.param(card_data(signer=NATIVE_TOKEN), "signer", "zero address", id="zero-signer"),
+        pytest.param(card_data(signer=NATIVE_ASSET), "signer", "zero address", id="zero-signer"),
         pytest.param(
             card_data(pricing={"asset": "0xnothex"}), "pricing.asset", "not an address", id="bad-asset",
         ),
@@ -375,7 +378,7 @@ def test_pricing_amounts_are_decimal_strings_in_json() -> None:
     assert json.loads(pricing.model_dump_json()) == {
         "perCall": str(big),
         "per1kTokens": "5",
-        "asset": NATIVE_TOKEN,
+        "asset": NATIVE_ASSET,
     }
     with pytest.raises(ValueError, match="never negative"):
         pricing.price(prompt_tokens=-1, completion_tokens=0)

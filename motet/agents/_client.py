@@ -1,6 +1,6 @@
 """`AgentClient`: call an agent over HTTP, check what comes back, and say what is owed.
 
-The client does not pay by itself: it returns an `Invocation` (typed output, verified receipt, price, and
+The client does not pay by itself: it returns a `PaidInvocation` (typed output, verified receipt, price, and
 the cumulative amount owed), and the caller (the composer, or code like the example below) signs a voucher
 for `owed` once it accepts the result, and hands it over with `pay()` or with the next call.
 
@@ -23,7 +23,10 @@ from typing import Any, Self
 import httpx
 from pydantic import BaseModel, JsonValue
 
-from motet.agents.cards import AgentCard, fetch_card
+from motet.agents._cards import AgentCard
+from motet.agents._define import Invocation
+from motet.agents._fetch import fetch_card
+from motet.agents._schemas import first_mismatch
 from motet.errors import (
     AgentCallFailed,
     InvalidAgentInput,
@@ -31,15 +34,15 @@ from motet.errors import (
     PaymentRequired,
     UnknownCapability,
 )
-from motet.payments.receipts import (
+from motet.payments import (
     Receipt,
     ReceiptDomain,
+    Voucher,
     content_hash,
     model_ref_hash,
     request_hash,
     verify_receipt,
 )
-from motet.payments.vouchers import Voucher
 from motet.runtimes import ModelRef, Usage
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
@@ -47,19 +50,15 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Invocation:
-    """One delivered call: the output, the agent's receipt for it, its price and what the payer owes."""
+class PaidInvocation(Invocation):
+    """One delivered call of a remote agent: an `Invocation`, its price, and the agent's receipt for it."""
 
-    capability: str
-    output: dict[str, JsonValue]
     price: int
     owed: int
     """The cumulative amount the next voucher on this channel must carry to pay for this call."""
     seq: int
-    usage: Usage
-    model_ref: ModelRef
+    """The call's number on its channel (1 for the first), as the receipt names it."""
     receipt: Receipt
-    latency_s: float
 
 
 class AgentClient:
@@ -103,7 +102,7 @@ class AgentClient:
         output_type: type[BaseModel] | None = None,
         on_token: Callable[[str], None] | None = None,
         idempotency_key: str | None = None,
-    ) -> Invocation:
+    ) -> PaidInvocation:
         """Call `capability` on `channel`, paying the previous call with `payment` if given.
 
         The output is validated against the card's output schema (and `output_type` when given), and the
@@ -167,7 +166,7 @@ class AgentClient:
 
     def _check(
         self, card: AgentCard, capability: str, value: JsonValue, channel: int, answer: dict[str, Any]
-    ) -> Invocation:
+    ) -> PaidInvocation:
         try:
             output = answer["output"]
             price, owed, seq = int(answer["price"]), int(answer["owed"]), int(answer["seq"])
@@ -201,7 +200,7 @@ class AgentClient:
                 raise InvalidReceipt(f"the receipt's {what} does not match the call")
         if (receipt.price, receipt.channel_id, receipt.seq) != (price, channel, seq):
             raise InvalidReceipt("the receipt's price, channel or sequence does not match the answer")
-        return Invocation(capability, output, price, owed, seq, usage, model_ref, receipt, latency)
+        return PaidInvocation(capability, output, usage, model_ref, latency, price, owed, seq, receipt)
 
 
 def _receipt_domain(data: object) -> ReceiptDomain:
@@ -257,11 +256,7 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[st
 
 
 def _validate(schema: dict[str, Any], value: JsonValue, capability: str) -> None:
-    import jsonschema
-
-    error = jsonschema.exceptions.best_match(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
-    )
+    error = first_mismatch(schema, value)
     if error is not None:
         where = ".".join(str(part) for part in error.absolute_path) or "output"
         raise AgentCallFailed("agent", f"{capability}'s output breaks its schema at {where}: {error.message}")

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from motet.agents.cards import AgentCard
-from motet.chain import NATIVE_TOKEN
-from motet.errors import InvalidAgentInput, UnknownCapability
+from motet.agents._cards import AgentCard
+from motet.chain import NATIVE_ASSET
+from motet.errors import InvalidAgentDefinition, InvalidAgentInput, UnknownCapability
 from motet.registry import validate_capability_name
-from motet.runtimes import Completion, Message, ModelRef, Runtime, TextDelta, Usage
+from motet.runtimes import Completion, Message, ModelRef, Runtime, Sampling, TextDelta, Usage
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -70,25 +70,19 @@ class CallContext:
         self,
         messages: str | Sequence[Message | dict[str, str]],
         output: type[Out],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | None = 0,
+        sampling: Sampling | None = None,
     ) -> Out:
-        """Ask the runtime for JSON matching `output`, streamed to `on_token` when someone is listening."""
+        """Ask the runtime for JSON matching `output`, streamed to `on_token` when someone is listening.
+
+        `sampling` defaults to `Sampling(seed=0)`: greedy and reproducible."""
         if self.runtime is None:
             raise RuntimeError("this agent has no runtime: pass runtime= to Agent to use generate()")
-        options: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "seed": seed,
-            "schema": output,
-        }
+        sampling = sampling if sampling is not None else Sampling(seed=0)
         done: Completion | None = None
         if self.on_token is None:
-            done = await self.runtime.complete(messages, **options)
+            done = await self.runtime.complete(messages, sampling, schema=output)
         else:
-            async for event in self.runtime.stream(messages, **options):
+            async for event in self.runtime.stream(messages, sampling, schema=output):
                 if isinstance(event, TextDelta):
                     self.on_token(event.text)
                 else:
@@ -131,13 +125,36 @@ class Capability(Generic[In, Out]):
 
 
 @dataclass(frozen=True)
-class Result:
-    """What one capability call produced."""
+class Invocation:
+    """One call of a capability: its validated output, the tokens it used and the model that answered.
 
+    `Agent.invoke` returns one; `AgentClient.invoke` returns a `PaidInvocation`, which adds the price, the
+    agent's receipt and what the payer owes.
+    """
+
+    capability: str
     output: dict[str, JsonValue]
     usage: Usage
     model_ref: ModelRef
     latency_s: float
+
+
+async def run_capability(
+    capability: Capability[Any, Any],
+    request: BaseModel,
+    runtime: Runtime | None,
+    *,
+    on_token: Callable[[str], None] | None = None,
+) -> Invocation:
+    """Call the handler on an already validated input, and validate what it answers."""
+    ctx = CallContext(runtime, on_token=on_token)
+    started = time.perf_counter()
+    answer = await capability.handler(request, ctx)
+    output = capability.output.model_validate(
+        answer.model_dump() if isinstance(answer, BaseModel) else answer
+    )
+    latency = time.perf_counter() - started
+    return Invocation(capability.name, output.model_dump(mode="json"), ctx.usage, ctx.model_ref, latency)
 
 
 class Agent:
@@ -149,7 +166,7 @@ class Agent:
         runtime: the model its prompt capabilities run on (`LlamaCppRuntime`, `OpenAIEndpointRuntime`...).
         price: per call, in the smallest unit of `asset` (wei for the native coin).
         price_per_1k_tokens: added per 1,000 tokens read and written, rounded up.
-        asset: `NATIVE_TOKEN` or an ERC-20 address.
+        asset: `NATIVE_ASSET` or an ERC-20 address.
     """
 
     def __init__(
@@ -160,12 +177,12 @@ class Agent:
         runtime: Runtime | None = None,
         price: int = 0,
         price_per_1k_tokens: int = 0,
-        asset: str = NATIVE_TOKEN,
+        asset: str = NATIVE_ASSET,
     ) -> None:
         if not name or len(name) > 64:
-            raise ValueError(f"agent name {name!r} must be 1 to 64 characters")
+            raise InvalidAgentDefinition(f"agent name {name!r} must be 1 to 64 characters")
         if price < 0 or price_per_1k_tokens < 0:
-            raise ValueError("prices are amounts of the asset: pass 0 or more")
+            raise InvalidAgentDefinition("prices are amounts of the asset: pass 0 or more")
         self.name = name
         self.description = description
         self.runtime = runtime
@@ -180,7 +197,7 @@ class Agent:
     def add(self, capability: Capability[Any, Any]) -> Capability[Any, Any]:
         validate_capability_name(capability.name)
         if capability.name in self.capabilities:
-            raise ValueError(f"agent {self.name!r} already has a capability {capability.name!r}")
+            raise InvalidAgentDefinition(f"agent {self.name!r} already has a capability {capability.name!r}")
         self.capabilities[capability.name] = capability
         return capability
 
@@ -205,7 +222,7 @@ class Agent:
             output_type = hints.get("return")
             for role, found in (("input", input_type), ("output", output_type)):
                 if not (isinstance(found, type) and issubclass(found, BaseModel)):
-                    raise TypeError(
+                    raise InvalidAgentDefinition(
                         f"capability {handler.__name__}: annotate its {role} with a pydantic model class"
                     )
             self.add(
@@ -247,16 +264,17 @@ class Agent:
                 if field_name and field_name not in input.model_fields
             }
             if unknown:
-                raise ValueError(
+                raise InvalidAgentDefinition(
                     f"template of {name!r} names {sorted(unknown)}, not fields of {input.__name__}"
                 )
+        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, seed=0)
 
         async def answer(request: BaseModel, ctx: CallContext) -> BaseModel:
             content = (
                 template.format(**request.model_dump()) if template is not None else request.model_dump_json()
             )
             messages = [Message("system", instructions), Message("user", content)]
-            return await ctx.generate(messages, output, max_tokens=max_tokens, temperature=temperature)
+            return await ctx.generate(messages, output, sampling)
 
         capability: Capability[In, Out] = Capability(
             name=name,
@@ -339,7 +357,7 @@ class Agent:
             list(self.capabilities),
             self.price,
             payout=account.address,
-            token=None if int(self.asset, 16) == 0 else self.asset,
+            asset=self.asset,
             stake=stake,
             owner=account,
         )
@@ -362,16 +380,10 @@ class Agent:
 
     async def invoke(
         self, capability: str, input: object, *, on_token: Callable[[str], None] | None = None
-    ) -> Result:
+    ) -> Invocation:
         """Run a capability here, unpaid: validate the input, call the handler, validate the output."""
         found = self.get(capability)
-        request = found.parse_input(input)
-        ctx = CallContext(self.runtime, on_token=on_token)
-        started = time.perf_counter()
-        answer = await found.handler(request, ctx)
-        latency = time.perf_counter() - started
-        output = found.output.model_validate(answer.model_dump() if isinstance(answer, BaseModel) else answer)
-        return Result(output.model_dump(mode="json"), ctx.usage, ctx.model_ref, latency)
+        return await run_capability(found, found.parse_input(input), self.runtime, on_token=on_token)
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:

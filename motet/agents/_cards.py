@@ -35,19 +35,15 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import dataclasses
 import functools
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-import httpx
-import jsonschema.exceptions
-import jsonschema.validators
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import (
     AfterValidator,
@@ -63,26 +59,12 @@ from pydantic import (
     model_validator,
 )
 
-from motet.chain import NATIVE_TOKEN
-from motet.errors import AgentCallFailed, InvalidAgentCard, UnknownCapability
+from motet.agents._schemas import check_json_schema, first_mismatch
+from motet.chain import NATIVE_ASSET
+from motet.errors import InvalidAgentCard, UnknownCapability
+from motet.payments._eip712 import UINT256_MAX
 from motet.registry import MAX_CAPABILITIES, validate_capability_name
-from motet.runtimes._protocol import ModelRef
-
-__all__ = [
-    "A2A_EXTENSION_URI",
-    "MAX_CARD_BYTES",
-    "MAX_SCHEMA_BYTES",
-    "REGISTRATION_TYPE",
-    "AgentCard",
-    "CapabilityExample",
-    "CapabilitySpec",
-    "ModelInfo",
-    "Pricing",
-    "Registration",
-    "Service",
-    "a2a_card",
-    "fetch_card",
-]
+from motet.runtimes import ModelRef
 
 REGISTRATION_TYPE: Final = "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
 """The `type` of every ERC-8004 registration file."""
@@ -90,17 +72,8 @@ REGISTRATION_TYPE: Final = "https://eips.ethereum.org/EIPS/eip-8004#registration
 MAX_CARD_BYTES: Final = 64 * 1024
 """Largest card, in bytes of JSON; larger bodies are refused before they are parsed."""
 
-MAX_SCHEMA_BYTES: Final = 16 * 1024
-"""Largest input or output schema of one capability, in bytes of compact JSON."""
-
-A2A_EXTENSION_URI: Final = "urn:motet:a2a:capabilities:v1"
-"""The A2A extension under which `a2a_card` publishes capability schemas, pricing and the receipt signer."""
-
 _MAX_URL = 2048
-_UINT256_MAX = 2**256 - 1
 _DECIMAL = re.compile(r"[0-9]{1,78}")
-# identity: a compressed body could expand far past max_bytes from a single chunk.
-_HEADERS = {"Accept": "application/json", "Accept-Encoding": "identity"}
 _SHA256 = r"^(?:[0-9a-f]{64}|unknown)$"
 
 
@@ -159,61 +132,15 @@ def _capability_name(value: str) -> str:
     return validate_capability_name(value)
 
 
-def _json_schema(schema: dict[str, JsonValue]) -> dict[str, JsonValue]:
-    try:
-        text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    except RecursionError:
-        raise ValueError("the schema is nested too deeply") from None
-    size = len(text.encode())
-    if size > MAX_SCHEMA_BYTES:
-        raise ValueError(
-            f"the schema is {size} bytes as compact JSON, at most {MAX_SCHEMA_BYTES} are allowed; "
-            f"move shared parts into $defs or simplify it"
-        )
-    problem = _schema_problem(text)
-    if problem is not None:
-        raise ValueError(problem)
-    return schema
-
-
-@functools.lru_cache(maxsize=1024)
-def _schema_problem(text: str) -> str | None:
-    """Why the schema (as sorted compact JSON) is not a valid JSON Schema, or None. Cached: a registry's
-    cards repeat the same few schemas, and checking one takes milliseconds."""
-    schema = json.loads(text)
-    try:
-        validator = _validator_class(schema)
-    except ValueError as exc:
-        return str(exc)
-    try:
-        validator.check_schema(schema)
-    except jsonschema.exceptions.SchemaError as exc:
-        where = "/".join(str(part) for part in exc.path) or "the top level"
-        return f"not a valid JSON Schema at {where}: {exc.message}"
-    return None
-
-
-def _validator_class(schema: Mapping[str, Any]) -> Any:
-    dialect = schema.get("$schema")
-    if dialect is None:
-        return jsonschema.validators.Draft202012Validator
-    validator = (
-        jsonschema.validators.validator_for(schema, default=None) if isinstance(dialect, str) else None
-    )
-    if validator is None:
-        raise ValueError(f"unknown $schema {dialect!r}: use a JSON Schema draft URI, or leave $schema out")
-    return validator
-
-
 Address = Annotated[str, AfterValidator(_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Amount = Annotated[
     int,
     BeforeValidator(_amount),
-    Field(ge=0, le=_UINT256_MAX),
+    Field(ge=0, le=UINT256_MAX),
     PlainSerializer(str, return_type=str, when_used="json"),
 ]
-JsonSchema = Annotated[dict[str, JsonValue], AfterValidator(_json_schema)]
+JsonSchema = Annotated[dict[str, JsonValue], AfterValidator(check_json_schema)]
 CapabilityName = Annotated[str, AfterValidator(_capability_name)]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -266,7 +193,7 @@ class CapabilitySpec(_Strict):
                 schema = schemas[side]
                 if schema is None:  # the schema itself was invalid, and that error is the one reported
                     continue
-                error = jsonschema.exceptions.best_match(_validator_class(schema)(schema).iter_errors(value))
+                error = first_mismatch(schema, value)
                 if error is not None:
                     raise ValueError(
                         f"example {index} {side} does not match the {side} schema: {error.message}"
@@ -275,7 +202,7 @@ class CapabilitySpec(_Strict):
 
 
 class Pricing(_Strict):
-    """What one call costs, in the smallest unit of `asset` (`NATIVE_TOKEN`: the chain's own coin).
+    """What one call costs, in the smallest unit of `asset` (`NATIVE_ASSET`: the chain's own coin).
 
     Example:
         >>> Pricing.model_validate_json('{"perCall": "1000", "per1kTokens": 3}').model_dump_json()
@@ -284,7 +211,7 @@ class Pricing(_Strict):
 
     per_call: Amount = Field(default=0, alias="perCall")
     per_1k_tokens: Amount = Field(default=0, alias="per1kTokens")
-    asset: Address = NATIVE_TOKEN
+    asset: Address = NATIVE_ASSET
 
     def price(self, prompt_tokens: int, completion_tokens: int) -> int:
         """`per_call` plus `per_1k_tokens` for every thousand tokens read and written, rounded up.
@@ -312,7 +239,7 @@ class Service(_Strict):
 class Registration(_Strict):
     """Where the agent is registered (ERC-8004 `registrations`): its id in the registry at a CAIP-10 address."""
 
-    agent_id: int = Field(alias="agentId", ge=0, le=_UINT256_MAX)
+    agent_id: int = Field(alias="agentId", ge=0, le=UINT256_MAX)
     agent_registry: str = Field(alias="agentRegistry", pattern=r"^eip155:[0-9]{1,20}:0x[0-9a-fA-F]{40}$")
 
 
@@ -329,14 +256,7 @@ class ModelInfo(_Strict):
     @classmethod
     def of(cls, ref: ModelRef) -> ModelInfo:
         """The card's description of a runtime's `ModelRef`."""
-        return cls(
-            runtime=ref.runtime,
-            runtime_version=ref.runtime_version,
-            model=ref.model,
-            sha256=ref.sha256,
-            quantization=ref.quantization,
-            endpoint=ref.endpoint,
-        )
+        return cls(**dataclasses.asdict(ref))
 
 
 class AgentCard(_Strict):
@@ -454,125 +374,6 @@ class AgentCard(_Strict):
         return ModelRef(
             info.runtime, info.runtime_version, info.model, info.sha256, info.quantization, info.endpoint
         )
-
-
-async def fetch_card(uri: str, *, timeout: float = 10.0, max_bytes: int = MAX_CARD_BYTES) -> AgentCard:
-    """Read a card from a `data:` URI or an http(s) URL.
-
-    The body is streamed and dropped past `max_bytes` (`InvalidAgentCard`); the whole fetch, redirects
-    included, must finish within `timeout` seconds. A network failure or an HTTP error status is
-    `AgentCallFailed`.
-
-    Example:
-        >>> import asyncio
-        >>> asyncio.run(fetch_card("data:,%7B%22name%22%3A%201%7D"))
-        Traceback (most recent call last):
-        ...
-        motet.errors.InvalidAgentCard: invalid agent card: name: Input should be a valid string
-    """
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    if scheme == "data":
-        return AgentCard.from_uri(uri)
-    if scheme not in ("http", "https"):
-        raise InvalidAgentCard("uri", f"{uri[:80]!r} is not a data:, http:// or https:// URI")
-    try:
-        async with asyncio.timeout(timeout):
-            body = await _download(uri, timeout, max_bytes)
-    except TimeoutError:
-        raise AgentCallFailed(uri, f"the card did not arrive within {timeout:g} s") from None
-    except httpx.InvalidURL as exc:
-        raise InvalidAgentCard("uri", f"{uri[:80]!r} is not a valid URL: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise AgentCallFailed(uri, f"could not fetch the card: {str(exc) or type(exc).__name__}") from None
-    return AgentCard.from_json(body)
-
-
-async def _download(uri: str, timeout: float, max_bytes: int) -> bytes:
-    too_big = f"the card is larger than {max_bytes} bytes; refusing to read more"
-    async with (
-        httpx.AsyncClient(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
-        client.stream("GET", uri, headers=_HEADERS) as response,
-    ):
-        if response.status_code != 200:
-            raise AgentCallFailed(
-                uri, f"HTTP {response.status_code} instead of the card", response.status_code
-            )
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise InvalidAgentCard("card", too_big)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise InvalidAgentCard("card", too_big)
-        return bytes(body)
-
-
-def a2a_card(card: AgentCard, url: str, *, version: str = "1.0.0", streaming: bool = True) -> dict[str, Any]:
-    """The agent as an A2A `AgentCard` (protocol 0.3.0), for `/.well-known/agent-card.json`.
-
-    `url` is the agent server's base URL. The transport is motet's plain JSON over HTTP (`POST /invoke`),
-    declared as `HTTP+JSON`; it is not A2A's JSON-RPC. Each capability is one skill, whose `examples` are its
-    example inputs as JSON text. The schemas, pricing and receipt signer, which A2A has no fields for, travel
-    in the `capabilities.extensions` entry with the URI `A2A_EXTENSION_URI`.
-
-    Example:
-        >>> card = AgentCard(
-        ...     name="Summarizer",
-        ...     description="Summarizes English text.",
-        ...     services=[Service(name="motet", endpoint="https://agent.example/")],
-        ...     capabilities=[CapabilitySpec(name="text.summarize", input_schema={}, output_schema={})],
-        ...     pricing=Pricing(per_call=100),
-        ...     signer="0x" + "11" * 20,
-        ... )
-        >>> [skill["id"] for skill in a2a_card(card, "https://agent.example")["skills"]]
-        ['text.summarize']
-    """
-    modes = ["application/json"]
-    result: dict[str, Any] = {
-        "protocolVersion": "0.3.0",
-        "name": card.name,
-        "description": card.description,
-        "url": url,
-        "preferredTransport": "HTTP+JSON",
-        "version": version,
-        "capabilities": {
-            "streaming": streaming,
-            "pushNotifications": False,
-            "extensions": [
-                {
-                    "uri": A2A_EXTENSION_URI,
-                    "description": "motet capability schemas, per-call pricing and the receipt signer",
-                    "required": False,
-                    "params": {
-                        "capabilities": {
-                            spec.name: {"inputSchema": spec.input_schema, "outputSchema": spec.output_schema}
-                            for spec in card.capabilities
-                        },
-                        "pricing": card.pricing.model_dump(mode="json"),
-                        "signer": card.signer,
-                    },
-                }
-            ],
-        },
-        "defaultInputModes": modes,
-        "defaultOutputModes": modes,
-        "skills": [
-            {
-                "id": spec.name,
-                "name": spec.name,
-                "description": spec.description or spec.name,
-                "tags": spec.name.split("."),
-                "examples": [json.dumps(example.input, separators=(",", ":")) for example in spec.examples],
-                "inputModes": modes,
-                "outputModes": modes,
-            }
-            for spec in card.capabilities
-        ],
-    }
-    if card.image is not None:
-        result["iconUrl"] = card.image
-    return result
 
 
 def _data_uri_body(uri: str) -> bytes:

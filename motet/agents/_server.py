@@ -26,10 +26,9 @@ import base64
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,21 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from motet._http import serve
-from motet.agents.cards import AgentCard, a2a_card
-from motet.agents.define import Agent, CallContext, Capability
+from motet.agents._a2a import a2a_card
+from motet.agents._cards import AgentCard
+from motet.agents._define import Agent, Capability, run_capability
+from motet.agents._tab import Tab
+from motet.agents._wire import (
+    HTTPProblem,
+    channel_id_of,
+    client_of,
+    header_payment,
+    idempotency_key,
+    json_body,
+    problem_response,
+    sse_event,
+    usage_json,
+)
 from motet.chain import Chain
 from motet.errors import (
     ChannelNotFound,
@@ -53,95 +65,22 @@ from motet.errors import (
     ModelRuntimeError,
     UnknownCapability,
 )
-from motet.payments.channels import ChannelClient, ChannelState
-from motet.payments.ledger import Ledger
-from motet.payments.receipts import ReceiptDomain, ReceiptSigner, content_hash, model_ref_hash, request_hash
-from motet.payments.vouchers import VOUCHER_TYPE, Voucher
+from motet.payments import (
+    VOUCHER_TYPE,
+    ChannelClient,
+    ChannelState,
+    Ledger,
+    ReceiptDomain,
+    ReceiptSigner,
+    Voucher,
+    content_hash,
+    model_ref_hash,
+    request_hash,
+)
 from motet.registry import Registry
-from motet.runtimes import ModelRef, Usage
+from motet.runtimes import ModelRef
 
 log = logging.getLogger("motet.agents.server")
-
-MAX_BODY_BYTES = 512 * 1024
-"""The largest request body `/invoke` and `/pay` read."""
-
-_TAB_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    chain_id INTEGER NOT NULL,
-    contract TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    price TEXT NOT NULL,
-    total TEXT NOT NULL,
-    receipt TEXT NOT NULL,
-    delivered_at REAL NOT NULL,
-    idempotency_key TEXT,
-    answer TEXT NOT NULL,
-    PRIMARY KEY (chain_id, contract, channel, seq)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS deliveries_by_key
-    ON deliveries (chain_id, contract, channel, idempotency_key) WHERE idempotency_key IS NOT NULL;
-"""
-MAX_IDEMPOTENCY_KEY = 128
-
-
-class HTTPProblem(Exception):
-    """An answer other than 200: its status and JSON body."""
-
-    def __init__(self, status: int, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.status = status
-        self.body: dict[str, Any] = {"error": error, **extra}
-        self.headers: dict[str, str] = {}
-
-
-class _Tab:
-    """What each channel's payer owes for delivered calls, persisted in SQLite: a restarted agent still
-    knows who owes it, and never counts a call twice."""
-
-    def __init__(self, path: str | Path, chain_id: int, contract: str) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_TAB_SCHEMA)
-        self._key = (chain_id, contract)
-
-    def last(self, channel_id: int) -> tuple[int, int]:
-        """`(seq, total)` of the channel's last delivery, `(0, 0)` before the first."""
-        row = self._db.execute(
-            "SELECT seq, total FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (*self._key, hex(channel_id)),
-        ).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
-    def record(
-        self, channel_id: int, seq: int, price: int, total: int, key: str | None, answer: dict[str, Any]
-    ) -> None:
-        self._db.execute(
-            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                *self._key,
-                hex(channel_id),
-                seq,
-                str(price),
-                str(total),
-                json.dumps(answer["receipt"]),
-                time.time(),
-                key,
-                json.dumps(answer),
-            ),
-        )
-
-    def answer(self, channel_id: int, key: str) -> dict[str, Any] | None:
-        """The answer already delivered on this channel for this idempotency key, if any."""
-        row = self._db.execute(
-            "SELECT answer FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? AND idempotency_key = ?",
-            (*self._key, hex(channel_id), key),
-        ).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class AgentServer:
@@ -179,7 +118,7 @@ class AgentServer:
         self.receipts = ReceiptSigner(
             bytes(account.key), ReceiptDomain(chain.chain_id, self.channels.contract.address)
         )
-        self.tab = _Tab(tab, chain.chain_id, self.channels.contract.address)
+        self.tab = Tab(tab, chain.chain_id, self.channels.contract.address)
         self.channel_ttl = channel_ttl
         self.agent_id = agent_id
         self.registry = registry
@@ -353,16 +292,16 @@ class AgentServer:
 
     async def _pay(self, request: Request) -> Response:
         try:
-            body = await _json_body(request)
-            channel_id = _channel_id(body.get("channel"))
-            self._accept_payment(channel_id, body.get("payment"), _client(request))
+            body = await json_body(request)
+            channel_id = channel_id_of(body.get("channel"))
+            self._accept_payment(channel_id, body.get("payment"), client_of(request))
             return JSONResponse({"paid": str(self._paid(channel_id)), "owed": str(self._owed(channel_id))})
         except HTTPProblem as problem:
-            return _problem(problem)
+            return problem_response(problem)
 
     async def _invoke(self, request: Request) -> Response:
         try:
-            body = await _json_body(request)
+            body = await json_body(request)
             unknown = set(body) - {"capability", "input", "channel", "payment", "stream", "idempotencyKey"}
             if unknown:
                 raise HTTPProblem(400, f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
@@ -381,16 +320,16 @@ class AgentServer:
                 raise self._requirements(
                     f"no channel: open one to {self.account.address} and name it", price, None
                 )
-            channel_id = _channel_id(body["channel"])
-            payment = body.get("payment") or _header_payment(request)
+            channel_id = channel_id_of(body["channel"])
+            payment = body.get("payment") or header_payment(request)
             if payment is not None:
-                self._accept_payment(channel_id, payment, _client(request))
-            key = _idempotency_key(body.get("idempotencyKey"))
+                self._accept_payment(channel_id, payment, client_of(request))
+            key = idempotency_key(body.get("idempotencyKey"))
             if key is not None and (delivered := self.tab.answer(channel_id, key)) is not None:
                 # Delivered before: the same answer, not a second run or charge.
                 if body.get("stream"):
                     return StreamingResponse(
-                        iter([_event("result", delivered)]), media_type="text/event-stream"
+                        iter([sse_event("result", delivered)]), media_type="text/event-stream"
                     )
                 return JSONResponse(delivered)
             if channel_id in self._busy:
@@ -399,60 +338,38 @@ class AgentServer:
                 )
             self._check_channel(channel_id, price)
         except HTTPProblem as problem:
-            return _problem(problem)
-        raw_input: JsonValue = body["input"]
+            return problem_response(problem)
+        call = _Call(capability, parsed, body["input"], channel_id, key)
         self._busy.add(channel_id)
         if body.get("stream"):
-            return StreamingResponse(
-                self._stream(capability, parsed, raw_input, channel_id, key), media_type="text/event-stream"
-            )
+            return StreamingResponse(self._stream(call), media_type="text/event-stream")
         try:
-            return JSONResponse(await self._deliver(capability, parsed, raw_input, channel_id, key, None))
+            return JSONResponse(await self._deliver(call, None))
         except HTTPProblem as problem:
-            return _problem(problem)
+            return problem_response(problem)
         finally:
             self._busy.discard(channel_id)
 
-    async def _stream(
-        self,
-        capability: Capability[Any, Any],
-        parsed: BaseModel,
-        raw_input: JsonValue,
-        channel_id: int,
-        key: str | None,
-    ) -> AsyncIterator[str]:
+    async def _stream(self, call: _Call) -> AsyncIterator[str]:
         tokens: asyncio.Queue[str | None] = asyncio.Queue()
-        job = asyncio.create_task(
-            self._deliver(capability, parsed, raw_input, channel_id, key, tokens.put_nowait)
-        )
+        job = asyncio.create_task(self._deliver(call, tokens.put_nowait))
         job.add_done_callback(lambda _: tokens.put_nowait(None))
         try:
             while (text := await tokens.get()) is not None:
-                yield _event("token", {"text": text})
+                yield sse_event("token", {"text": text})
             try:
-                yield _event("result", job.result())
+                yield sse_event("result", job.result())
             except HTTPProblem as problem:
-                yield _event("error", {"status": problem.status, **problem.body})
+                yield sse_event("error", {"status": problem.status, **problem.body})
         finally:
             job.cancel()
-            self._busy.discard(channel_id)
+            self._busy.discard(call.channel_id)
 
-    async def _deliver(
-        self,
-        capability: Capability[Any, Any],
-        parsed: BaseModel,
-        raw_input: JsonValue,
-        channel_id: int,
-        key: str | None,
-        on_token: Callable[[str], None] | None,
-    ) -> dict[str, Any]:
-        ctx = CallContext(self.agent.runtime, on_token=on_token)
-        started = time.perf_counter()
+    async def _deliver(self, call: _Call, on_token: Callable[[str], None] | None) -> dict[str, Any]:
+        """Run the call, sign its receipt and add it to the tab; an answer that fails is not owed."""
+        capability = call.capability
         try:
-            answer = await capability.handler(parsed, ctx)
-            output = capability.output.model_validate(
-                answer.model_dump() if isinstance(answer, BaseModel) else answer
-            ).model_dump(mode="json")
+            done = await run_capability(capability, call.parsed, self.agent.runtime, on_token=on_token)
         except ContextOverflow as exc:
             problem = f"too long for the model: {exc}"
             raise HTTPProblem(413, f"input {problem}", field="input", problem=problem) from exc
@@ -464,105 +381,39 @@ class AgentServer:
         except Exception as exc:
             log.exception("%s failed; not charged", capability.name)
             raise HTTPProblem(500, f"the agent failed, nothing is owed: {type(exc).__name__}: {exc}") from exc
-        latency = time.perf_counter() - started
-        price = self.agent.price_of(ctx.usage)
-        seq, total = self.tab.last(channel_id)
+        price = self.agent.price_of(done.usage)
+        seq, total = self.tab.last(call.channel_id)
         seq += 1
-        total = max(total, self._paid(channel_id)) + price
-        model_ref = ctx.model_ref
+        total = max(total, self._paid(call.channel_id)) + price
         receipt = self.receipts.sign(
-            request_hash(capability.name, raw_input, channel_id, seq),
-            content_hash(output),
+            request_hash(capability.name, call.raw_input, call.channel_id, seq),
+            content_hash(done.output),
             price,
-            channel_id,
+            call.channel_id,
             seq,
-            model_ref_hash(model_ref),
+            model_ref_hash(done.model_ref),
         )
         answer = {
             "capability": capability.name,
-            "output": output,
+            "output": done.output,
             "price": str(price),
             "owed": str(total),
             "seq": seq,
-            "usage": _usage(ctx.usage),
-            "model": asdict(model_ref),
-            "latencyS": round(latency, 4),
+            "usage": usage_json(done.usage),
+            "model": asdict(done.model_ref),
+            "latencyS": round(done.latency_s, 4),
             "receipt": receipt.to_dict(),
         }
-        self.tab.record(channel_id, seq, price, total, key, answer)
+        self.tab.record(call.channel_id, seq, price, total, call.key, answer)
         return answer
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise HTTPProblem(413, f"the body is {int(length):,} bytes, at most {MAX_BODY_BYTES:,} are read")
-    data = bytearray()
-    async for piece in request.stream():
-        data += piece
-        if len(data) > MAX_BODY_BYTES:
-            raise HTTPProblem(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
-    try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPProblem(400, f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise HTTPProblem(400, "the body must be a JSON object")
-    return body
+@dataclass(frozen=True)
+class _Call:
+    """A paid call that passed the checks: what to run, on which channel, under which idempotency key."""
 
-
-def _channel_id(value: object) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        channel_id = int(value, 0) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
-        if not 0 <= channel_id < 2**256:
-            raise ValueError
-        return channel_id
-    except (TypeError, ValueError):
-        raise HTTPProblem(
-            400, f"channel {value!r} is not a channel id (0x-hex or decimal)", field="channel"
-        ) from None
-
-
-def _idempotency_key(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
-        raise HTTPProblem(
-            400,
-            f"idempotencyKey must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters",
-            field="idempotencyKey",
-        )
-    return value
-
-
-def _header_payment(request: Request) -> object:
-    header = request.headers.get("x-payment")
-    if header is None:
-        return None
-    try:
-        text = header if header.lstrip().startswith("{") else base64.b64decode(header).decode()
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPProblem(400, f"the X-PAYMENT header is not a voucher: {exc}", field="X-PAYMENT") from exc
-
-
-def _client(request: Request) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else "unknown"
-
-
-def _problem(problem: HTTPProblem) -> JSONResponse:
-    return JSONResponse(problem.body, status_code=problem.status, headers=problem.headers)
-
-
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
-
-
-def _usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "promptTokens": usage.prompt_tokens,
-        "completionTokens": usage.completion_tokens,
-        "estimated": usage.estimated,
-    }
+    capability: Capability[Any, Any]
+    parsed: BaseModel
+    raw_input: JsonValue
+    channel_id: int
+    key: str | None

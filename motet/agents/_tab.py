@@ -1,0 +1,80 @@
+"""The agent server's tab: every delivered call, what it cost and the answer sent, kept in SQLite.
+
+The running total per channel is what the payer owes (the next voucher must carry at least that much); the
+answer is kept so that a call repeated with the same idempotency key gets it again instead of a second run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    chain_id INTEGER NOT NULL,
+    contract TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    price TEXT NOT NULL,
+    total TEXT NOT NULL,
+    receipt TEXT NOT NULL,
+    delivered_at REAL NOT NULL,
+    idempotency_key TEXT,
+    answer TEXT NOT NULL,
+    PRIMARY KEY (chain_id, contract, channel, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_by_key
+    ON deliveries (chain_id, contract, channel, idempotency_key) WHERE idempotency_key IS NOT NULL;
+"""
+
+
+class Tab:
+    """What each channel's payer owes for delivered calls, persisted in SQLite: a restarted agent still
+    knows who owes it, and never counts a call twice."""
+
+    def __init__(self, path: str | Path, chain_id: int, contract: str) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._key = (chain_id, contract)
+
+    def last(self, channel_id: int) -> tuple[int, int]:
+        """`(seq, total)` of the channel's last delivery, `(0, 0)` before the first."""
+        row = self._db.execute(
+            "SELECT seq, total FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (*self._key, hex(channel_id)),
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def record(
+        self, channel_id: int, seq: int, price: int, total: int, key: str | None, answer: dict[str, Any]
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *self._key,
+                hex(channel_id),
+                seq,
+                str(price),
+                str(total),
+                json.dumps(answer["receipt"]),
+                time.time(),
+                key,
+                json.dumps(answer),
+            ),
+        )
+
+    def answer(self, channel_id: int, key: str) -> dict[str, Any] | None:
+        """The answer already delivered on this channel for this idempotency key, if any."""
+        row = self._db.execute(
+            "SELECT answer FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? AND idempotency_key = ?",
+            (*self._key, hex(channel_id), key),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        self._db.close()
