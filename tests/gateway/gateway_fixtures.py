@@ -16,11 +16,12 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from motet.chain import Chain
+from motet.demo import Market, local_market, research_brief
 from motet.gateway import Gateway
-from motet.market import GWEI, Market, local_market, research_brief
 from motet.payments.delegation import Delegation, DelegationClient, TaskOrder, sign_typed
 from motet.payments.vouchers import ChannelDomain
 from motet.runtimes import LlamaCppRuntime, Runtime
+from motet.units import GWEI
 
 DOCUMENT = "<p>The city opened a new public library downtown. Visitors praised its bright reading rooms.</p>"
 DEPOSIT = 10**6 * GWEI

@@ -9,8 +9,8 @@ import json
 from eth_account import Account
 from gateway_fixtures import DEPOSIT, Setup
 
-from motet.market import GWEI
 from motet.payments.delegation import DelegationClient
+from motet.units import GWEI
 
 
 def on_chain(s: Setup, delegation_id: bytes) -> tuple[int, int, bool]:
@@ -162,7 +162,7 @@ async def test_refusals_name_the_problem_and_take_nothing(setup: Setup) -> None:
         assert response.status_code == status, (what, response.text)
         assert words in response.json()["error"], (what, response.json())
     # Nothing was spent, and nothing runs.
-    assert setup.gateway._committed(delegation.digest(setup.domain)) == 0
+    assert setup.gateway.orders.committed(delegation.digest(setup.domain)) == 0
     assert DelegationClient(setup.chain).balance(setup.wallet.address) == DEPOSIT
 
 

@@ -15,9 +15,9 @@ from playwright.async_api import Page, expect
 
 from motet.chain import Chain
 from motet.gateway import Gateway
-from motet.market import GWEI
 from motet.payments.delegation import Delegation, DelegationClient, TaskOrder
 from motet.registry import Registry
+from motet.units import GWEI
 
 SCREENSHOT = os.environ.get("MOTET_PAGE_SCREENSHOT")
 """Set to a .png path to keep a picture of the page at the end (docs/gateway-page.png is made so)."""

@@ -1,0 +1,297 @@
+"""Taking task orders: checking a wallet's signed delegation and task order, and reserving the order's budget.
+
+A wallet sends a signed `Delegation` and a signed `TaskOrder` (see `motet.payments`); the desk checks
+both signatures, registers the delegation on chain if it is new, compiles the order's workflow (one the gateway
+offers, or one planned from the order's goal) with only the capabilities the delegation allows, and reserves
+the order's budget. Every refusal is an `OrderRefused` whose `status` is the HTTP status the gateway answers.
+
+The money rule (INVARIANTS D1) holds off chain as on chain: an order is accepted only if its budget fits in the
+delegation's cap less what earlier orders spent and running orders reserved, decided under one lock, and a run
+never signs more than its budget; the contract refuses anything above the cap regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from motet.chain import Chain
+from motet.composer import CompiledWorkflow, Payer, Workflow
+from motet.errors import InvalidDelegation, MotetError, OrderRefused
+from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
+from motet.registry import Registry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delegations (
+    id TEXT PRIMARY KEY,
+    delegator TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    typed_data TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    delegator TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    delegation TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    status TEXT NOT NULL,
+    spent TEXT NOT NULL DEFAULT '0',
+    result TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    UNIQUE (delegator, nonce)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An order that passed every check, its budget reserved: what to run, and for how long."""
+
+    id: str
+    order: TaskOrder
+    delegation_id: bytes
+    compiled: CompiledWorkflow
+    seconds: int
+    """From acceptance to the order's deadline, in chain time."""
+
+
+def signed_part(body: object, what: str) -> tuple[dict[str, Any], bytes]:
+    """The typed data and signature of a signed `what` (`{"typedData": ..., "signature": "0x..."}`)."""
+    if not isinstance(body, dict) or "typedData" not in body or "signature" not in body:
+        raise OrderRefused(400, f"the {what} must be an object with 'typedData' and 'signature'")
+    try:
+        return body["typedData"], parse_signature(body["signature"])
+    except InvalidDelegation as exc:
+        raise OrderRefused(400, f"{what}: {exc}") from None
+
+
+class OrderDesk:
+    """Checks delegations and task orders for the gateway whose key is `delegations`' account, and keeps them,
+    with each order's outcome, in SQLite at `path` (":memory:" to keep nothing).
+
+    Args:
+        chain, registry: where delegations are registered and agents found.
+        delegations: the channels contract's delegation client, acting as the gateway's session key.
+        workflows: the workflows orders can name.
+        payer: the payer of a delegation's calls, by delegation id.
+        path: the SQLite file.
+    """
+
+    def __init__(
+        self,
+        chain: Chain,
+        registry: Registry,
+        delegations: DelegationClient,
+        *,
+        workflows: Mapping[str, Workflow],
+        payer: Callable[[bytes], Payer],
+        path: str,
+    ) -> None:
+        self.chain = chain
+        self.registry = registry
+        self.delegations = delegations
+        self.domain = delegations.domain
+        self.session_key: str = delegations.account.address
+        self.workflows = workflows
+        self._payer = payer
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._accepting = asyncio.Lock()
+
+    # -- delegations ----------------------------------------------------------------------------------
+
+    def take_delegation(self, typed: dict[str, Any], signature: bytes) -> tuple[bytes, str | None]:
+        """Check a signed delegation, remember its capabilities and register it on chain if it is new.
+
+        Returns its id, and the hash of the registering transaction (None when it was registered before).
+        """
+        try:
+            delegation = Delegation.from_typed_data(typed, self.domain)
+        except InvalidDelegation as exc:
+            raise OrderRefused(400, f"delegation: {exc}") from None
+        if delegation.session_key != self.session_key:
+            raise OrderRefused(
+                403,
+                f"the delegation is to the session key {delegation.session_key}, but this gateway's is "
+                f"{self.session_key}: fetch /api/config and sign again",
+            )
+        delegation_id = delegation.digest(self.domain)
+        if not self.delegations.signed_by(delegation.delegator, delegation_id, signature):
+            raise OrderRefused(403, f"the delegation is not signed by its delegator {delegation.delegator}")
+        self._db.execute(
+            "INSERT OR IGNORE INTO delegations VALUES (?, ?, ?, ?, ?)",
+            (
+                "0x" + delegation_id.hex(),
+                delegation.delegator,
+                json.dumps(list(delegation.capabilities)),
+                json.dumps(typed),
+                "0x" + signature.hex(),
+            ),
+        )
+        if self.delegations.state(delegation_id) is not None:
+            return delegation_id, None
+        try:
+            self.delegations.register(delegation, signature)
+        except MotetError as exc:
+            raise OrderRefused(403, f"the channels contract refused the delegation: {exc}") from None
+        receipt = self.chain.last_receipt
+        return delegation_id, "0x" + bytes(receipt["transactionHash"]).hex() if receipt else None
+
+    def capabilities(self, delegation_id: bytes) -> list[str] | None:
+        """The capabilities a delegation sent here allows; None for one never sent here."""
+        row = self._db.execute(
+            "SELECT capabilities FROM delegations WHERE id = ?", ("0x" + delegation_id.hex(),)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- orders ---------------------------------------------------------------------------------------
+
+    async def accept(self, signed_delegation: object, signed_order: object) -> Accepted:
+        """Check a signed order under a signed delegation (each `{"typedData": ..., "signature": "0x..."}`, as
+        the wallet sends it) and reserve its budget; raises `OrderRefused` saying why an order is not taken."""
+        typed_delegation, delegation_signature = signed_part(signed_delegation, "delegation")
+        typed_order, order_signature = signed_part(signed_order, "order")
+        order, delegation = self._signed_order(typed_delegation, typed_order, order_signature)
+        delegation_id = delegation.digest(self.domain)
+        now = self.chain.timestamp()
+        if order.deadline <= now:
+            raise OrderRefused(400, f"the order's deadline {order.deadline} has passed (chain time {now})")
+        async with self._accepting:
+            if self._nonce_used(delegation.delegator, order.nonce):
+                raise OrderRefused(
+                    409,
+                    f"a replay: order nonce {order.nonce} of {delegation.delegator} was already used here",
+                )
+            self.take_delegation(typed_delegation, delegation_signature)
+            state = self.delegations.state(delegation_id)
+            assert state is not None  # registered just above, or before
+            problem = state.problem(now)
+            if problem is not None:
+                raise OrderRefused(403, f"{problem}: sign a new delegation")
+            compiled = await self._compile(order, delegation, delegation_id)
+            left = state.cap - max(state.spent, self.committed(delegation_id))
+            if order.budget > left:
+                raise OrderRefused(
+                    403,
+                    f"over budget: the order's budget of {order.budget} wei is more than the delegation has left "
+                    f"({left} of its cap of {state.cap}, counting earlier and running orders)",
+                )
+            funds = self.delegations.balance(delegation.delegator) + compiled.payer.unspent_deposits()
+            needed = min(order.budget, compiled.worst_case)
+            if funds < needed:
+                raise OrderRefused(
+                    403,
+                    f"the delegator's balance in the channels contract ({funds} wei) cannot cover this run "
+                    f"(up to {needed} wei): deposit more first",
+                )
+            order_id = uuid.uuid4().hex[:16]
+            self._db.execute(
+                "INSERT INTO orders (id, delegator, nonce, delegation, budget, status, created) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (
+                    order_id,
+                    delegation.delegator,
+                    str(order.nonce),
+                    "0x" + delegation_id.hex(),
+                    str(order.budget),
+                    time.time(),
+                ),
+            )
+        return Accepted(order_id, order, delegation_id, compiled, order.deadline - now)
+
+    def committed(self, delegation_id: bytes) -> int:
+        """What a delegation's orders here spent (finished) or may still spend (running)."""
+        rows = self._db.execute(
+            "SELECT status, budget, spent FROM orders WHERE delegation = ?", ("0x" + delegation_id.hex(),)
+        ).fetchall()
+        return sum(int(budget) if status == "running" else int(spent) for status, budget, spent in rows)
+
+    def finish(self, order_id: str, spent: int, result: dict[str, Any], error: str | None) -> None:
+        """Record an order's outcome: `done`, or `failed` with `error`; what it spent is no longer reserved."""
+        self._db.execute(
+            "UPDATE orders SET status = ?, spent = ?, result = ?, error = ? WHERE id = ?",
+            ("failed" if error else "done", str(spent), json.dumps(result), error, order_id),
+        )
+
+    def record(self, order_id: str) -> dict[str, Any] | None:
+        """An order as `GET /api/orders/{id}` shows it; None for an order not taken here."""
+        row = self._db.execute(
+            "SELECT status, delegation, budget, spent, result, error FROM orders WHERE id = ?", (order_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        status, delegation, budget, spent, result, error = row
+        return {
+            "id": order_id,
+            "status": status,
+            "delegation": delegation,
+            "budget": budget,
+            "spent": spent,
+            "error": error,
+            **(json.loads(result) if result else {}),
+        }
+
+    def _signed_order(
+        self, typed_delegation: dict[str, Any], typed_order: dict[str, Any], order_signature: bytes
+    ) -> tuple[TaskOrder, Delegation]:
+        """The order and its delegation, once the order is seen to name the delegation and be signed by its
+        delegator (the delegation's own signature is checked when it is taken)."""
+        try:
+            order = TaskOrder.from_typed_data(typed_order, self.domain)
+            delegation = Delegation.from_typed_data(typed_delegation, self.domain)
+        except InvalidDelegation as exc:
+            raise OrderRefused(400, str(exc)) from None
+        delegation_id = delegation.digest(self.domain)
+        if order.delegation != delegation_id:
+            raise OrderRefused(
+                400,
+                f"the order names delegation 0x{order.delegation.hex()}, not the one sent (0x{delegation_id.hex()})",
+            )
+        if not self.delegations.signed_by(delegation.delegator, order.digest(self.domain), order_signature):
+            raise OrderRefused(403, f"the task order is not signed by the delegator {delegation.delegator}")
+        return order, delegation
+
+    def _nonce_used(self, delegator: str, nonce: int) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM orders WHERE delegator = ? AND nonce = ?", (delegator, str(nonce))
+        ).fetchone()
+        return row is not None
+
+    async def _compile(
+        self, order: TaskOrder, delegation: Delegation, delegation_id: bytes
+    ) -> CompiledWorkflow:
+        """The order's workflow compiled against the registry, every node a capability the delegation allows."""
+        inputs = order.input_values()
+        try:
+            if order.workflow:
+                flow = self.workflows.get(order.workflow)
+                if flow is None:
+                    offered = ", ".join(sorted(self.workflows)) or "none"
+                    raise OrderRefused(400, f"no workflow named {order.workflow!r} here (offered: {offered})")
+            else:
+                schema = {
+                    "type": "object",
+                    "properties": {key: {"type": "string"} for key in inputs},
+                    "required": list(inputs),
+                }
+                flow, _plan = await Workflow.from_goal(order.goal, inputs=schema, registry=self.registry)
+            for node in flow.nodes.values():
+                if not delegation.allows(node.capability):
+                    raise OrderRefused(
+                        403,
+                        f"the delegation does not allow the capability {node.capability!r} (node {node.id!r}); "
+                        f"it allows {', '.join(delegation.capabilities)}",
+                    )
+            return await flow.compile(self.registry, payer=self._payer(delegation_id), budget=order.budget)
+        except OrderRefused:
+            raise
+        except MotetError as exc:
+            raise OrderRefused(400, f"cannot run this order: {exc}") from None

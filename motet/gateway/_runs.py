@@ -1,0 +1,125 @@
+"""Running an accepted order: the compiled workflow's events, kept for every listener (late ones included) as
+JSON-safe data, and the outcome, settled and recorded even when the run fails."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from motet.composer import CallPaid, Event, ReceiptChecked, RunDone, Settled
+from motet.errors import MotetError
+from motet.gateway._orders import Accepted, OrderDesk
+
+log = logging.getLogger(__name__)
+
+_AMOUNTS = {"price", "cumulative", "spent", "budget", "paid"}
+
+
+class OrderRun:
+    """One order's events, kept for every listener, late ones included."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.done = False
+        self._changed = asyncio.Event()
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        self.events.append((kind, data))
+        self._changed.set()
+
+    def finish(self) -> None:
+        self.done = True
+        self._changed.set()
+
+    async def follow(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        seen = 0
+        while True:
+            while seen < len(self.events):
+                yield self.events[seen]
+                seen += 1
+            if self.done:
+                return
+            self._changed.clear()
+            if seen == len(self.events) and not self.done:
+                await self._changed.wait()
+
+
+def event_name(event: Event) -> str:
+    """`NodeDone` → `node_done`: the server-sent event's name."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """An event as JSON-safe data; amounts in wei as decimal strings (JavaScript numbers lose big integers)."""
+    data = dataclasses.asdict(event)
+    return {k: str(v) if k in _AMOUNTS else list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
+    """Run an accepted order to its end or its deadline, publishing its events on `run`; whatever happens,
+    pay what was delivered and record the outcome with `desk`."""
+    order_id, compiled, seconds = accepted.id, accepted.compiled, accepted.seconds
+    payer = compiled.payer
+    receipts: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    result: dict[str, Any] = {}
+    settled: Settled | None = None
+    error: str | None = None
+    try:
+        async with asyncio.timeout(seconds):
+            async for event in compiled.stream(accepted.order.input_values(), run_id=order_id):
+                data = event_data(event)
+                run.publish(event_name(event), data)
+                if isinstance(event, ReceiptChecked):
+                    receipts.append(data)
+                elif isinstance(event, CallPaid):
+                    calls.append(data)
+                elif isinstance(event, RunDone):
+                    result["outputs"] = event.outputs
+                elif isinstance(event, Settled):
+                    settled = event
+    except TimeoutError:
+        error = f"the order's deadline passed before the run finished ({seconds} s)"
+    except asyncio.CancelledError:
+        error = "the gateway stopped before the run finished"
+        raise
+    except MotetError as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug must not leave the order 'running' for ever
+        log.exception("order %s failed", order_id)
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if settled is None and payer.paid_calls(order_id):
+            # What was delivered before the failure is owed: pay it, as the agents were promised.
+            try:
+                hashes, paid, gas = payer.settle(order_id)
+                settled = Settled(tuple(hashes), paid, gas, payer.paid_calls(order_id))
+                run.publish("settled", event_data(settled))
+            except MotetError as exc:
+                log.warning("order %s: settling after a failure failed: %s", order_id, exc)
+        spent = payer.spent(order_id)
+        result.update(
+            {
+                "receipts": receipts,
+                "calls": calls,
+                "spent": str(spent),
+                "settlement": None
+                if settled is None
+                else {
+                    "txs": list(settled.tx_hashes),
+                    "paid": str(settled.paid),
+                    "gasUsed": settled.gas_used,
+                    "paidCalls": settled.paid_calls,
+                },
+            }
+        )
+        desk.finish(order_id, spent, result, error)
+        if error:
+            run.publish("failed", {"error": error, **result})
+        else:
+            run.publish("result", result)
+        run.finish()

@@ -1,0 +1,302 @@
+"""The task gateway: runs wallet-signed task orders under their delegation, with the gateway's session key.
+
+A wallet sends a signed `Delegation` and a signed `TaskOrder`; the gateway checks both and reserves the order's
+budget (`_orders`), runs the workflow paying each call with vouchers the session key signs on the delegator's
+channels, settles, and keeps the outcome (`_runs`). Progress streams as server-sent events; the signing page
+(`static/`) is served at `/`, and builds the wallet's own transactions through `/api/calls` (`_wallet`).
+
+Routes:
+
+- `GET /` — the signing page; `GET /api/config` — chain, contract, session key, EIP-712 types, workflows.
+- `GET /api/accounts/{address}` — a wallet's balance in the channels contract and its delegations.
+- `POST /api/delegations` — a signed delegation, registered on chain if new.
+- `POST /api/orders` — a signed delegation and a signed task order: `202` with the order's id, or a refusal.
+- `GET /api/orders/{id}` — an order's outcome; `GET /api/orders/{id}/events` — its events as they happen.
+- `POST /api/calls` — an unsigned deposit, withdraw or revoke for the wallet to send.
+- `GET /api/transactions/{hash}` — whether a transaction the wallet sent is mined.
+
+Example:
+    >>> gateway = Gateway(chain, registry, session_key=key, workflows={"research-brief": research_brief()})
+    >>> async with gateway.running(port=8402) as url:
+    ...     ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from motet._http import serve
+from motet.chain import NATIVE_ASSET, Chain
+from motet.composer import Payer, Workflow
+from motet.errors import MotetError, OrderRefused
+from motet.gateway._orders import OrderDesk, signed_part
+from motet.gateway._runs import OrderRun, run_order
+from motet.gateway._wallet import transaction_status, wallet_transaction
+from motet.payments import DELEGATION_TYPE, TASK_ORDER_TYPE, DelegationClient, Ledger, eip712_fields
+from motet.registry import Registry
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+class Gateway:
+    """Runs wallet-signed task orders; see the module docstring.
+
+    Args:
+        chain: where the channels contract and the registry are.
+        registry: where agents are found.
+        session_key: the key delegations are made to; it signs vouchers and pays the gas of registering
+            delegations, opening channels and settling.
+        workflows: the workflows orders can name.
+        data_dir: where orders, calls and vouchers are kept (None: in memory, lost on exit).
+        call_timeout: seconds for one agent call.
+    """
+
+    def __init__(
+        self,
+        chain: Chain,
+        registry: Registry,
+        *,
+        session_key: LocalAccount,
+        workflows: Mapping[str, Workflow],
+        data_dir: str | Path | None = None,
+        call_timeout: float = 120.0,
+    ) -> None:
+        self.chain = chain
+        self.registry = registry
+        self.session_key = session_key
+        self.workflows = dict(workflows)
+        self.delegations = DelegationClient(chain, session_key)
+        self.domain = self.delegations.domain
+        self.call_timeout = call_timeout
+        self._dir = Path(data_dir) if data_dir is not None else None
+        if self._dir is not None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        self.orders = OrderDesk(
+            chain,
+            registry,
+            self.delegations,
+            workflows=self.workflows,
+            payer=self._payer,
+            path=self._path("gateway.sqlite"),
+        )
+        self._ledger = Ledger(self._path("vouchers.sqlite"))
+        self._payers: dict[bytes, Payer] = {}
+        self._runs: dict[str, OrderRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.app = Starlette(
+            routes=[
+                Route("/", self._page),
+                Route("/api/config", self._config),
+                Route("/api/accounts/{address}", self._account),
+                Route("/api/delegations", self._post_delegation, methods=["POST"]),
+                Route("/api/orders", self._post_order, methods=["POST"]),
+                Route("/api/orders/{order_id}", self._get_order),
+                Route("/api/orders/{order_id}/events", self._order_events),
+                Route("/api/calls", self._post_call, methods=["POST"]),
+                Route("/api/transactions/{tx_hash}", self._transaction),
+                Mount("/static", StaticFiles(directory=STATIC)),
+            ],
+            exception_handlers={OrderRefused: self._refused},  # type: ignore[dict-item]
+        )
+
+    def _path(self, name: str) -> str:
+        return str(self._dir / name) if self._dir is not None else ":memory:"
+
+    @contextlib.asynccontextmanager
+    async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Serve on `host:port` (0: a free port) until the block ends; yields the base URL. Runs still going
+        at the end are cancelled (their paid calls are recorded, and settled when they are resumed)."""
+        try:
+            async with serve(self.app, host, port, "gateway") as url:
+                yield url
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(BaseException):
+                    await task
+            for payer in self._payers.values():
+                await payer.aclose()
+
+    async def submit(self, signed_delegation: object, signed_order: object) -> str:
+        """Check and start an order; returns its id. Raises `OrderRefused` saying why an order is not taken.
+
+        Each part is what the wallet signed and sends: `{"typedData": ..., "signature": "0x..."}`.
+        """
+        accepted = await self.orders.accept(signed_delegation, signed_order)
+        run = self._runs[accepted.id] = OrderRun()
+        run.publish(
+            "accepted",
+            {
+                "id": accepted.id,
+                "delegation": "0x" + accepted.delegation_id.hex(),
+                "budget": str(accepted.order.budget),
+                "plan": accepted.compiled.ascii(),
+            },
+        )
+        task = asyncio.create_task(run_order(accepted, run, self.orders))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return accepted.id
+
+    def _payer(self, delegation_id: bytes) -> Payer:
+        payer = self._payers.get(delegation_id)
+        if payer is None:
+            payer = Payer(
+                self.chain,
+                self.session_key,
+                store=self._path("calls.sqlite"),
+                ledger=self._ledger,
+                delegation=delegation_id,
+                deposit_calls=1,  # deposits stay close to what is spent: the delegator's money, not ours
+                timeout=self.call_timeout,
+            )
+            self._payers[delegation_id] = payer
+        return payer
+
+    # -- pages and reads ----------------------------------------------------------------------------
+
+    async def _page(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def _config(self, request: Request) -> Response:
+        workflows = []
+        for name, flow in self.workflows.items():
+            properties = flow.input_schema.get("properties", {})
+            workflows.append(
+                {
+                    "name": name,
+                    "nodes": [
+                        {"id": n.id, "capability": n.capability, "after": list(n.after)}
+                        for n in flow.nodes.values()
+                    ],
+                    "capabilities": sorted({n.capability for n in flow.nodes.values()}),
+                    "inputs": [
+                        {
+                            "name": key,
+                            "description": spec.get("description", ""),
+                            "type": spec.get("type", "string"),
+                        }
+                        for key, spec in properties.items()
+                    ],
+                    "worstCase": str(await self._worst_case(flow)),
+                }
+            )
+        return JSONResponse(
+            {
+                "chainId": self.chain.chain_id,
+                "contract": self.domain.contract,
+                "sessionKey": self.session_key.address,
+                "asset": NATIVE_ASSET,
+                "domain": self.domain.typed_data_domain(),
+                "types": {
+                    "Delegation": eip712_fields(DELEGATION_TYPE),
+                    "TaskOrder": eip712_fields(TASK_ORDER_TYPE),
+                },
+                "workflows": workflows,
+                "now": self.chain.timestamp(),
+                "rpcUrl": self.chain.url,
+            }
+        )
+
+    async def _worst_case(self, flow: Workflow) -> int:
+        try:
+            probe = Payer(self.chain, self.session_key)
+            compiled = await flow.compile(self.registry, payer=probe, budget=2**255)
+        except MotetError:
+            return 0
+        return compiled.worst_case
+
+    async def _account(self, request: Request) -> Response:
+        address = request.path_params["address"]
+        try:
+            balance = self.delegations.balance(address)
+            found = self.delegations.delegations(delegator=address)
+        except ValueError as exc:
+            raise OrderRefused(400, f"{address!r} is not an address: {exc}") from None
+        now = self.chain.timestamp()
+        items = [
+            {
+                "id": "0x" + state.delegation_id.hex(),
+                "sessionKey": state.session_key,
+                "cap": str(state.cap),
+                "spent": str(state.spent),
+                "validAfter": state.valid_after,
+                "expiry": state.expiry,
+                "revoked": state.revoked,
+                "status": state.status(now),
+                "capabilities": self.orders.capabilities(state.delegation_id),
+            }
+            for state in found
+        ]
+        return JSONResponse({"address": address, "balance": str(balance), "delegations": items, "now": now})
+
+    async def _refused(self, request: Request, exc: OrderRefused) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise OrderRefused(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise OrderRefused(400, "the body must be a JSON object")
+        return body
+
+    # -- transactions the wallet sends itself ---------------------------------------------------------
+
+    async def _post_call(self, request: Request) -> Response:
+        body = await self._body(request)
+        return JSONResponse(wallet_transaction(self.delegations.contract, self.chain.chain_id, body))
+
+    async def _transaction(self, request: Request) -> Response:
+        return JSONResponse(transaction_status(self.chain, request.path_params["tx_hash"]))
+
+    # -- delegations and orders -----------------------------------------------------------------------
+
+    async def _post_delegation(self, request: Request) -> Response:
+        typed, signature = signed_part(await self._body(request), "delegation")
+        delegation_id, tx = self.orders.take_delegation(typed, signature)
+        return JSONResponse({"id": "0x" + delegation_id.hex(), "tx": tx})
+
+    async def _post_order(self, request: Request) -> Response:
+        body = await self._body(request)
+        order_id = await self.submit(body.get("delegation"), body.get("order"))
+        return JSONResponse(
+            {"id": order_id, "status": "running", "events": f"/api/orders/{order_id}/events"}, status_code=202
+        )
+
+    async def _get_order(self, request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        record = self.orders.record(order_id)
+        if record is None:
+            raise OrderRefused(404, f"no order {order_id!r} here")
+        return JSONResponse(record)
+
+    async def _order_events(self, request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        run = self._runs.get(order_id)
+        if run is None:
+            raise OrderRefused(
+                404, f"no running or recent order {order_id!r} here: GET /api/orders/{order_id}"
+            )
+
+        async def stream() -> AsyncIterator[str]:
+            async for kind, data in run.follow():
+                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
