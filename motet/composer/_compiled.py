@@ -28,6 +28,7 @@ from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer
 from motet.composer._payer import Payer
 from motet.errors import BudgetExceeded, InvalidComposeArgument, MotetError, NodeFailed
+from motet.units import format_amount
 
 __all__ = ["CompiledWorkflow"]
 
@@ -93,7 +94,7 @@ class CompiledWorkflow:
             others = len(self.candidates[node_id]) - 1
             backup = f" (+{others} backup)" if others else ""
             nodes.append(
-                render.NodeView(node_id, node.capability, f"{first.label} · {first.price:,} wei{backup}")
+                render.NodeView(node_id, node.capability, f"{first.label} · {format_amount(first.price)}{backup}")
             )
             if not node.after:
                 edges.append(render.EdgeView("__start__", node_id))

@@ -45,6 +45,7 @@ from motet.composer._offer import Offer
 from motet.composer._schemas import fields_of, required_of
 from motet.composer._types import check_inputs, compatible
 from motet.errors import InvalidComposeArgument, NoPlan
+from motet.units import format_amount
 
 __all__ = ["Path", "Plan", "PlanStep", "plan"]
 
@@ -91,18 +92,18 @@ class Plan:
     def explain(self) -> str:
         """The chosen path with each step's agent, price and other offers, the total, and other paths."""
         count = len(self.steps)
-        lines = [f"plan for {self.goal!r}: {count} step{'s' * (count != 1)}, {_wei(self.cost)} in all"]
+        lines = [f"plan for {self.goal!r}: {count} step{'s' * (count != 1)}, {format_amount(self.cost)} in all"]
         for number, step in enumerate(self.steps, 1):
             offer = step.offer
             lines.append(
                 f"  {number}. {step.capability}: agent {offer.agent_id} {offer.agent!r} at "
-                f"{_wei(offer.price)} ({_others(step.alternatives)})"
+                f"{format_amount(offer.price)} ({_others(step.alternatives)})"
             )
             if step.inputs:
                 lines.append("       " + ", ".join(f"{name} ← {ref}" for name, ref in step.inputs.items()))
         if self.paths:
             lines.append("other paths considered:")
-            lines.extend(f"  {' → '.join(p.capabilities)}: {_wei(p.cost)}" for p in self.paths)
+            lines.extend(f"  {' → '.join(p.capabilities)}: {format_amount(p.cost)}" for p in self.paths)
         else:
             lines.append(f"no other path reaches {self.goal!r}")
         return "\n".join(lines)
@@ -299,10 +300,6 @@ def _too_long(goal: str, max_steps: int, needed: int) -> str:
 
 def _plural(count: int, noun: str) -> str:
     return noun if count == 1 else noun + "s"
-
-
-def _wei(amount: int) -> str:
-    return f"{amount:,} wei"
 
 
 def _others(offers: tuple[Offer, ...]) -> str:
