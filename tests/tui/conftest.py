@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from motet.chain import Chain
-from motet.market import Market, local_market
-from motet.tui.deterministic import deterministic_runtime
+from motet.demo import Market, local_market
+from motet.runtimes.testing import deterministic_runtime
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 from textual.widgets import DataTable
-from tui_helpers import SIZE, wait_for
+from tui_helpers import SIZE, brief_app, wait_for
 
-from motet.market import Market
+from motet.demo import Market
 from motet.tui import MotetApp
 from motet.tui.screens.agents import AgentsScreen
 
@@ -12,7 +12,7 @@ def names(app: MotetApp) -> list[str]:
 
 
 async def test_lists_every_agent_and_filters_by_capability_and_price(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen) and len(names(app)) == 7)
         assert set(names(app)) == set(market.ids)
@@ -26,7 +26,7 @@ async def test_lists_every_agent_and_filters_by_capability_and_price(market: Mar
 
 
 async def test_the_detail_pane_shows_the_highlighted_agents_card(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen) and len(names(app)) == 7)
         await pilot.press("down")

@@ -1,15 +1,14 @@
 from textual.widgets import Markdown
-from tui_helpers import SIZE, wait_for
+from tui_helpers import SIZE, brief_app, wait_for
 
-from motet.market import Market
-from motet.tui import MotetApp
+from motet.demo import Market
 from motet.tui.screens.agents import AgentsScreen
 from motet.tui.screens.help import HelpScreen
 from motet.tui.screens.wallet import WalletScreen
 
 
 async def test_the_palette_offers_every_screen_and_the_current_screens_actions(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: isinstance(app.screen, WalletScreen))
@@ -19,7 +18,7 @@ async def test_the_palette_offers_every_screen_and_the_current_screens_actions(m
 
 
 async def test_f1_shows_the_keys_of_the_screen_below(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen))
         await pilot.press("f1")
@@ -31,7 +30,7 @@ async def test_f1_shows_the_keys_of_the_screen_below(market: Market) -> None:
 
 
 async def test_ctrl_t_changes_the_theme_through_the_palette(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen))
         before = app.theme

@@ -1,23 +1,21 @@
 import asyncio
 
 from textual.widgets import DataTable, Static
-from tui_helpers import SIZE, compile_brief, wait_for
+from tui_helpers import SIZE, brief_app, compile_brief, wait_for
 
 from motet.agents import AgentServer, builtin_agent
 from motet.chain import Chain
 from motet.composer import CallPaid, NodeStarted
-from motet.market import Market, local_market
+from motet.demo import Market, local_market
 from motet.runtimes import Message
-from motet.runtimes.testing import CallInfo, FunctionRuntime
-from motet.tui import MotetApp
-from motet.tui.deterministic import deterministic_runtime
+from motet.runtimes.testing import CallInfo, FunctionRuntime, deterministic_runtime
 from motet.tui.screens.compose import ComposeScreen
 from motet.tui.screens.run import RunScreen
 from motet.tui.widgets.node_pane import NodePane
 
 
 async def test_compose_shows_the_graph_agents_and_worst_case(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await compile_brief(pilot)
         screen = app.screen
@@ -31,29 +29,32 @@ async def test_compose_shows_the_graph_agents_and_worst_case(market: Market) -> 
 
 
 async def test_swap_puts_the_next_candidate_first(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await compile_brief(pilot)
         await pilot.press("down", "s")  # the summarize node
-        assert app.compiled is not None
-        assert [c.name for c in app.compiled.candidates["summarize"]] == ["summarizer", "flaky-summarizer"]
+        assert app.session.compiled is not None
+        assert [c.agent for c in app.session.compiled.candidates["summarize"]] == [
+            "summarizer",
+            "flaky-summarizer",
+        ]
         table = app.screen.query_one("#nodes", DataTable)
         assert table.get_row("summarize")[2] == "summarizer (#2)"
 
 
 async def test_a_goal_is_planned_and_compiled(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f3")
         app.screen.query_one("#goal").focus()
         await pilot.press(*"classify_sentiment", "enter")
-        await wait_for(pilot, lambda: app.compiled is not None)
-        assert app.compiled is not None
-        assert app.compiled.order == ["extract_text", "classify_sentiment"]
+        await wait_for(pilot, lambda: app.session.compiled is not None)
+        assert app.session.compiled is not None
+        assert app.session.compiled.order == ["extract_text", "classify_sentiment"]
 
 
 async def test_a_run_streams_pays_and_settles(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await compile_brief(pilot)
         await pilot.press("r")
@@ -85,7 +86,7 @@ async def test_escape_cancels_a_run_and_the_unfinished_call_is_not_paid(chain: C
         server = AgentServer(slow_agent, chain=chain, account=chain.accounts[8])
         async with server.running():
             await server.register(market.registry, stake=10**17)
-            app = MotetApp(chain, market=market)
+            app = brief_app(chain, market)
             async with app.run_test(size=SIZE) as pilot:
                 await compile_brief(pilot)
                 await pilot.press("r")
@@ -114,6 +115,6 @@ async def test_escape_cancels_a_run_and_the_unfinished_call_is_not_paid(chain: C
                 paid_nodes = {e.node for e in screen.report.events if isinstance(e, CallPaid)}
                 assert "summarize" not in paid_nodes and "report" not in paid_nodes
                 assert screen.report.settlement is None
-                assert app.payer.spent(screen.report.run_id) == sum(
+                assert app.session.payer.spent(screen.report.run_id) == sum(
                     e.price for e in screen.report.events if isinstance(e, CallPaid)
                 )

@@ -1,6 +1,7 @@
 """SVG snapshots of each screen at 120×40 (`pytest tests/tui --snapshot-update` re-creates them; docs/tui/
 holds copies). The app serves its own market with the deterministic runtime; loopback ports and latencies
-vary from run to run, so they are masked before the screenshot."""
+vary from run to run, and the settlement's transaction hash changes with any byte of the contracts or the
+vouchers, so they are masked before the screenshot."""
 
 from __future__ import annotations
 
@@ -8,19 +9,19 @@ import re
 
 from rich.syntax import Syntax
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, TextArea
-from tui_helpers import SIZE, wait_for
+from textual.widgets import DataTable, Input, Log, Static, TextArea
+from tui_helpers import SIZE, brief_app, wait_for
 
 from motet.chain import Chain
 from motet.tui import MotetApp
-from motet.tui.deterministic import deterministic_runtime
 from motet.tui.screens.agents import AgentsScreen
 
 PORT = re.compile(r"127\.0\.0\.1:\d+")
+TX_HASH = re.compile(r"0x[0-9a-f]{64}|0x[0-9a-f]{8}…[0-9a-f]{4}")
 
 
 def make_app() -> MotetApp:
-    return MotetApp(Chain.embedded(), runtime=deterministic_runtime())
+    return brief_app(Chain.embedded())
 
 
 async def ready(pilot: Pilot[None]) -> None:
@@ -43,6 +44,19 @@ def mask_ports(pilot: Pilot[None]) -> None:
     screen.query_one("#card-text", Static).update(Syntax(screen.card_json, "json", theme="ansi_dark"))
 
 
+def mask_tx_hashes(pilot: Pilot[None]) -> None:
+    def hidden(found: re.Match[str]) -> str:
+        return "0x" + re.sub("[0-9a-f]", "x", found.group()[2:])
+
+    status = pilot.app.screen.query_one("#run-status", Static)
+    assert isinstance(status.content, str) and TX_HASH.search(status.content)
+    status.update(TX_HASH.sub(hidden, status.content))
+    log = pilot.app.screen.query_one("#events", Log)
+    lines = [TX_HASH.sub(hidden, line) for line in log.lines]
+    log.clear()
+    log.write_lines(lines)
+
+
 async def compiled(pilot: Pilot[None]) -> None:
     await ready(pilot)
     await pilot.press("f3")
@@ -50,7 +64,9 @@ async def compiled(pilot: Pilot[None]) -> None:
         if isinstance(widget, Input | TextArea):
             widget.cursor_blink = False
     await pilot.press("c")
-    await wait_for(pilot, lambda: getattr(pilot.app, "compiled", None) is not None)
+    app = pilot.app
+    assert isinstance(app, MotetApp)
+    await wait_for(pilot, lambda: app.session.compiled is not None)
     await pilot.pause(0.2)
 
 
@@ -61,6 +77,7 @@ async def settled(pilot: Pilot[None]) -> None:
     table = pilot.app.screen.query_one("#calls", DataTable)
     for row_key in list(table.rows):
         table.update_cell(row_key, "latency", "0.01 s")
+    mask_tx_hashes(pilot)
     pilot.app.clear_notifications()  # toasts time out: keep them out of the picture
     await pilot.pause(0.2)
 

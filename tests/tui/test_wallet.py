@@ -1,12 +1,12 @@
 from eth_account.signers.local import LocalAccount
 from textual.widgets import DataTable, Static
-from tui_helpers import SIZE, wait_for
+from tui_helpers import SIZE, brief_app, wait_for
 
 from motet.chain import Chain
-from motet.market import Market
-from motet.payments.delegation import Delegation, DelegationClient, sign_typed
+from motet.demo import Market
+from motet.payments import Delegation, DelegationClient, sign_typed
 from motet.tui import MotetApp
-from motet.tui.format import short
+from motet.tui._format import short
 from motet.tui.screens.dialogs import AmountScreen, ConfirmScreen
 from motet.tui.screens.wallet import WalletScreen
 
@@ -18,7 +18,7 @@ def wallet(app: MotetApp) -> WalletScreen:
 
 
 async def test_open_close_and_settle_a_channel_each_confirmed(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f5")
         assert wallet(app).channels == []
@@ -31,7 +31,7 @@ async def test_open_close_and_settle_a_channel_each_confirmed(market: Market) ->
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, WalletScreen) and len(wallet(app).channels) == 1)
         (opened,) = wallet(app).channels
-        assert opened.deposit == 100 * 10**9 and opened.payer == app.account.address
+        assert opened.deposit == 100 * 10**9 and opened.payer == app.session.account.address
         assert wallet(app).query_one("#channels", DataTable).get_row("1")[-1] == "open"
 
         await pilot.press("c")
@@ -47,17 +47,19 @@ async def test_open_close_and_settle_a_channel_each_confirmed(market: Market) ->
         await pilot.pause()
         assert not wallet(app).channels[0].settled
 
-        app.chain.advance_time(app.payer.channels.contract.functions.CHALLENGE_PERIOD().call() + 1)
+        app.session.chain.advance_time(
+            app.session.payer.channels.contract.functions.CHALLENGE_PERIOD().call() + 1
+        )
         await pilot.press("s", "y")
         await wait_for(pilot, lambda: wallet(app).channels[0].settled)
         assert wallet(app).query_one("#channels", DataTable).get_row("1")[-1] == "settled"
 
 
 async def test_channels_of_a_run_with_nothing_left_to_redeem(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f3", "c")
-        await wait_for(pilot, lambda: app.compiled is not None)
+        await wait_for(pilot, lambda: app.session.compiled is not None)
         await pilot.press("r")
         await wait_for(pilot, lambda: getattr(app.screen, "state", "") == "settled")
         await pilot.press("f5")
@@ -91,15 +93,15 @@ def delegation_row(app: MotetApp, delegation_id: bytes) -> list[object]:
 
 
 async def test_delegations_as_delegator_and_as_session_key(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f5")
         assert wallet(app).delegations == []
         assert wallet(app).query_one("#delegations-empty").display
         assert "no delegations" in str(wallet(app).query_one("#delegations-empty", Static).render())
 
-        other = app.chain.accounts[1]
-        given = register(app.chain, app.account, other.address, cap=500 * 10**9)
+        other = app.session.chain.accounts[1]
+        given = register(app.session.chain, app.session.account, other.address, cap=500 * 10**9)
         await pilot.press("r")
         await pilot.pause()
         assert not wallet(app).query_one("#delegations-empty").display
@@ -114,7 +116,7 @@ async def test_delegations_as_delegator_and_as_session_key(market: Market) -> No
             "active",
         ]
 
-        held = register(app.chain, other, app.account.address, cap=7 * 10**9)
+        held = register(app.session.chain, other, app.session.account.address, cap=7 * 10**9)
         await pilot.press("r")
         await pilot.pause()
         assert [d.delegation_id for d in wallet(app).delegations] == [given, held]
@@ -122,17 +124,19 @@ async def test_delegations_as_delegator_and_as_session_key(market: Market) -> No
         assert row[1:3] == ["session key", short(other.address)]
         assert row[3:] == ["7 gwei", "0 gwei", "7 gwei", "in 59 min", "active"]
 
-        app.chain.advance_time(62 * 60)
-        app.chain.transfer(other.address, 1)  # mine a block at the new time
+        app.session.chain.advance_time(62 * 60)
+        app.session.chain.transfer(other.address, 1)  # mine a block at the new time
         await pilot.press("r")
         await pilot.pause()
         assert delegation_row(app, given)[-2:] == ["expired 3 min ago", "expired"]
 
 
 async def test_revoke_a_delegation_confirmed_first(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
-        given = register(app.chain, app.account, app.chain.accounts[1].address, cap=10**12)
+        given = register(
+            app.session.chain, app.session.account, app.session.chain.accounts[1].address, cap=10**12
+        )
         await pilot.press("f5")
         assert delegation_row(app, given)[-1] == "active"
 
@@ -141,7 +145,9 @@ async def test_revoke_a_delegation_confirmed_first(market: Market) -> None:
         await pilot.press("n")  # changed our mind: nothing happens
         await pilot.pause()
         assert not wallet(app).delegations[0].revoked
-        assert not app.payer.channels.contract.functions.revoked(app.account.address, given).call()
+        assert not app.session.payer.channels.contract.functions.revoked(
+            app.session.account.address, given
+        ).call()
 
         await pilot.press("v")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -150,9 +156,11 @@ async def test_revoke_a_delegation_confirmed_first(market: Market) -> None:
             pilot, lambda: isinstance(app.screen, WalletScreen) and wallet(app).delegations[0].revoked
         )
         assert delegation_row(app, given)[-1] == "revoked"
-        state = DelegationClient(app.chain).state(given)
+        state = DelegationClient(app.session.chain).state(given)
         assert state is not None and state.revoked
-        assert app.payer.channels.contract.functions.revoked(app.account.address, given).call()
+        assert app.session.payer.channels.contract.functions.revoked(
+            app.session.account.address, given
+        ).call()
 
         await pilot.press("v")  # already revoked: refused, nothing asked
         await pilot.pause()
@@ -161,20 +169,20 @@ async def test_revoke_a_delegation_confirmed_first(market: Market) -> None:
 
 
 async def test_a_session_key_cannot_revoke(market: Market) -> None:
-    app = MotetApp(market.chain, market=market)
+    app = brief_app(market.chain, market)
     async with app.run_test(size=SIZE) as pilot:
-        delegator = app.chain.accounts[1]
-        held = register(app.chain, delegator, app.account.address, cap=10**12)
+        delegator = app.session.chain.accounts[1]
+        held = register(app.session.chain, delegator, app.session.account.address, cap=10**12)
         await pilot.press("f5")
         assert delegation_row(app, held)[1] == "session key"
-        block = app.chain.w3.eth.block_number
+        block = app.session.chain.w3.eth.block_number
 
         await pilot.press("v")
         await pilot.pause()
         assert isinstance(app.screen, WalletScreen)  # no confirmation asked
         (refusal,) = [n for n in app._notifications if "session key" in str(n.message)]
         assert refusal.severity == "warning" and short(delegator.address) in str(refusal.message)
-        assert app.chain.w3.eth.block_number == block  # no transaction sent
-        state = DelegationClient(app.chain).state(held)
+        assert app.session.chain.w3.eth.block_number == block  # no transaction sent
+        state = DelegationClient(app.session.chain).state(held)
         assert state is not None and not state.revoked
         assert delegation_row(app, held)[-1] == "active"

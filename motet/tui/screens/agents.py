@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.syntax import Syntax
 from textual import on
@@ -14,13 +14,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from motet.agents.cards import AgentCard, fetch_card
-from motet.errors import MotetError
+from motet.agents import AgentCard, fetch_card
+from motet.errors import InvalidAmount, MotetError
 from motet.registry import AgentRecord
-from motet.tui.format import eth, gwei, parse_gwei
-
-if TYPE_CHECKING:
-    from motet.tui.app import MotetApp
+from motet.tui._session import Session
+from motet.units import AMOUNT_HELP, format_eth, format_gwei, parse_amount
 
 
 @dataclass(frozen=True)
@@ -31,32 +29,29 @@ class AgentRow:
 
 
 class AgentsScreen(Screen[None]):
-    """Agents registered on chain. Type a capability or a max price (gwei) to filter; pick a row to read its
-    card."""
+    """Agents registered on chain. Type a capability or a max price (`40gwei`, `0.01eth`; a bare number is gwei)
+    to filter; pick a row to read its card."""
 
     AUTO_FOCUS = "#agents"
     TITLE = "Agents"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
-        Binding("slash", "focus_filter", "Filter"),
+        ("r", "refresh", "Refresh"),
+        ("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
+        self.session = session
         self.rows: dict[int, AgentRow] = {}
         self.card_json = ""
         """The card shown in the detail pane, as indented JSON."""
-
-    @property
-    def motet(self) -> MotetApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="filters"):
             yield Input(placeholder="capability (e.g. summarize)", id="capability")
-            yield Input(placeholder="max price in gwei", id="max-price")
+            yield Input(placeholder="max price, e.g. 40gwei or 0.01eth", id="max-price", tooltip=AMOUNT_HELP)
         yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="card"):
             yield Static("Select an agent to read its card.", id="card-text")
@@ -97,12 +92,12 @@ class AgentsScreen(Screen[None]):
         capability = self.query_one("#capability", Input).value.strip() or None
         price_text = self.query_one("#max-price", Input).value.strip()
         try:
-            max_price = parse_gwei(price_text) if price_text else None
-        except ValueError as exc:
+            max_price = parse_amount(price_text) if price_text else None
+        except InvalidAmount as exc:
             self.notify(str(exc), severity="error")
             return
         try:
-            records = self.motet.registry.search(capability, max_price=max_price, include_inactive=True)
+            records = self.session.registry.search(capability, max_price=max_price, include_inactive=True)
         except MotetError as exc:
             self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
             return
@@ -118,8 +113,8 @@ class AgentsScreen(Screen[None]):
                 str(record.agent_id),
                 card.name if card else "?",
                 ", ".join(c.name for c in card.capabilities) if card else row.problem,
-                gwei(record.price),
-                eth(record.bonded_stake),
+                format_gwei(record.price),
+                format_eth(record.bonded_stake),
                 _model(card),
                 _endpoint(card),
                 "active" if record.active else "inactive",

@@ -4,53 +4,65 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static, TextArea
 
 from motet.composer import CompiledWorkflow, Workflow
-from motet.errors import MotetError
-from motet.market import Document
-from motet.tui.format import gwei, parse_gwei
-
-if TYPE_CHECKING:
-    from motet.tui.app import MotetApp
+from motet.errors import InvalidAmount, MotetError
+from motet.tui._session import Session
+from motet.units import AMOUNT_HELP, GWEI, format_gwei, parse_amount
 
 
 class ComposeScreen(Screen[None]):
-    """Pick a workflow or type a goal (the planner builds one), set the budget, compile with c. Highlight a
-    node and press s to use its next candidate agent; r runs the compiled workflow."""
+    """Pick a workflow or type a goal (the planner builds one), set the budget (`1000gwei`, `0.001eth`; a bare
+    number is gwei), compile with c. Highlight a node and press s to use its next candidate agent; r runs the
+    compiled workflow."""
 
     AUTO_FOCUS = "#nodes"
     TITLE = "Compose"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "compile", "Compile"),
-        Binding("s", "swap", "Swap agent"),
-        Binding("r", "run", "Run"),
+        ("c", "compile", "Compile"),
+        ("s", "swap", "Swap agent"),
+        ("r", "run", "Run"),
     ]
 
-    @property
-    def motet(self) -> MotetApp:
-        return self.app  # type: ignore[return-value]
+    class RunRequested(Message):
+        """Run `compiled` on `inputs` (the app switches to the run screen)."""
+
+        def __init__(self, compiled: CompiledWorkflow, inputs: dict[str, Any]) -> None:
+            super().__init__()
+            self.compiled = compiled
+            self.inputs = inputs
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
 
     def compose(self) -> ComposeResult:
-        names = list(self.motet.workflows)
+        names = list(self.session.workflows)
         yield Header()
         with Horizontal(id="choose"):
             yield Select([(n, n) for n in names], value=names[0], allow_blank=False, id="workflow")
             yield Input(placeholder="…or a goal capability, e.g. compose_report", id="goal")
-            yield Input(str(self.motet.budget // 10**9), placeholder="budget (gwei)", id="budget")
+            yield Input(
+                _typed(self.session.budget),
+                placeholder="budget, e.g. 1000gwei",
+                id="budget",
+                tooltip=AMOUNT_HELP,
+            )
         with Horizontal(id="compiled"):
             with VerticalScroll(id="graph-box"):
                 yield Static("Press c to compile.", id="graph")
             with Vertical(id="right"):
                 yield DataTable(id="nodes", cursor_type="row")
-                yield TextArea(json.dumps(self.motet.inputs, indent=1), id="inputs", soft_wrap=True)
+                yield TextArea(json.dumps(self.session.inputs, indent=1), id="inputs", soft_wrap=True)
         yield Static("", id="summary")
         yield Footer()
 
@@ -70,24 +82,28 @@ class ComposeScreen(Screen[None]):
     async def action_compile(self) -> None:
         """Compile the chosen workflow, or the plan for the goal, against the registry within the budget."""
         try:
-            budget = parse_gwei(self.query_one("#budget", Input).value)
-        except ValueError as exc:
+            budget = parse_amount(self.query_one("#budget", Input).value)
+        except InvalidAmount as exc:
             self.notify(str(exc), severity="error")
             return
         goal = self.query_one("#goal", Input).value.strip()
+        schema = self.session.goal_inputs
+        if goal and schema is None:
+            self.notify("This TUI was started without a schema to plan goals from: pick a workflow.")
+            return
         explanation = ""
         try:
-            if goal:
-                flow, plan = await Workflow.from_goal(goal, inputs=Document, registry=self.motet.registry)
+            if goal and schema is not None:
+                flow, plan = await Workflow.from_goal(goal, inputs=schema, registry=self.session.registry)
                 explanation = plan.explain()
             else:
                 name = self.query_one("#workflow", Select).value
-                flow = self.motet.workflows[str(name)]
-            compiled = await flow.compile(self.motet.registry, payer=self.motet.payer, budget=budget)
+                flow = self.session.workflows[str(name)]
+            compiled = await flow.compile(self.session.registry, payer=self.session.payer, budget=budget)
         except MotetError as exc:
             self.notify(f"{exc}\nFix the workflow, raise the budget or pick another goal.", severity="error")
             return
-        self.motet.compiled = compiled
+        self.session.compiled = compiled
         self.show(compiled, explanation)
 
     def show(self, compiled: CompiledWorkflow, explanation: str = "") -> None:
@@ -104,19 +120,19 @@ class ComposeScreen(Screen[None]):
                 node,
                 compiled.workflow.nodes[node].capability,
                 first.label,
-                gwei(first.price),
+                format_gwei(first.price),
                 str(1 + len(others)),
                 key=node,
             )
         table.move_cursor(row=min(row, len(compiled.order) - 1))
         self.query_one("#summary", Static).update(
             f"[b]{compiled.workflow.name}[/] · {len(compiled.order)} nodes · worst case "
-            f"[b]{gwei(compiled.worst_case)}[/] within a budget of {gwei(compiled.budget)}"
+            f"[b]{format_gwei(compiled.worst_case)}[/] within a budget of {format_gwei(compiled.budget)}"
         )
 
     def action_swap(self) -> None:
         """Use the highlighted node's next candidate first (they all offer its capability)."""
-        compiled = self.motet.compiled
+        compiled = self.session.compiled
         if compiled is None:
             self.notify("Compile first (c).", severity="warning")
             return
@@ -127,12 +143,12 @@ class ComposeScreen(Screen[None]):
             self.notify(f"{node}: no other agent offers {compiled.workflow.nodes[node].capability}.")
             return
         candidates = {**compiled.candidates, node: (*current[1:], current[0])}
-        self.motet.compiled = swapped = dataclasses.replace(compiled, candidates=candidates)
+        self.session.compiled = swapped = dataclasses.replace(compiled, candidates=candidates)
         self.show(swapped)
         self.notify(f"{node} now asks {swapped.candidates[node][0].label} first.")
 
     def action_run(self) -> None:
-        compiled = self.motet.compiled
+        compiled = self.session.compiled
         if compiled is None:
             self.notify("Compile first (c), then run (r).", severity="warning")
             return
@@ -144,4 +160,9 @@ class ComposeScreen(Screen[None]):
         if not isinstance(inputs, dict):
             self.notify('The inputs must be a JSON object, e.g. {"document": "..."}.', severity="error")
             return
-        self.motet.start_run(compiled, inputs)
+        self.post_message(self.RunRequested(compiled, inputs))
+
+
+def _typed(wei: int) -> str:
+    """An amount as a person would type it: bare gwei when whole (`1000`), else with its unit."""
+    return str(wei // GWEI) if wei % GWEI == 0 else f"{wei}wei"

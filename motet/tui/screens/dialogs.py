@@ -11,7 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from motet.tui.format import parse_gwei
+from motet.errors import InvalidAmount
+from motet.units import AMOUNT_HELP, parse_amount
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -42,7 +43,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class AmountScreen(ModalScreen[tuple[str | None, int] | None]):
-    """Asks for an amount in gwei, and a payee when `payees` are given; None when cancelled."""
+    """Asks for an amount (`100`, i.e. 100 gwei, or `0.01eth`), and a payee when `payees` are given; answers
+    (payee, wei), or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -57,7 +59,9 @@ class AmountScreen(ModalScreen[tuple[str | None, int] | None]):
             yield Label(self.title_text)
             if self.payees:
                 yield Select(self.payees, prompt="payee", id="payee", value=self.payees[0][1])
-            yield Input(self.default, placeholder="amount in gwei", id="amount")
+            yield Input(
+                self.default, placeholder="amount, e.g. 100gwei or 0.01eth", id="amount", tooltip=AMOUNT_HELP
+            )
             with Horizontal(classes="buttons"):
                 yield Button("OK", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
@@ -69,8 +73,8 @@ class AmountScreen(ModalScreen[tuple[str | None, int] | None]):
     @on(Button.Pressed, "#ok")
     def _submit(self) -> None:
         try:
-            amount = parse_gwei(self.query_one("#amount", Input).value)
-        except ValueError as exc:
+            amount = parse_amount(self.query_one("#amount", Input).value)
+        except InvalidAmount as exc:
             self.notify(str(exc), severity="error")
             return
         payee: str | None = None

@@ -30,9 +30,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         rows = ["| key | what it does |", "|---|---|"]
-        for binding in self.below.BINDINGS:
-            if isinstance(binding, Binding):
-                rows.append(f"| `{binding.key}` | {binding.description or binding.action} |")
+        for binding in Binding.make_bindings(self.below.BINDINGS):
+            rows.append(f"| `{binding.key}` | {binding.description or binding.action} |")
         title = self.below.TITLE or type(self.below).__name__
         body = _INTRO + f"## {title}\n\n" + (self.below.__doc__ or "").strip() + "\n\n" + "\n".join(rows)
         with VerticalScroll(id="help"):

@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import JsonValue
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from motet.composer import (
-    CallPaid,
-    CompiledWorkflow,
-    Event,
-    Failover,
-    NodeDone,
-    NodeSkipped,
-    NodeStarted,
-    ReceiptChecked,
-    RunDone,
-    RunReport,
-    Settled,
-    Token,
-)
+from motet import composer
 from motet.errors import MotetError
-from motet.tui.format import gwei, short
+from motet.tui._format import short
+from motet.tui._session import Session
 from motet.tui.widgets.node_pane import NodePane
-
-if TYPE_CHECKING:
-    from motet.tui.app import MotetApp
+from motet.units import format_gwei
 
 
 class RunScreen(Screen[None]):
@@ -41,23 +27,20 @@ class RunScreen(Screen[None]):
     AUTO_FOCUS = "#calls"
     TITLE = "Run"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel run"),
-        Binding("r", "rerun", "Run again"),
+        ("escape", "cancel", "Cancel run"),
+        ("r", "rerun", "Run again"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
-        self.report: RunReport | None = None
+        self.session = session
+        self.report: composer.RunReport | None = None
         self.worker: Worker[None] | None = None
         self.state = "idle"
-        self._paid: dict[str, CallPaid] = {}
+        self._paid: dict[str, composer.CallPaid] = {}
         self._receipts: set[str] = set()
-        self._last: tuple[CompiledWorkflow, dict[str, JsonValue]] | None = None
+        self._last: tuple[composer.CompiledWorkflow, dict[str, JsonValue]] | None = None
         self._ready = False
-
-    @property
-    def motet(self) -> MotetApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,7 +61,7 @@ class RunScreen(Screen[None]):
         if self._last is not None:  # start() came before the screen was ready
             await self.start(*self._last)
 
-    async def start(self, compiled: CompiledWorkflow, inputs: dict[str, JsonValue]) -> None:
+    async def start(self, compiled: composer.CompiledWorkflow, inputs: dict[str, JsonValue]) -> None:
         """Start a run of `compiled` on `inputs`; one run at a time."""
         if self.worker is not None and self.worker.state == WorkerState.RUNNING:
             self.notify("A run is in progress: wait for it or cancel it (Esc).", severity="warning")
@@ -97,10 +80,12 @@ class RunScreen(Screen[None]):
         bar.update(total=compiled.budget, progress=0)
         self.report = compiled.new_report()
         self.state = "running"
-        self._status(f"running {compiled.workflow.name} · budget {gwei(compiled.budget)}")
+        self._status(f"running {compiled.workflow.name} · budget {format_gwei(compiled.budget)}")
         self.worker = self.run_worker(self._run(compiled, inputs, self.report), exclusive=True, group="run")
 
-    async def _run(self, compiled: CompiledWorkflow, inputs: dict[str, JsonValue], report: RunReport) -> None:
+    async def _run(
+        self, compiled: composer.CompiledWorkflow, inputs: dict[str, JsonValue], report: composer.RunReport
+    ) -> None:
         try:
             async for event in compiled.stream(inputs, report=report):
                 self.show_event(event)
@@ -111,52 +96,54 @@ class RunScreen(Screen[None]):
                 f"{exc}\nRaise the budget or swap agents on the compose screen (F3).", severity="error"
             )
 
-    def show_event(self, event: Event) -> None:
+    def show_event(self, event: composer.Event) -> None:
         log = self.query_one("#events", Log)
         match event:
-            case NodeStarted(node=node, agent=agent):
+            case composer.NodeStarted(node=node, agent=agent):
                 self._pane(node).status(f"{agent} · running", "running")
                 log.write_line(f"{node}: asking {agent}")
-            case Token(node=node, text=text):
+            case composer.TextDelta(node=node, text=text):
                 self._pane(node).tokens(text)
-            case ReceiptChecked(node=node):
+            case composer.ReceiptChecked(node=node):
                 self._receipts.add(node)
-            case CallPaid() as paid:
+            case composer.CallPaid() as paid:
                 self._paid[paid.node] = paid
                 bar = self.query_one("#spent", ProgressBar)
                 bar.advance(paid.price)
-                log.write_line(f"{paid.node}: paid {gwei(paid.price)} on channel {paid.channel}")
-            case Failover(node=node, failed_agent=failed, problem=problem, next_agent=following):
+                log.write_line(f"{paid.node}: paid {format_gwei(paid.price)} on channel {paid.channel}")
+            case composer.Failover(node=node, failed_agent=failed, problem=problem, next_agent=following):
                 then = f"; trying {following}" if following else "; no agent left"
                 self._pane(node).line(f"✗ {failed}: {problem}{then}")
                 log.write_line(f"{node}: failover from {failed} ({problem}){then}")
                 self.notify(f"{node}: {failed} failed ({problem}){then}", severity="warning")
-            case NodeDone() as done:
+            case composer.NodeDone() as done:
                 pane = self._pane(done.node)
-                pane.status(f"{done.agent} · {gwei(done.price)}", "done")
+                pane.status(f"{done.agent} · {format_gwei(done.price)}", "done")
                 if not done.completion_tokens:  # not a model: no tokens streamed, show the answer
                     pane.line(json.dumps(done.output, ensure_ascii=False))
                 voucher_of = self._paid.get(done.node)
-                voucher = f"ch {voucher_of.channel} · {gwei(voucher_of.cumulative)}" if voucher_of else "-"
+                voucher = (
+                    f"ch {voucher_of.channel} · {format_gwei(voucher_of.cumulative)}" if voucher_of else "-"
+                )
                 self.query_one("#calls", DataTable).add_row(
                     done.node,
                     done.agent,
                     f"{done.prompt_tokens}+{done.completion_tokens}",
-                    gwei(done.price),
+                    format_gwei(done.price),
                     f"{done.latency_s:.2f} s",
                     "✓" if done.node in self._receipts else "-",
                     voucher,
                     key=done.node,
                 )
-            case NodeSkipped(node=node):
+            case composer.NodeSkipped(node=node):
                 self._pane(node).status("skipped", "skipped")
-            case RunDone(spent=spent, budget=budget):
-                self._status(f"done · spent {gwei(spent)} of {gwei(budget)} · settling…")
-            case Settled() as settled:
+            case composer.RunDone(spent=spent, budget=budget):
+                self._status(f"done · spent {format_gwei(spent)} of {format_gwei(budget)} · settling…")
+            case composer.Settled() as settled:
                 self.state = "settled"
                 hashes = ", ".join(short(h, 8) for h in settled.tx_hashes) or "-"
                 self._status(
-                    f"[b]settled[/] {gwei(settled.paid)} for {settled.paid_calls} paid calls in tx {hashes} · "
+                    f"[b]settled[/] {format_gwei(settled.paid)} for {settled.paid_calls} paid calls in tx {hashes} · "
                     f"gas {settled.gas_used:,} ({settled.gas_per_paid_call:,.0f} per paid call)"
                 )
                 log.write_line(f"settled: {', '.join(settled.tx_hashes)}")

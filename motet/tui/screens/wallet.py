@@ -4,21 +4,19 @@ settle channels; the delegations it signed or holds as a session key, and revoki
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Literal
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from motet.errors import ChannelNotFound, MotetError
-from motet.payments.channels import ChannelClient, ChannelState
-from motet.payments.delegation import DelegationClient, DelegationState
-from motet.tui.format import eth, expires, gwei, short
+from motet.payments import ChannelClient, ChannelState, DelegationClient, DelegationState
+from motet.tui._format import expires, short
+from motet.tui._session import Session
 from motet.tui.screens.dialogs import AmountScreen, ConfirmScreen
-
-if TYPE_CHECKING:
-    from motet.tui.app import MotetApp
+from motet.units import format_eth, format_gwei
 
 MAX_CHANNELS = 10_000
 NO_DELEGATIONS = "no delegations — sign one in the gateway's page or with `motet delegate`"
@@ -34,32 +32,29 @@ class WalletScreen(Screen[None]):
     AUTO_FOCUS = "#channels"
     TITLE = "Wallet"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("o", "open", "Open"),
-        Binding("t", "topup", "Top up"),
-        Binding("c", "close", "Close"),
-        Binding("s", "settle", "Settle"),
-        Binding("v", "revoke", "Revoke"),
-        Binding("r", "refresh", "Refresh"),
+        ("o", "open", "Open"),
+        ("t", "topup", "Top up"),
+        ("c", "end('close')", "Close"),
+        ("s", "end('settle')", "Settle"),
+        ("v", "revoke", "Revoke"),
+        ("r", "refresh", "Refresh"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
+        self.session = session
         self.channels: list[ChannelState] = []
         self.delegations: list[DelegationState] = []
         self._delegation_client: DelegationClient | None = None
 
     @property
-    def motet(self) -> MotetApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
     def client(self) -> ChannelClient:
-        return self.motet.payer.channels
+        return self.session.payer.channels
 
     @property
     def delegation_client(self) -> DelegationClient:
         if self._delegation_client is None:
-            self._delegation_client = DelegationClient(self.motet.chain, self.motet.payer.account)
+            self._delegation_client = DelegationClient(self.session.chain, self.session.account)
         return self._delegation_client
 
     def compose(self) -> ComposeResult:
@@ -90,7 +85,7 @@ class WalletScreen(Screen[None]):
 
     def refresh_wallet(self) -> None:
         """Read the balance and every channel this account pays from (ids 1, 2, … until one is missing)."""
-        client, account = self.client, self.motet.account.address
+        client, account = self.client, self.session.account.address
         self.channels = []
         try:
             for channel_id in range(1, MAX_CHANNELS):
@@ -100,7 +95,7 @@ class WalletScreen(Screen[None]):
                     break
                 if state.payer.lower() == account.lower():
                     self.channels.append(state)
-            balance = self.motet.chain.balance(account)
+            balance = self.session.chain.balance(account)
         except MotetError as exc:
             self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
             return
@@ -113,23 +108,23 @@ class WalletScreen(Screen[None]):
             signed = self._signed(state.channel_id)
             if signed > state.redeemed:
                 pending.append(
-                    f"channel {state.channel_id}: {gwei(signed - state.redeemed)} signed, not redeemed"
+                    f"channel {state.channel_id}: {format_gwei(signed - state.redeemed)} signed, not redeemed"
                 )
             table.add_row(
                 str(state.channel_id),
                 short(state.payee),
                 names.get(state.payee.lower(), "-"),
-                gwei(state.deposit),
-                gwei(state.redeemed),
-                gwei(state.remaining),
-                gwei(signed),
+                format_gwei(state.deposit),
+                format_gwei(state.redeemed),
+                format_gwei(state.remaining),
+                format_gwei(signed),
                 _status(state),
                 key=str(state.channel_id),
             )
         if self.channels:
             table.move_cursor(row=min(row, len(self.channels) - 1))
         self.query_one("#account", Static).update(
-            f"account [b]{account}[/] · balance [b]{eth(balance)}[/] · {len(self.channels)} channels"
+            f"account [b]{account}[/] · balance [b]{format_eth(balance)}[/] · {len(self.channels)} channels"
         )
         self.query_one("#pending", Static).update(
             "pending redeems: "
@@ -139,11 +134,11 @@ class WalletScreen(Screen[None]):
 
     def refresh_delegations(self) -> None:
         """Read the delegations this account signed, then those it is the session key of, as they stand now."""
-        account = self.motet.payer.account.address
+        account = self.session.account.address
         try:
             client = self.delegation_client
             found = client.delegations(delegator=account) + client.delegations(session_key=account)
-            now = self.motet.chain.timestamp()
+            now = self.session.chain.timestamp()
         except MotetError as exc:
             self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
             return
@@ -158,9 +153,9 @@ class WalletScreen(Screen[None]):
                 short("0x" + state.delegation_id.hex()),
                 "delegator" if mine else "session key",
                 short(state.session_key if mine else state.delegator),
-                gwei(state.cap),
-                gwei(state.spent),
-                gwei(state.remaining),
+                format_gwei(state.cap),
+                format_gwei(state.spent),
+                format_gwei(state.remaining),
                 expires(state.expiry, now),
                 state.status(now),
                 key="0x" + state.delegation_id.hex(),
@@ -175,10 +170,7 @@ class WalletScreen(Screen[None]):
         return voucher.cumulative_amount if voucher else 0
 
     def _agent_names(self) -> dict[str, str]:
-        market = self.motet.market
-        if market is None:
-            return {}
-        return {s.account.address.lower(): name for name, s in market.servers.items()}
+        return {address.lower(): name for name, address in self.session.payees().items()}
 
     def _selected(self) -> ChannelState | None:
         table = self.query_one("#channels", DataTable)
@@ -199,8 +191,7 @@ class WalletScreen(Screen[None]):
         return self.delegations[min(table.cursor_row, len(self.delegations) - 1)]
 
     def action_open(self) -> None:
-        market = self.motet.market
-        payees = [(name, str(s.account.address)) for name, s in market.servers.items()] if market else []
+        payees = list(self.session.payees().items())
         if not payees:
             self.notify("No agents to pay: the market is not serving.", severity="error")
             return
@@ -211,7 +202,7 @@ class WalletScreen(Screen[None]):
             payee: str = answer[0]
             deposit = answer[1]
             self._confirmed(
-                f"Open a channel to {short(payee)} with {gwei(deposit)}?",
+                f"Open a channel to {short(payee)} with {format_gwei(deposit)}?",
                 lambda: self.client.open(payee, deposit),
                 "Channel opened.",
             )
@@ -228,40 +219,36 @@ class WalletScreen(Screen[None]):
                 return
             amount = answer[1]
             self._confirmed(
-                f"Top up channel {state.channel_id} with {gwei(amount)}?",
+                f"Top up channel {state.channel_id} with {format_gwei(amount)}?",
                 lambda: self.client.topup(state.channel_id, amount),
                 "Channel topped up.",
             )
 
         self.app.push_screen(AmountScreen(f"Top up channel {state.channel_id}", default="100"), chosen)
 
-    def action_close(self) -> None:
+    def action_end(self, step: Literal["close", "settle"]) -> None:
+        """The two steps that end the highlighted channel: close it (the challenge period starts), then settle
+        it (the rest is refunded)."""
         state = self._selected()
         if state is None:
             return
-        self._confirmed(
-            f"Close channel {state.channel_id}? The payee can still redeem during the challenge period; "
-            "then settle refunds the rest.",
-            lambda: self.client.close(state.channel_id),
-            "Channel closing.",
-        )
-
-    def action_settle(self) -> None:
-        state = self._selected()
-        if state is None:
-            return
-        self._confirmed(
-            f"Settle channel {state.channel_id} and refund {gwei(state.remaining)}?",
-            lambda: self.client.settle(state.channel_id),
-            "Channel settled.",
-        )
+        if step == "close":
+            question = (
+                f"Close channel {state.channel_id}? The payee can still redeem during the challenge period; "
+                "then settle refunds the rest."
+            )
+            act, done = self.client.close, "Channel closing."
+        else:
+            question = f"Settle channel {state.channel_id} and refund {format_gwei(state.remaining)}?"
+            act, done = self.client.settle, "Channel settled."
+        self._confirmed(question, lambda: act(state.channel_id), done)
 
     def action_revoke(self) -> None:
         state = self._selected_delegation()
         if state is None:
             return
         delegation = short("0x" + state.delegation_id.hex())
-        if state.delegator.lower() != self.motet.payer.account.address.lower():
+        if state.delegator.lower() != self.session.account.address.lower():
             self.notify(
                 f"This account is only the session key of delegation {delegation}: its delegator "
                 f"{short(state.delegator)} revokes it.",
@@ -272,7 +259,7 @@ class WalletScreen(Screen[None]):
             self.notify(f"Delegation {delegation} is already revoked.", severity="warning")
             return
         self._confirmed(
-            f"Revoke delegation {delegation} to {short(state.session_key)} ({gwei(state.remaining)} left)? "
+            f"Revoke delegation {delegation} to {short(state.session_key)} ({format_gwei(state.remaining)} left)? "
             "From now on no channel opens and no voucher redeems under it.",
             lambda: self.delegation_client.revoke(state.delegation_id),
             f"Delegation {delegation} revoked.",
