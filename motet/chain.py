@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, NewType
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from eth_account import Account
@@ -41,13 +41,11 @@ from motet.errors import (
     TransactionReverted,
 )
 from motet.settings import Settings
-
-Wei = NewType("Wei", int)
-"""An amount of the native coin in its smallest unit."""
+from motet.units import Wei
 
 ChainKind = Literal["embedded", "anvil", "rpc"]
 
-NATIVE_TOKEN = "0x" + "00" * 20
+NATIVE_ASSET = "0x" + "00" * 20
 """How motet's contracts name the native coin where an ERC-20 address is expected."""
 
 _ANVIL_RELATIVE = Path("tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -407,21 +405,40 @@ class Chain:
             action="approving the deposit",
         )
 
+    def wallet_accepts(self, wallet: str, digest: bytes, signature: bytes) -> bool:
+        """Whether the contract wallet at `wallet` accepts `signature` over `digest` (ERC-1271's
+        `isValidSignature`); a wallet that reverts or answers anything but the magic value does not."""
+        contract = self.w3.eth.contract(address=Web3.to_checksum_address(wallet), abi=_ERC1271_ABI)
+        try:
+            answer = contract.functions.isValidSignature(digest, signature).call()
+        except Exception:
+            return False
+        return bytes(answer) == _ERC1271_MAGIC
+
     def _raise_if_unfunded(self, address: str, value: int, action: str, exc: Exception) -> None:
         text = str(exc).lower()
         if any(hint in text for hint in ("insufficient funds", "insufficient balance", "cannot afford")):
             raise InsufficientFunds(address, self.balance(address), value, action) from exc
 
 
-_ERC20_APPROVE_ABI: list[dict[str, Any]] = [
-    {
-        "name": "approve",
-        "type": "function",
-        "stateMutability": "nonpayable",
-        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    }
-]
+def _function_abi(name: str, mutability: str, inputs: dict[str, str], output: str) -> list[dict[str, Any]]:
+    """The ABI of one function of a standard interface, enough to call it on a contract motet did not build."""
+    return [
+        {
+            "name": name,
+            "type": "function",
+            "stateMutability": mutability,
+            "inputs": [{"name": arg, "type": kind} for arg, kind in inputs.items()],
+            "outputs": [{"name": "", "type": output}],
+        }
+    ]
+
+
+_ERC20_APPROVE_ABI = _function_abi(
+    "approve", "nonpayable", {"spender": "address", "amount": "uint256"}, "bool"
+)
+_ERC1271_ABI = _function_abi("isValidSignature", "view", {"hash": "bytes32", "signature": "bytes"}, "bytes4")
+_ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
 
 def _revert_reason(message: str) -> str:

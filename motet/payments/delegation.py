@@ -23,18 +23,17 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from coincurve import PrivateKey
-from eth_utils.address import is_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD
 
-from motet.chain import NATIVE_TOKEN, Chain
+from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import InvalidDelegation, InvalidVoucher
-from motet.payments.vouchers import ChannelDomain, keccak, recover_digest_signer
+from motet.payments._eip712 import TypedStruct, eip712_fields, keccak, sign_typed
+from motet.payments._fields import Fields
+from motet.payments.vouchers import ChannelDomain, recover_digest_signer
 
 DELEGATION_TYPE = (
     "Delegation(address delegator,address sessionKey,address asset,uint256 cap,uint256 validAfter,"
@@ -49,182 +48,10 @@ TASK_ORDER_TYPE = (
 """The EIP-712 type string of a task order (checked off chain, by the gateway)."""
 
 ANY_CAPABILITY = "*"
-_UINT256_MAX = 2**256 - 1
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-_ERC1271_ABI: list[dict[str, Any]] = [
-    {
-        "name": "isValidSignature",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
-        "outputs": [{"name": "", "type": "bytes4"}],
-    }
-]
-_ERC1271_MAGIC = bytes.fromhex("1626ba7e")
-
-
-def eip712_fields(type_string: str) -> list[dict[str, str]]:
-    """The EIP-712 field list of a type string: `[{"name": ..., "type": ...}, ...]`."""
-    inner = type_string[type_string.index("(") + 1 : -1]
-    return [{"name": name, "type": kind} for kind, name in (part.split(" ") for part in inner.split(","))]
-
-
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
-def _address_word(address: str) -> bytes:
-    return bytes(12) + bytes.fromhex(address[2:])
-
-
-def _uint(name: str, value: object) -> int:
-    """A uint256 from an int, or a decimal or 0x-hex string (wallets send big numbers as strings)."""
-    if isinstance(value, bool):
-        raise InvalidDelegation(f"{name} must be an unsigned integer, got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
-        except ValueError:
-            raise InvalidDelegation(f"{name} must be an unsigned integer, got {text!r}") from None
-    if not isinstance(value, int) or not 0 <= value <= _UINT256_MAX:
-        raise InvalidDelegation(f"{name} must be an unsigned 256-bit integer, got {value!r}")
-    return value
-
-
-def _address(name: str, value: object) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise InvalidDelegation(f"{name} must be a 20-byte hex address, got {value!r}")
-    return str(to_checksum_address(value))
-
-
-def _bytes32(name: str, value: object) -> bytes:
-    if isinstance(value, bytes) and len(value) == 32:
-        return value
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            pass
-    raise InvalidDelegation(f"{name} must be 32 bytes as 0x-hex, got {value!r}")
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidDelegation(f"{name} must be a string, got {value!r}")
-    return value
-
-
-class _Typed:
-    """EIP-712 plumbing shared by `Delegation` and `TaskOrder`: hashing, typed data and parsing."""
-
-    TYPE: ClassVar[str]
-    PRIMARY: ClassVar[str]
-    WIRE: ClassVar[dict[str, str]]
-    """Python field → EIP-712 field name."""
-
-    def _encoded(self) -> bytes:
-        raise NotImplementedError
-
-    @property
-    def struct_hash(self) -> bytes:
-        return keccak(keccak(self.TYPE.encode()) + self._encoded())
-
-    def digest(self, domain: ChannelDomain) -> bytes:
-        """The 32-byte EIP-712 digest signed for this in `domain`."""
-        return keccak(b"\x19\x01" + domain.separator + self.struct_hash)
-
-    def message(self) -> dict[str, Any]:
-        """The EIP-712 message, JSON-safe: integers as decimal strings, bytes as 0x-hex."""
-        out: dict[str, Any] = {}
-        for attr, wire in self.WIRE.items():
-            value = getattr(self, attr)
-            if isinstance(value, bool):
-                raise TypeError(attr)
-            if isinstance(value, int):
-                value = str(value)
-            elif isinstance(value, bytes):
-                value = "0x" + value.hex()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[wire] = value
-        return out
-
-    def typed_data(self, domain: ChannelDomain) -> dict[str, Any]:
-        """The full typed data, as `eth_signTypedData_v4` and eth-account's `encode_typed_data` take it."""
-        return {
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, self.PRIMARY: eip712_fields(self.TYPE)},
-            "primaryType": self.PRIMARY,
-            "domain": domain.typed_data_domain(),
-            "message": self.message(),
-        }
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> Self:
-        raise NotImplementedError
-
-    @classmethod
-    def from_typed_data(cls, data: object, domain: ChannelDomain) -> Self:
-        """Parse typed data signed elsewhere; raises `InvalidDelegation` unless its types and domain are motet's
-        and `domain`'s exactly (a typed-data JSON for another chain or contract names which)."""
-        if not isinstance(data, Mapping):
-            raise InvalidDelegation(f"typed data must be a JSON object, got {type(data).__name__}")
-        if data.get("primaryType") != cls.PRIMARY:
-            raise InvalidDelegation(
-                f"typed data's primaryType is {data.get('primaryType')!r}, expected {cls.PRIMARY!r}"
-            )
-        types = data.get("types")
-        expected = {"EIP712Domain": _DOMAIN_FIELDS, cls.PRIMARY: eip712_fields(cls.TYPE)}
-        if (
-            not isinstance(types, Mapping)
-            or {k: types.get(k) for k in expected} != expected
-            or set(types) != set(expected)
-        ):
-            raise InvalidDelegation(f"typed data's types are not motet's {cls.PRIMARY} type: {cls.TYPE}")
-        given = data.get("domain")
-        if not isinstance(given, Mapping):
-            raise InvalidDelegation("typed data has no domain")
-        theirs = (
-            given.get("name"),
-            given.get("version"),
-            _uint("domain.chainId", given.get("chainId")),
-            _address("domain.verifyingContract", given.get("verifyingContract")),
-        )
-        ours = domain.typed_data_domain()
-        if theirs[2] != domain.chain_id:
-            raise InvalidDelegation(f"signed for chain {theirs[2]}, but this is chain {domain.chain_id}")
-        if theirs[3] != domain.contract:
-            raise InvalidDelegation(
-                f"signed for the contract {theirs[3]}, but the channels contract here is {domain.contract}"
-            )
-        if theirs[:2] != (ours["name"], ours["version"]):
-            raise InvalidDelegation(
-                f"signed for the domain {theirs[0]!r} version {theirs[1]!r}, expected {ours['name']!r} "
-                f"version {ours['version']!r}"
-            )
-        message = data.get("message")
-        if not isinstance(message, Mapping):
-            raise InvalidDelegation("typed data has no message")
-        unknown = set(message) - set(cls.WIRE.values())
-        if unknown:
-            raise InvalidDelegation(f"{cls.PRIMARY} has no field {sorted(unknown)[0]!r}")
-        return cls.from_message(message)
-
-    @classmethod
-    def _values(cls, message: Mapping[str, Any]) -> dict[str, object]:
-        missing = [wire for wire in cls.WIRE.values() if wire not in message]
-        if missing:
-            raise InvalidDelegation(f"{cls.PRIMARY} is missing the field {missing[0]!r}")
-        return {attr: message[wire] for attr, wire in cls.WIRE.items()}
 
 
 @dataclass(frozen=True, slots=True)
-class Delegation(_Typed):
+class Delegation(TypedStruct):
     """What a wallet lets a session key spend: `cap` of `asset` in `[valid_after, expiry)` on `capabilities`."""
 
     delegator: str
@@ -234,31 +61,14 @@ class Delegation(_Typed):
     expiry: int
     capabilities: tuple[str, ...]
     nonce: int
-    asset: str = NATIVE_TOKEN
+    asset: str = NATIVE_ASSET
     """The ERC-20, or the zero address for the native coin."""
 
     TYPE: ClassVar[str] = DELEGATION_TYPE
-    PRIMARY: ClassVar[str] = "Delegation"
-    WIRE: ClassVar[dict[str, str]] = {
-        "delegator": "delegator",
-        "session_key": "sessionKey",
-        "asset": "asset",
-        "cap": "cap",
-        "valid_after": "validAfter",
-        "expiry": "expiry",
-        "capabilities": "capabilities",
-        "nonce": "nonce",
-    }
+    FIELDS: ClassVar[Fields] = Fields.of("delegation", InvalidDelegation)
 
     def __post_init__(self) -> None:
-        for name in ("delegator", "session_key", "asset"):
-            object.__setattr__(self, name, _address(name, getattr(self, name)))
-        for name in ("cap", "valid_after", "expiry", "nonce"):
-            _uint(name, getattr(self, name))
-        caps = self.capabilities
-        if isinstance(caps, str) or not isinstance(caps, Sequence):
-            raise InvalidDelegation(f"capabilities must be a list of names, got {caps!r}")
-        object.__setattr__(self, "capabilities", tuple(_text("capability", c) for c in caps))
+        self._check_fields()
         if not self.capabilities:
             raise InvalidDelegation(
                 f"capabilities is empty: list the allowed ones, or {ANY_CAPABILITY!r} for any"
@@ -277,18 +87,6 @@ class Delegation(_Typed):
         """The EIP-712 encoding of the `string[]`: keccak of the concatenated keccaks of the names."""
         return keccak(b"".join(keccak(c.encode()) for c in self.capabilities))
 
-    def _encoded(self) -> bytes:
-        return (
-            _address_word(self.delegator)
-            + _address_word(self.session_key)
-            + _address_word(self.asset)
-            + _word(self.cap)
-            + _word(self.valid_after)
-            + _word(self.expiry)
-            + self.capabilities_hash
-            + _word(self.nonce)
-        )
-
     def allows(self, capability: str) -> bool:
         return ANY_CAPABILITY in self.capabilities or capability in self.capabilities
 
@@ -305,26 +103,9 @@ class Delegation(_Typed):
             self.nonce,
         )
 
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> Delegation:
-        values = cls._values(message)
-        caps = values["capabilities"]
-        if not isinstance(caps, list):
-            raise InvalidDelegation(f"capabilities must be a list of names, got {caps!r}")
-        return cls(
-            delegator=_address("delegator", values["delegator"]),
-            session_key=_address("sessionKey", values["session_key"]),
-            asset=_address("asset", values["asset"]),
-            cap=_uint("cap", values["cap"]),
-            valid_after=_uint("validAfter", values["valid_after"]),
-            expiry=_uint("expiry", values["expiry"]),
-            capabilities=tuple(_text("capability", c) for c in caps),
-            nonce=_uint("nonce", values["nonce"]),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class TaskOrder(_Typed):
+class TaskOrder(TypedStruct):
     """A task a wallet asks the gateway to run under one of its delegations.
 
     `workflow` names a workflow the gateway offers, or holds one as JSON; `goal` asks the planner instead (one of
@@ -340,23 +121,10 @@ class TaskOrder(_Typed):
     inputs: str = "{}"
 
     TYPE: ClassVar[str] = TASK_ORDER_TYPE
-    PRIMARY: ClassVar[str] = "TaskOrder"
-    WIRE: ClassVar[dict[str, str]] = {
-        "delegation": "delegation",
-        "workflow": "workflow",
-        "goal": "goal",
-        "inputs": "inputs",
-        "budget": "budget",
-        "deadline": "deadline",
-        "nonce": "nonce",
-    }
+    FIELDS: ClassVar[Fields] = Fields.of("task order", InvalidDelegation)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "delegation", _bytes32("delegation", self.delegation))
-        for name in ("budget", "deadline", "nonce"):
-            _uint(name, getattr(self, name))
-        for name in ("workflow", "goal", "inputs"):
-            _text(name, getattr(self, name))
+        self._check_fields()
         if bool(self.workflow) == bool(self.goal):
             raise InvalidDelegation("a task order names a workflow or a goal: exactly one of them")
         if self.budget == 0:
@@ -373,46 +141,13 @@ class TaskOrder(_Typed):
             raise InvalidDelegation(f"inputs must be a JSON object, got {type(values).__name__}")
         return values
 
-    def _encoded(self) -> bytes:
-        return (
-            self.delegation
-            + keccak(self.workflow.encode())
-            + keccak(self.goal.encode())
-            + keccak(self.inputs.encode())
-            + _word(self.budget)
-            + _word(self.deadline)
-            + _word(self.nonce)
-        )
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> TaskOrder:
-        values = cls._values(message)
-        return cls(
-            delegation=_bytes32("delegation", values["delegation"]),
-            workflow=_text("workflow", values["workflow"]),
-            goal=_text("goal", values["goal"]),
-            inputs=_text("inputs", values["inputs"]),
-            budget=_uint("budget", values["budget"]),
-            deadline=_uint("deadline", values["deadline"]),
-            nonce=_uint("nonce", values["nonce"]),
-        )
-
-
-def sign_typed(private_key: bytes | str, digest: bytes) -> bytes:
-    """Sign an EIP-712 digest: 65 bytes `r || s || v`, low s, v in {27, 28} (what a wallet returns)."""
-    raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else private_key
-    sig = PrivateKey(raw).sign_recoverable(digest, hasher=None)
-    return sig[:64] + bytes((sig[64] + 27,))
-
 
 def parse_signature(value: object) -> bytes:
     """A signature from its 0x-hex form; raises `InvalidDelegation`."""
-    if isinstance(value, str) and value.startswith("0x"):
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            pass
-    raise InvalidDelegation(f"signature must be 0x-hex bytes, got {value!r}")
+    return _SIGNATURE.hex_bytes("signature", value)
+
+
+_SIGNATURE = Fields.of("signed typed data", InvalidDelegation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,7 +190,7 @@ class DelegationState:
 
 
 def _topic(address: str) -> str:
-    return "0x" + bytes(12).hex() + _address("address", address)[2:].lower()
+    return "0x" + bytes(12).hex() + Delegation.FIELDS.address("address", address)[2:].lower()
 
 
 def read_delegation(contract: Any, delegation_id: bytes) -> DelegationState | None:
@@ -483,28 +218,30 @@ class DelegationClient:
         self.contract = self.chain.contract("PaymentChannels")
         self.domain = ChannelDomain(self.chain.chain_id, self.contract.address)
 
-    def deposit(self, amount: int, *, token: str | None = None, owner: str | None = None) -> int:
-        """Add to `owner`'s balance (this account's by default), paid by this account: what delegated channels
-        are funded from. Returns the new balance."""
+    def deposit(self, amount: int, *, asset: str = NATIVE_ASSET, owner: str | None = None) -> int:
+        """Add `amount` of `asset` to `owner`'s balance (this account's by default), paid by this account: what
+        delegated channels are funded from. Returns the new balance."""
         owner = Web3.to_checksum_address(owner or self.account.address)
-        asset = Web3.to_checksum_address(token) if token else NATIVE_TOKEN
-        call = self.contract.functions.deposit_for(owner, asset, 0 if token is None else amount)
-        if token is not None:
-            self.chain.approve(token, self.contract.address, amount, sender=self.account)
-        self.chain.send(call, sender=self.account, value=0 if token else amount, action="depositing")
-        return self.balance(owner, token=token)
+        asset = Web3.to_checksum_address(asset)
+        native = asset == NATIVE_ASSET
+        if not native:
+            self.chain.approve(asset, self.contract.address, amount, sender=self.account)
+        call = self.contract.functions.deposit_for(owner, asset, 0 if native else amount)
+        self.chain.send(call, sender=self.account, value=amount if native else 0, action="depositing")
+        return self.balance(owner, asset=asset)
 
-    def withdraw(self, amount: int, *, token: str | None = None) -> int:
-        call = self.contract.functions.withdraw(token or NATIVE_TOKEN, amount)
+    def withdraw(self, amount: int, *, asset: str = NATIVE_ASSET) -> int:
+        """Take `amount` of `asset` back from this account's balance; returns what is left."""
+        call = self.contract.functions.withdraw(Web3.to_checksum_address(asset), amount)
         self.chain.send(call, sender=self.account, action="withdrawing")
-        return self.balance(self.account.address, token=token)
+        return self.balance(self.account.address, asset=asset)
 
-    def balance(self, owner: str, *, token: str | None = None) -> int:
-        """`owner`'s balance in the contract (not in channels)."""
-        result = self.contract.functions.balances(
-            Web3.to_checksum_address(owner), token or NATIVE_TOKEN
-        ).call()
-        return int(result)
+    def balance(self, owner: str, *, asset: str = NATIVE_ASSET) -> int:
+        """`owner`'s balance of `asset` in the contract (not in channels)."""
+        call = self.contract.functions.balances(
+            Web3.to_checksum_address(owner), Web3.to_checksum_address(asset)
+        )
+        return int(call.call())
 
     def register(self, delegation: Delegation, signature: bytes) -> bytes:
         """Register a signed delegation on chain (this account pays the gas); returns its id."""
@@ -542,12 +279,7 @@ class DelegationClient:
         """Whether `signer` signed `digest`: ECDSA for an account, ERC-1271 for a contract wallet."""
         signer = Web3.to_checksum_address(signer)
         if self.chain.w3.eth.get_code(signer):
-            wallet = self.chain.w3.eth.contract(address=signer, abi=_ERC1271_ABI)
-            try:
-                answer = wallet.functions.isValidSignature(digest, signature).call()
-            except Exception:
-                return False
-            return bytes(answer) == _ERC1271_MAGIC
+            return self.chain.wallet_accepts(signer, digest, signature)
         try:
             return bool(recover_digest_signer(digest, signature) == signer)
         except InvalidVoucher:
@@ -564,6 +296,5 @@ __all__ = [
     "TaskOrder",
     "eip712_fields",
     "parse_signature",
-    "read_delegation",
     "sign_typed",
 ]

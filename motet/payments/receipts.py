@@ -47,22 +47,20 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from coincurve import PrivateKey, PublicKey
-from coincurve._libsecp256k1 import ffi, lib
-from coincurve.context import GLOBAL_CONTEXT
+from typing import Any, ClassVar
 
 from motet.errors import InvalidReceipt
-from motet.payments.vouchers import (
-    DOMAIN_TYPE,
-    ChannelDomain,
-    address_of,
-    checksum_address,
+from motet.payments._eip712 import (
+    Domain,
+    Signer,
+    SignerKeys,
+    TypedStruct,
     keccak,
-    recover_public_key,
+    recover_address,
     signature_problem,
 )
+from motet.payments._fields import Fields
+from motet.payments.vouchers import ChannelDomain
 from motet.runtimes._protocol import ModelRef
 
 RECEIPT_DOMAIN_NAME = "motet-receipts"
@@ -74,18 +72,8 @@ RECEIPT_TYPE = (
 """The EIP-712 type string of a receipt."""
 RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
 
-_DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
-_UINT64_MAX = 2**64 - 1
-_UINT256_MAX = 2**256 - 1
-# secp256k1 group order and half of it: signatures with s above the half are malleable twins.
+_FIELDS = Fields.of("receipt", InvalidReceipt)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
-_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
-_DECIMAL = re.compile(r"[0-9]{1,78}")  # 2**256 - 1 has 78 digits
-
-
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
 
 
 def canonical_json(value: object) -> bytes:
@@ -136,7 +124,7 @@ def channel_hex(channel_id: int) -> str:
         >>> channel_hex(255)
         '0x00000000000000000000000000000000000000000000000000000000000000ff'
     """
-    _check_uint("channelId", channel_id, _UINT256_MAX, "uint256")
+    _FIELDS.uint("channelId", channel_id)
     return "0x" + f"{channel_id:064x}"
 
 
@@ -153,28 +141,14 @@ def request_hash(capability: str, input: object, channel_id: int, seq: int) -> b
         ...     "channel": "0x" + "00" * 31 + "07", "seq": 1})
         True
     """
-    _check_uint("seq", seq, _UINT64_MAX, "uint64")
+    _FIELDS.uint("seq", seq, bits=64)
     return content_hash(
         {"capability": capability, "input": input, "channel": channel_hex(channel_id), "seq": seq}
     )
 
 
-def _check_uint(name: str, value: object, maximum: int, kind: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidReceipt(f"receipt field {name!r} is {value!r}; it must be an integer ({kind})")
-    if not 0 <= value <= maximum:
-        raise InvalidReceipt(f"receipt field {name!r} is {value}; it must fit in a {kind} (0 to {maximum})")
-
-
-def _check_bytes32(name: str, value: object) -> None:
-    if not isinstance(value, bytes):
-        raise InvalidReceipt(f"receipt field {name!r} is {type(value).__name__}; it must be 32 bytes")
-    if len(value) != 32:
-        raise InvalidReceipt(f"receipt field {name!r} is {len(value)} bytes; it must be 32")
-
-
 @dataclass(frozen=True, slots=True)
-class ReceiptDomain:
+class ReceiptDomain(Domain):
     """The EIP-712 domain of receipts: `motet-receipts` version 1, on one chain, for one channels contract.
 
     `contract` is the `PaymentChannels` address whose channels the receipts charge; it is normalised to its
@@ -188,71 +162,18 @@ class ReceiptDomain:
         True
     """
 
-    chain_id: int
-    contract: str
-    separator: bytes = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        _check_uint("chainId", self.chain_id, _UINT256_MAX, "uint256")
-        if not isinstance(self.contract, str) or not _ADDRESS.fullmatch(self.contract):
-            raise InvalidReceipt(
-                f"receipt field 'contract' is {self.contract!r}; it must be a 0x-prefixed 20-byte address"
-            )
-        contract = checksum_address(self.contract)
-        object.__setattr__(self, "contract", contract)
-        separator = keccak(
-            _DOMAIN_TYPEHASH
-            + keccak(RECEIPT_DOMAIN_NAME.encode())
-            + keccak(RECEIPT_DOMAIN_VERSION.encode())
-            + _word(self.chain_id)
-            + bytes(12)
-            + bytes.fromhex(contract[2:])
-        )
-        object.__setattr__(self, "separator", separator)
+    NAME: ClassVar[str] = RECEIPT_DOMAIN_NAME
+    VERSION: ClassVar[str] = RECEIPT_DOMAIN_VERSION
+    FIELDS: ClassVar[Fields] = _FIELDS
 
     @classmethod
     def for_channels(cls, channels: ChannelDomain) -> ReceiptDomain:
         """The receipt domain for the same chain and channels contract as a voucher domain."""
         return cls(channels.chain_id, channels.contract)
 
-    def receipt_digest(
-        self,
-        request_hash: bytes,
-        response_hash: bytes,
-        price: int,
-        channel_id: int,
-        seq: int,
-        model_ref: bytes,
-    ) -> bytes:
-        """The 32-byte digest an agent signs; raises `InvalidReceipt` naming a field of the wrong size."""
-        _check_bytes32("requestHash", request_hash)
-        _check_bytes32("responseHash", response_hash)
-        _check_uint("price", price, _UINT256_MAX, "uint256")
-        _check_uint("channelId", channel_id, _UINT256_MAX, "uint256")
-        _check_uint("seq", seq, _UINT64_MAX, "uint64")
-        _check_bytes32("modelRef", model_ref)
-        struct_hash = keccak(
-            RECEIPT_TYPEHASH
-            + request_hash
-            + response_hash
-            + _word(price)
-            + _word(channel_id)
-            + _word(seq)
-            + model_ref
-        )
-        return keccak(b"\x19\x01" + self.separator + struct_hash)
-
-    def typed_data_domain(self) -> dict[str, Any]:
-        return {
-            "name": RECEIPT_DOMAIN_NAME,
-            "version": RECEIPT_DOMAIN_VERSION,
-            "chainId": self.chain_id,
-            "verifyingContract": self.contract,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(TypedStruct):
     """A signed receipt: `signature` is 65 bytes `r || s || v` with v in {27, 28} and low s.
 
     Build one with `ReceiptSigner.sign` or `Receipt.from_dict`; check it with `verify_receipt` or a
@@ -270,6 +191,9 @@ class Receipt:
         ('5', '7')
     """
 
+    TYPE: ClassVar[str] = RECEIPT_TYPE
+    FIELDS: ClassVar[Fields] = _FIELDS
+
     request_hash: bytes
     response_hash: bytes
     price: int
@@ -279,42 +203,8 @@ class Receipt:
     signature: bytes = field(repr=False)
     domain: ReceiptDomain
 
-    def digest(self) -> bytes:
-        """The 32-byte EIP-712 digest the signature is over."""
-        return self.domain.receipt_digest(
-            self.request_hash, self.response_hash, self.price, self.channel_id, self.seq, self.model_ref
-        )
-
-    def typed_data(self) -> dict[str, Any]:
-        """The full EIP-712 typed data, as `eth_signTypedData_v4` and eth-account take it."""
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Receipt": [
-                    {"name": "requestHash", "type": "bytes32"},
-                    {"name": "responseHash", "type": "bytes32"},
-                    {"name": "price", "type": "uint256"},
-                    {"name": "channelId", "type": "uint256"},
-                    {"name": "seq", "type": "uint64"},
-                    {"name": "modelRef", "type": "bytes32"},
-                ],
-            },
-            "primaryType": "Receipt",
-            "domain": self.domain.typed_data_domain(),
-            "message": {
-                "requestHash": "0x" + self.request_hash.hex(),
-                "responseHash": "0x" + self.response_hash.hex(),
-                "price": self.price,
-                "channelId": self.channel_id,
-                "seq": self.seq,
-                "modelRef": "0x" + self.model_ref.hex(),
-            },
-        }
+    def __post_init__(self) -> None:
+        self._check_fields()
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (JSON-safe: big integers as decimal strings, bytes as 0x-hex)."""
@@ -341,59 +231,29 @@ class Receipt:
         """
         if not isinstance(data, Mapping):
             raise InvalidReceipt(f"receipt is {type(data).__name__}; it must be a JSON object")
-        chain_id = _parse_uint(data, "chainId", _UINT256_MAX, "uint256")
-        contract = _field(data, "contract")
-        if not isinstance(contract, str) or not _ADDRESS.fullmatch(contract):
-            raise InvalidReceipt(
-                f"receipt field 'contract' is {contract!r}; it must be a 0x-prefixed 20-byte address"
+        try:
+            chain_id = _FIELDS.uint("chainId", data["chainId"], strings="decimal")
+            contract = _FIELDS.address("contract", data["contract"])
+            if chain_id != domain.chain_id or contract != domain.contract:
+                field_name = "chainId" if chain_id != domain.chain_id else "contract"
+                raise InvalidReceipt(
+                    f"receipt field {field_name!r}: the receipt is for chain {chain_id} contract {contract}, "
+                    f"expected chain {domain.chain_id} contract {domain.contract}"
+                )
+            signature = _FIELDS.hex_bytes("signature", data["signature"], 65)
+            _check_signature(signature)
+            return cls(
+                request_hash=_FIELDS.hex_bytes("requestHash", data["requestHash"], 32),
+                response_hash=_FIELDS.hex_bytes("responseHash", data["responseHash"], 32),
+                price=_FIELDS.uint("price", data["price"], strings="decimal"),
+                channel_id=_FIELDS.uint("channelId", data["channelId"], strings="decimal"),
+                seq=_FIELDS.uint("seq", data["seq"], bits=64, strings="decimal"),
+                model_ref=_FIELDS.hex_bytes("modelRef", data["modelRef"], 32),
+                signature=signature,
+                domain=domain,
             )
-        if chain_id != domain.chain_id or checksum_address(contract) != domain.contract:
-            field_name = "chainId" if chain_id != domain.chain_id else "contract"
-            raise InvalidReceipt(
-                f"receipt field {field_name!r}: the receipt is for chain {chain_id} contract {contract}, "
-                f"expected chain {domain.chain_id} contract {domain.contract}"
-            )
-        signature = _parse_hex(data, "signature", _SIGNATURE, "65 bytes (0x and 130 hex digits)")
-        _check_signature(signature)
-        return cls(
-            request_hash=_parse_hex(data, "requestHash", _BYTES32, "32 bytes (0x and 64 hex digits)"),
-            response_hash=_parse_hex(data, "responseHash", _BYTES32, "32 bytes (0x and 64 hex digits)"),
-            price=_parse_uint(data, "price", _UINT256_MAX, "uint256"),
-            channel_id=_parse_uint(data, "channelId", _UINT256_MAX, "uint256"),
-            seq=_parse_uint(data, "seq", _UINT64_MAX, "uint64"),
-            model_ref=_parse_hex(data, "modelRef", _BYTES32, "32 bytes (0x and 64 hex digits)"),
-            signature=signature,
-            domain=domain,
-        )
-
-
-def _field(data: Mapping[str, Any], name: str) -> object:
-    try:
-        return data[name]
-    except KeyError:
-        raise InvalidReceipt(f"receipt is missing the field {name!r}") from None
-
-
-def _parse_hex(data: Mapping[str, Any], name: str, pattern: re.Pattern[str], size: str) -> bytes:
-    value = _field(data, name)
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        raise InvalidReceipt(f"receipt field {name!r} is {shown}; it must be {size}")
-    return bytes.fromhex(value[2:])
-
-
-def _parse_uint(data: Mapping[str, Any], name: str, maximum: int, kind: str) -> int:
-    value = _field(data, name)
-    if isinstance(value, str):
-        if not _DECIMAL.fullmatch(value):
-            shown = repr(value) if len(value) <= 80 else repr(value[:77]) + "..."
-            raise InvalidReceipt(
-                f"receipt field {name!r} is {shown}; it must be a decimal integer string ({kind})"
-            )
-        value = int(value)
-    _check_uint(name, value, maximum, kind)
-    assert isinstance(value, int)
-    return value
+        except KeyError as missing:
+            raise InvalidReceipt(f"receipt is missing the field {missing.args[0]!r}") from None
 
 
 def _signature_error(problem: str) -> InvalidReceipt:
@@ -406,17 +266,13 @@ def _check_signature(signature: bytes) -> None:
         raise _signature_error(problem)
 
 
-def _recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
-    return recover_public_key(digest, signature, _signature_error)
-
-
 def _expected_address(signer: str) -> bytes:
     if not isinstance(signer, str) or not _ADDRESS.fullmatch(signer):
         raise ValueError(f"expected signer {signer!r} is not a 0x-prefixed 20-byte address")
     return bytes.fromhex(signer[2:])
 
 
-class ReceiptSigner:
+class ReceiptSigner(Signer):
     """Signs receipts for one domain with one (agent's) key, on the fast path.
 
     Example:
@@ -429,12 +285,10 @@ class ReceiptSigner:
         True
     """
 
-    __slots__ = ("_key", "address", "domain")
+    __slots__ = ("domain",)
 
     def __init__(self, private_key: bytes | str, domain: ReceiptDomain) -> None:
-        raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else private_key
-        self._key = PrivateKey(raw)
-        self.address: str = address_of(self._key.public_key)
+        super().__init__(private_key)
         self.domain = domain
 
     def sign(
@@ -447,11 +301,10 @@ class ReceiptSigner:
         model_ref: bytes,
     ) -> Receipt:
         """Sign a receipt; raises `InvalidReceipt` naming a field of the wrong size or range."""
-        digest = self.domain.receipt_digest(request_hash, response_hash, price, channel_id, seq, model_ref)
-        # libsecp256k1 always produces low-s signatures; recid 0/1 becomes v 27/28.
-        sig = self._key.sign_recoverable(digest, hasher=None)
-        signature = sig[:64] + bytes((sig[64] + 27,))
-        return Receipt(request_hash, response_hash, price, channel_id, seq, model_ref, signature, self.domain)
+        receipt = Receipt(request_hash, response_hash, price, channel_id, seq, model_ref, b"", self.domain)
+        # Signed in place before anyone sees it: building it again would validate every field twice.
+        object.__setattr__(receipt, "signature", self.sign_digest(receipt.digest()))
+        return receipt
 
     def __repr__(self) -> str:
         return f"ReceiptSigner(address={self.address!r}, domain={self.domain!r})"
@@ -462,8 +315,7 @@ def recover_receipt_signer(receipt: Receipt) -> str:
 
     Applies the same signature rules as vouchers: 65 bytes, v in {27, 28}, low s.
     """
-    public_key = _recover_public_key(receipt.digest(), receipt.signature)
-    return address_of(public_key)
+    return recover_address(receipt.digest(), receipt.signature, _signature_error)
 
 
 def verify_receipt(receipt: Receipt, signer: str, *, domain: ReceiptDomain | None = None) -> None:
@@ -485,11 +337,10 @@ def verify_receipt(receipt: Receipt, signer: str, *, domain: ReceiptDomain | Non
     expected = _expected_address(signer)
     if domain is not None:
         _check_domain(receipt, domain)
-    public_key = _recover_public_key(receipt.digest(), receipt.signature)
-    if address_of(public_key)[2:].lower() != expected.hex():
+    recovered = recover_receipt_signer(receipt)
+    if bytes.fromhex(recovered[2:]) != expected:
         raise InvalidReceipt(
-            f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by "
-            f"{address_of(public_key)}, not by {signer}"
+            f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by {recovered}, not by {signer}"
         )
 
 
@@ -516,37 +367,26 @@ class ReceiptVerifier:
         ...     verifier.verify(receipt, agent.address)
     """
 
-    __slots__ = ("_keys", "domain", "max_keys")
+    __slots__ = ("_keys", "domain")
 
     def __init__(self, domain: ReceiptDomain, *, max_keys: int = 4096) -> None:
         self.domain = domain
-        self.max_keys = max_keys
-        self._keys: dict[bytes, Any] = {}
+        self._keys = SignerKeys(max_keys)
+
+    @property
+    def max_keys(self) -> int | None:
+        return self._keys.max_keys
 
     def verify(self, receipt: Receipt, signer: str) -> None:
         """Raise `InvalidReceipt` unless `receipt` is for this domain and signed by `signer`."""
         expected = _expected_address(signer)
         _check_domain(receipt, self.domain)
-        digest = receipt.digest()
-        cached = self._keys.get(expected)
-        if cached is not None:
-            _check_signature(receipt.signature)
-            sig = ffi.new("secp256k1_ecdsa_signature *")
-            ctx = GLOBAL_CONTEXT.ctx
-            if lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, receipt.signature[:64]) and (
-                lib.secp256k1_ecdsa_verify(ctx, sig, digest, cached)
-            ):
-                return
+        wrong = self._keys.check(receipt.digest(), receipt.signature, expected, _signature_error)
+        if wrong == "":
             raise InvalidReceipt(
                 f"receipt for channel {receipt.channel_id} seq {receipt.seq} is not signed by {signer}"
             )
-        public_key = _recover_public_key(digest, receipt.signature)
-        recovered = address_of(public_key)
-        if bytes.fromhex(recovered[2:]) != expected:
+        if wrong is not None:
             raise InvalidReceipt(
-                f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by {recovered}, "
-                f"not by {signer}"
+                f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by {wrong}, not by {signer}"
             )
-        if len(self._keys) >= self.max_keys:
-            del self._keys[next(iter(self._keys))]
-        self._keys[expected] = public_key.public_key

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 
 from motet.errors import DuplicateCapability, InvalidCapabilityName, InvalidRegistryArgument
-from motet.payments.vouchers import keccak
+from motet.payments._eip712 import keccak
 
 MAX_CAPABILITY_NAME = 64
 """Longest capability name, in characters."""

@@ -20,7 +20,7 @@ from web3.types import TxReceipt
 
 from motet.chain import Chain
 from motet.errors import TransactionReverted
-from motet.payments.vouchers import ChannelDomain, VoucherSigner
+from motet.payments import ChannelDomain, VoucherSigner
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 NATIVE = "0x" + "00" * 20

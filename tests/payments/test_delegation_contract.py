@@ -15,8 +15,15 @@ from eth_account.messages import encode_typed_data
 from eth_utils import function_signature_to_4byte_selector
 
 from motet.errors import InvalidDelegation
-from motet.payments.delegation import DELEGATION_TYPE, Delegation, DelegationClient, sign_typed
-from motet.payments.vouchers import ChannelDomain, VoucherSigner, keccak
+from motet.payments import (
+    DELEGATION_TYPE,
+    ChannelDomain,
+    Delegation,
+    DelegationClient,
+    VoucherSigner,
+    sign_typed,
+)
+from motet.payments._eip712 import keccak
 
 if TYPE_CHECKING:
     from conftest import Env

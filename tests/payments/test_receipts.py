@@ -13,22 +13,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from motet.errors import InvalidReceipt
-from motet.payments import receipts
-from motet.payments.receipts import (
+from motet.payments import (
     RECEIPT_TYPE,
-    RECEIPT_TYPEHASH,
+    ChannelDomain,
     Receipt,
     ReceiptDomain,
     ReceiptSigner,
     ReceiptVerifier,
+    VoucherSigner,
     canonical_json,
     content_hash,
     model_ref_hash,
+    receipts,
     recover_receipt_signer,
     request_hash,
     verify_receipt,
 )
-from motet.payments.vouchers import ChannelDomain, VoucherSigner, keccak
+from motet.payments._eip712 import keccak
+from motet.payments.receipts import RECEIPT_TYPEHASH
 from motet.runtimes import ModelRef
 
 KEY = "0x" + "4c" * 32

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from motet.errors import InvalidVoucher
-from motet.payments.vouchers import (
+from motet.payments import (
     ChannelDomain,
     Voucher,
     VoucherSigner,
