@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NewType
+from typing import Any, NewType
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
-from motet.chain import NATIVE_TOKEN, Chain
+from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
 from motet.payments.delegation import DelegationState, read_delegation
 from motet.payments.ledger import Ledger
@@ -42,8 +42,8 @@ class ChannelState:
     channel_id: int
     payer: str
     payee: str
-    token: str | None
-    """The ERC-20 of the deposit, or None for the native coin."""
+    asset: str
+    """The ERC-20 of the deposit, or `NATIVE_ASSET` (the zero address) for the native coin."""
     deposit: Amount
     redeemed: Amount
     closes_at: int
@@ -94,7 +94,7 @@ class ChannelClient:
 
     def channel(self, channel_id: int) -> ChannelState:
         """The channel's current state on chain; raises `ChannelNotFound`."""
-        payer, payee, token, deposit, redeemed, closes_at, settled = self.contract.functions.channels(
+        payer, payee, asset, deposit, redeemed, closes_at, settled = self.contract.functions.channels(
             channel_id
         ).call()
         if int(payer, 16) == 0:
@@ -104,7 +104,7 @@ class ChannelClient:
             channel_id=channel_id,
             payer=payer,
             payee=payee,
-            token=None if int(token, 16) == 0 else token,
+            asset=asset,
             deposit=Amount(deposit),
             redeemed=Amount(redeemed),
             closes_at=closes_at,
@@ -120,9 +120,9 @@ class ChannelClient:
     # -- payer side -----------------------------------------------------------------------------------
 
     def open(
-        self, payee: str, deposit: int, *, token: str | None = None, delegation: bytes | None = None
+        self, payee: str, deposit: int, *, asset: str = NATIVE_ASSET, delegation: bytes | None = None
     ) -> ChannelState:
-        """Open a channel to `payee` with `deposit` in the native coin, or in the ERC-20 `token`.
+        """Open a channel to `payee` with `deposit` of `asset`: the native coin, or an ERC-20.
 
         With `delegation` (this account being its session key), the channel is the delegator's, funded from the
         delegator's balance in the delegation's asset, and this account signs its vouchers.
@@ -131,12 +131,12 @@ class ChannelClient:
         if delegation is not None:
             call = self.contract.functions.open_delegated(delegation, payee, deposit)
             receipt = self.chain.send(call, sender=self.account, action="opening a delegated channel")
-        elif token is None:
-            call = self.contract.functions.open(payee, NATIVE_TOKEN, 0)
+        elif int(asset, 16) == 0:
+            call = self.contract.functions.open(payee, NATIVE_ASSET, 0)
             receipt = self.chain.send(call, sender=self.account, value=deposit, action="opening a channel")
         else:
-            self.chain.approve(token, self.contract.address, deposit, sender=self.account)
-            call = self.contract.functions.open(payee, Web3.to_checksum_address(token), deposit)
+            self.chain.approve(asset, self.contract.address, deposit, sender=self.account)
+            call = self.contract.functions.open(payee, Web3.to_checksum_address(asset), deposit)
             receipt = self.chain.send(call, sender=self.account, action="opening a channel")
         (event,) = self.contract.events.ChannelOpened().process_receipt(receipt, errors=DISCARD)
         return self.channel(int(event["args"]["channel_id"]))
@@ -147,13 +147,13 @@ class ChannelClient:
         if state.delegation is not None and state.payer != self.address:
             call = self.contract.functions.topup(channel_id, amount)  # from the delegator's balance
             self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
-        elif state.token is None:
+        elif state.asset == NATIVE_ASSET:
             call = self.contract.functions.topup(channel_id, 0)
             self.chain.send(
                 call, sender=self.account, value=amount, action=f"topping up channel {channel_id}"
             )
         else:
-            self.chain.approve(state.token, self.contract.address, amount, sender=self.account)
+            self.chain.approve(state.asset, self.contract.address, amount, sender=self.account)
             call = self.contract.functions.topup(channel_id, amount)
             self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
         return self.channel(channel_id)
@@ -185,25 +185,22 @@ class ChannelClient:
 
     def close(self, channel_id: int) -> int:
         """Start the challenge period; returns the timestamp from which `settle` works."""
-        receipt = self.chain.send(
-            self.contract.functions.close(channel_id),
-            sender=self.account,
-            action=f"closing channel {channel_id}",
-        )
-        (event,) = self.contract.events.ChannelClosing().process_receipt(receipt)
-        self.channel(channel_id)
-        return int(event["args"]["closes_at"])
+        return int(self._end(channel_id, "close", "ChannelClosing", "closing")["closes_at"])
 
     def settle(self, channel_id: int) -> Amount:
         """Refund the unredeemed deposit to the payer after the challenge period; returns the refund."""
+        return Amount(int(self._end(channel_id, "settle", "ChannelSettled", "settling")["refunded"]))
+
+    def _end(self, channel_id: int, function: str, event_name: str, doing: str) -> Any:
+        """Send `function(channel_id)` (closing or settling), refresh the channel, return the event's args."""
         receipt = self.chain.send(
-            self.contract.functions.settle(channel_id),
+            self.contract.functions[function](channel_id),
             sender=self.account,
-            action=f"settling channel {channel_id}",
+            action=f"{doing} channel {channel_id}",
         )
-        (event,) = self.contract.events.ChannelSettled().process_receipt(receipt)
+        (event,) = self.contract.events[event_name]().process_receipt(receipt)
         self.channel(channel_id)
-        return Amount(int(event["args"]["refunded"]))
+        return event["args"]
 
     # -- payee side -----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Example:
     1000000000000000000
 """
 
-from motet.chain import NATIVE_TOKEN
+from motet.chain import NATIVE_ASSET
 from motet.registry._capabilities import (
     MAX_CAPABILITIES,
     MAX_CAPABILITY_NAME,
@@ -23,7 +23,7 @@ __all__ = [
     "MAX_CAPABILITIES",
     "MAX_CAPABILITY_NAME",
     "MAX_URI_BYTES",
-    "NATIVE_TOKEN",
+    "NATIVE_ASSET",
     "AgentRecord",
     "Registry",
     "capability_hash",

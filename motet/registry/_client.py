@@ -21,15 +21,16 @@ from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractEvent
 from web3.exceptions import BlockNotFound
 from web3.logs import DISCARD
 from web3.types import LogReceipt, TxReceipt
 
-from motet.chain import NATIVE_TOKEN, Chain
+from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import AgentNotFound, InvalidRegistryArgument, NotAgentOwner, TransactionReverted
+from motet.payments._eip712 import UINT256_MAX
+from motet.payments._fields import Fields
 from motet.registry._capabilities import capability_hash, capability_hashes
 from motet.registry._index import AgentIndex, RegistryEvent
 from motet.registry._record import AgentRecord
@@ -40,9 +41,7 @@ MAX_URI_BYTES = 8192
 SYNC_CHUNK_BLOCKS = 2_000
 """Blocks per `eth_getLogs` request: small enough for public RPC limits, large enough to catch up fast."""
 
-"""The token address the contract uses for "priced in the native coin"."""
-
-_UINT256_MAX = 2**256 - 1
+_FIELDS = Fields(lambda name, value, rule: InvalidRegistryArgument(name, value, f"must be {rule}"))
 _INDEXED_EVENTS = (
     "Transfer",
     "AgentRegistered",
@@ -124,13 +123,13 @@ class Registry:
         price: int,
         *,
         payout: str | None = None,
-        token: str | None = None,
+        asset: str = NATIVE_ASSET,
         stake: int = 0,
         owner: LocalAccount | None = None,
     ) -> int:
         """Register an agent owned by `owner` and return its id; `stake` (native coin) is sent along.
 
-        `payout` defaults to the owner's address; `token` None prices calls in the native coin.
+        `payout` defaults to the owner's address; `price` is in `asset` (an ERC-20, or the native coin).
 
         Example:
             >>> registry.register("https://agents.example/summarizer.json", ["summarize"], price=10)
@@ -139,12 +138,14 @@ class Registry:
         sender = owner if owner is not None else self.owner
         _check_uri(agent_uri)
         hashes = capability_hashes(capabilities)
-        _check_amount("price", price)
-        _check_amount("stake", stake)
-        payout_address = _checked_address("payout", payout if payout is not None else sender.address)
-        token_address = NATIVE_TOKEN if token is None else _checked_address("token", token, allow_zero=True)
+        _FIELDS.uint("price", price)
+        _FIELDS.uint("stake", stake)
+        payout_address = _FIELDS.address(
+            "payout", payout if payout is not None else sender.address, zero=False
+        )
+        asset_address = _FIELDS.address("asset", asset)
         receipt = self.chain.send(
-            self.contract.functions.register(agent_uri, payout_address, token_address, price, hashes),
+            self.contract.functions.register(agent_uri, payout_address, asset_address, price, hashes),
             sender=sender,
             value=stake,
             action="registering an agent",
@@ -160,52 +161,48 @@ class Registry:
         capabilities: Sequence[str] | None = None,
         price: int | None = None,
         payout: str | None = None,
-        token: str | Literal[_Keep.KEEP] | None = _KEEP,
+        asset: str | Literal[_Keep.KEEP] = _KEEP,
         owner: LocalAccount | None = None,
     ) -> None:
-        """Change an agent's URI, capabilities, price, payout or token; what is not given stays.
+        """Change an agent's URI, capabilities, price, payout or asset; what is not given stays.
 
-        `capabilities` replaces the whole list. `token=None` switches the price to the native coin.
+        `capabilities` replaces the whole list. `asset=NATIVE_ASSET` prices calls in the native coin.
 
         Example:
             >>> registry.update(agent_id, price=20, capabilities=["summarize", "translate"])
         """
-        if agent_uri is None and capabilities is None and price is None and payout is None and token is _KEEP:
+        if agent_uri is None and capabilities is None and price is None and payout is None and asset is _KEEP:
             raise InvalidRegistryArgument("update", agent_id, "nothing to change: name at least one field")
         current = self.get(agent_id)
         uri = current.agent_uri if agent_uri is None else agent_uri
         _check_uri(uri)
         hashes = list(current.capability_hashes) if capabilities is None else capability_hashes(capabilities)
         new_price = current.price if price is None else price
-        _check_amount("price", new_price)
-        new_payout = current.payout if payout is None else _checked_address("payout", payout)
-        if token is _KEEP:
-            new_token = current.token or NATIVE_TOKEN
-        else:
-            new_token = NATIVE_TOKEN if token is None else _checked_address("token", token, allow_zero=True)
+        _FIELDS.uint("price", new_price)
+        new_payout = current.payout if payout is None else _FIELDS.address("payout", payout, zero=False)
+        new_asset = current.asset if asset is _KEEP else _FIELDS.address("asset", asset)
         self._send(
             agent_id,
-            self.contract.functions.update(agent_id, uri, new_payout, new_token, new_price, hashes),
+            self.contract.functions.update(agent_id, uri, new_payout, new_asset, new_price, hashes),
             owner,
             action=f"updating agent {agent_id}",
         )
 
     def deactivate(self, agent_id: int, *, owner: LocalAccount | None = None) -> None:
         """Hide an agent from search (its stake and identity stay)."""
-        self._send(
-            agent_id,
-            self.contract.functions.set_active(agent_id, False),
-            owner,
-            action=f"deactivating agent {agent_id}",
-        )
+        self._set_active(agent_id, False, owner)
 
     def activate(self, agent_id: int, *, owner: LocalAccount | None = None) -> None:
         """Make a deactivated agent searchable again."""
+        self._set_active(agent_id, True, owner)
+
+    def _set_active(self, agent_id: int, active: bool, owner: LocalAccount | None) -> None:
+        doing = "activating" if active else "deactivating"
         self._send(
             agent_id,
-            self.contract.functions.set_active(agent_id, True),
+            self.contract.functions.set_active(agent_id, active),
             owner,
-            action=f"activating agent {agent_id}",
+            action=f"{doing} agent {agent_id}",
         )
 
     def add_stake(self, agent_id: int, amount: int, *, owner: LocalAccount | None = None) -> int:
@@ -215,7 +212,7 @@ class Registry:
             >>> registry.add_stake(agent_id, 10**18)
             2000000000000000000
         """
-        _check_amount("stake amount", amount, positive=True)
+        _FIELDS.uint("stake amount", amount, minimum=1)
         receipt = self._send(
             agent_id,
             self.contract.functions.stake(agent_id),
@@ -230,7 +227,7 @@ class Registry:
 
         A second request adds to what is unbonding and restarts the delay for all of it.
         """
-        _check_amount("unstake amount", amount, positive=True)
+        _FIELDS.uint("unstake amount", amount, minimum=1)
         receipt = self._send(
             agent_id,
             self.contract.functions.request_unstake(agent_id, amount),
@@ -283,12 +280,12 @@ class Registry:
             >>> registry.get(1).price
             10
         """
-        if isinstance(agent_id, bool) or not isinstance(agent_id, int) or not 0 < agent_id <= _UINT256_MAX:
+        if isinstance(agent_id, bool) or not isinstance(agent_id, int) or not 0 < agent_id <= UINT256_MAX:
             raise AgentNotFound(agent_id, self.count())
         # Every read at one block, so the record is one consistent state even while blocks arrive.
         block = self.chain.w3.eth.block_number
         functions = self.contract.functions
-        payout, token, price, stake, unbonding, unbonding_until, active = functions.agents(agent_id).call(
+        payout, asset, price, stake, unbonding, unbonding_until, active = functions.agents(agent_id).call(
             block_identifier=block
         )
         if int(payout, 16) == 0:  # every registered agent has a payout; an unknown id reads as zeros
@@ -297,7 +294,7 @@ class Registry:
             agent_id=agent_id,
             owner=functions.ownerOf(agent_id).call(block_identifier=block),
             payout=payout,
-            token=None if int(token, 16) == 0 else token,
+            asset=asset,
             price=price,
             stake=stake,
             unbonding=unbonding,
@@ -324,7 +321,7 @@ class Registry:
 
         Served from the local index, after a `sync()` unless `refresh=False` (for many searches in a row:
         sync once, then search without refreshing). Cheapest first, then most bonded stake, then lowest
-        id. Prices are compared as numbers whatever token they are in. Deactivated agents are left out
+        id. Prices are compared as numbers whatever asset they are in. Deactivated agents are left out
         unless `include_inactive`.
 
         Example:
@@ -333,9 +330,9 @@ class Registry:
         """
         wanted = capability_hash(capability) if capability is not None else None
         if max_price is not None:
-            _check_amount("max_price", max_price)
+            _FIELDS.uint("max_price", max_price)
         if min_stake is not None:
-            _check_amount("min_stake", min_stake)
+            _FIELDS.uint("min_stake", min_stake)
         if refresh:
             self.sync()
         return self._index.search(
@@ -412,20 +409,3 @@ def _check_uri(agent_uri: str) -> None:
             f"it is {size} bytes, at most {MAX_URI_BYTES} fit on chain: host the registration file at an "
             "https: URI instead of inlining it",
         )
-
-
-def _check_amount(field: str, value: int, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRegistryArgument(field, value, "must be an integer in the asset's smallest unit")
-    low = 1 if positive else 0
-    if not low <= value <= _UINT256_MAX:
-        raise InvalidRegistryArgument(field, value, f"must be between {low} and 2**256 - 1")
-
-
-def _checked_address(field: str, value: str, *, allow_zero: bool = False) -> str:
-    if not isinstance(value, str) or not Web3.is_address(value):
-        raise InvalidRegistryArgument(field, value, "is not a hex address (0x followed by 40 hex digits)")
-    address = Web3.to_checksum_address(value)
-    if not allow_zero and int(address, 16) == 0:
-        raise InvalidRegistryArgument(field, value, "is the zero address: payments to it would be lost")
-    return address

@@ -26,7 +26,7 @@ from typing import Any
 
 from motet.registry._record import AgentRecord
 
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"  # 2: the asset column (the zero address for the native coin), was token
 
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Executed one statement at a time inside a transaction (executescript would commit halfway).
@@ -37,7 +37,7 @@ CREATE TABLE agents (
     agent_id        INTEGER PRIMARY KEY,
     owner           TEXT NOT NULL,
     payout          TEXT NOT NULL,
-    token           TEXT,               -- NULL: the native coin
+    asset           TEXT NOT NULL,      -- an ERC-20, or the zero address for the native coin
     price           BLOB NOT NULL,      -- uint256 as 32 big-endian bytes, as are the amounts below
     stake           BLOB NOT NULL,
     unbonding       BLOB NOT NULL,
@@ -58,7 +58,7 @@ CREATE INDEX agents_by_price ON agents (price, bonded);
 
 
 _SELECT_AGENTS = (
-    "SELECT a.agent_id, a.owner, a.payout, a.token, a.price, a.stake, a.unbonding, a.unbonding_until, "
+    "SELECT a.agent_id, a.owner, a.payout, a.asset, a.price, a.stake, a.unbonding, a.unbonding_until, "
     "a.active, a.agent_uri FROM agents a"
 )
 _ORDER_AGENTS = "ORDER BY a.price ASC, a.bonded DESC, a.agent_id ASC"
@@ -200,13 +200,13 @@ class AgentIndex:
         elif event.name == "AgentRegistered":
             zero = _u256(0)
             db.execute(
-                "INSERT OR REPLACE INTO agents (agent_id, owner, payout, token, price, stake, unbonding, "
+                "INSERT OR REPLACE INTO agents (agent_id, owner, payout, asset, price, stake, unbonding, "
                 "bonded, unbonding_until, active, agent_uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
                 (
                     args["agent_id"],
                     args["owner"],
                     args["payout"],
-                    _token(args["token"]),
+                    args["token"],
                     _u256(args["price"]),
                     zero,
                     zero,
@@ -217,10 +217,10 @@ class AgentIndex:
             )
         elif event.name == "AgentUpdated":
             db.execute(
-                "UPDATE agents SET payout = ?, token = ?, price = ?, agent_uri = ? WHERE agent_id = ?",
+                "UPDATE agents SET payout = ?, asset = ?, price = ?, agent_uri = ? WHERE agent_id = ?",
                 (
                     args["payout"],
-                    _token(args["token"]),
+                    args["token"],
                     _u256(args["price"]),
                     args["agent_uri"],
                     args["agent_id"],
@@ -293,7 +293,7 @@ class AgentIndex:
                 agent_id=row[0],
                 owner=row[1],
                 payout=row[2],
-                token=row[3],
+                asset=row[3],
                 price=_int(row[4]),
                 stake=_int(row[5]),
                 unbonding=_int(row[6]),
@@ -318,7 +318,3 @@ class AgentIndex:
             ):
                 found.setdefault(agent_id, []).append(bytes(capability))
         return found
-
-
-def _token(address: str) -> str | None:
-    return None if int(address, 16) == 0 else address

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 class AgentRecord:
     """One registered agent, as the contract (or the index of its events) records it.
 
-    Amounts are integers in the smallest unit: `price` in the agent's `token` (None: the native coin),
+    Amounts are integers in the smallest unit: `price` in the agent's `asset` (an ERC-20, or the zero
+    address `NATIVE_ASSET` for the native coin),
     stakes in the native coin. `capability_hashes` are keccak256 of the capability names, in the
     order the agent declared them.
 
     Example:
         >>> record = AgentRecord(
-        ...     agent_id=1, owner="0xA", payout="0xA", token=None, price=100, stake=50, unbonding=20,
+        ...     agent_id=1, owner="0xA", payout="0xA", asset="0x0", price=100, stake=50, unbonding=20,
         ...     unbonding_until=0, active=True, agent_uri="data:,{}", capability_hashes=(b"\\x01" * 32,),
         ... )
         >>> record.bonded_stake
@@ -25,7 +26,7 @@ class AgentRecord:
     agent_id: int
     owner: str
     payout: str
-    token: str | None
+    asset: str
     price: int
     stake: int
     unbonding: int

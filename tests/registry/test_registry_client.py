@@ -19,6 +19,7 @@ from motet.errors import (
 )
 from motet.registry import (
     MAX_URI_BYTES,
+    NATIVE_ASSET,
     AgentRecord,
     Registry,
     capability_hash,
@@ -124,7 +125,7 @@ def test_register_rejects_bad_input_before_sending(
 def test_register_rejects_a_zero_or_malformed_payout(registry_chain: Chain, registry: Registry) -> None:
     with pytest.raises(InvalidRegistryArgument, match="zero address"):
         registry.register("https://a.example", ["summarize"], 1, payout="0x" + "00" * 20)
-    with pytest.raises(InvalidRegistryArgument, match="not a hex address"):
+    with pytest.raises(InvalidRegistryArgument, match="must be a hex address"):
         registry.register("https://a.example", ["summarize"], 1, payout="0x1234")
     assert registry.count() == 0
 
@@ -139,13 +140,13 @@ def test_the_longest_uri_registers(registry: Registry) -> None:
 
 
 def test_register_and_get(registry_chain: Chain, registry: Registry) -> None:
-    owner, payout, token = registry_chain.accounts[1], registry_chain.accounts[2], registry_chain.accounts[3]
+    owner, payout, asset = registry_chain.accounts[1], registry_chain.accounts[2], registry_chain.accounts[3]
     agent_id = registry.register(
         "https://a.example/x.json",
         ["text.summarize", "translate"],
         250,
         payout=payout.address,
-        token=token.address,
+        asset=asset.address,
         stake=7,
         owner=owner,
     )
@@ -153,7 +154,7 @@ def test_register_and_get(registry_chain: Chain, registry: Registry) -> None:
         agent_id=1,
         owner=owner.address,
         payout=payout.address,
-        token=token.address,
+        asset=asset.address,
         price=250,
         stake=7,
         unbonding=0,
@@ -164,11 +165,11 @@ def test_register_and_get(registry_chain: Chain, registry: Registry) -> None:
     )
     # Defaults: payout is the owner (the registry's default account), the price is in the native coin.
     second = registry.get(registry.register("https://a.example/y.json", ["summarize"], 1))
-    assert (second.agent_id, second.owner, second.payout, second.token) == (
+    assert (second.agent_id, second.owner, second.payout, second.asset) == (
         2,
         registry.owner.address,
         registry.owner.address,
-        None,
+        NATIVE_ASSET,
     )
 
 
@@ -225,14 +226,14 @@ def test_stake_lifecycle(registry_chain: Chain, registry: Registry) -> None:
 
 
 def test_update_keeps_what_is_not_given(registry_chain: Chain, registry: Registry) -> None:
-    token = registry_chain.accounts[4].address
-    agent_id = registry.register("https://a.example", ["summarize", "translate"], 10, token=token)
+    asset = registry_chain.accounts[4].address
+    agent_id = registry.register("https://a.example", ["summarize", "translate"], 10, asset=asset)
     registry.update(agent_id, price=20)
     record = registry.get(agent_id)
-    assert (record.price, record.agent_uri, record.token) == (20, "https://a.example", token)
+    assert (record.price, record.agent_uri, record.asset) == (20, "https://a.example", asset)
     assert record.capability_hashes == (capability_hash("summarize"), capability_hash("translate"))
-    registry.update(agent_id, token=None)
-    assert registry.get(agent_id).token is None
+    registry.update(agent_id, asset=NATIVE_ASSET)
+    assert registry.get(agent_id).asset == NATIVE_ASSET
     with pytest.raises(InvalidRegistryArgument, match="nothing to change"):
         registry.update(agent_id)
 
