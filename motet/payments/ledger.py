@@ -8,9 +8,9 @@ and redeems the highest per channel.
 Amounts are uint256; they are stored as 64-digit hex text so that SQLite orders them correctly.
 
 Example:
-    >>> ledger = Ledger(":memory:")
-    >>> ledger.record_signed(voucher)        # raises VoucherNotAboveHighest if it goes backwards
-    >>> ledger.highest_signed(domain, channel_id=1)
+    >>> with Ledger("ledger.sqlite") as ledger:      # the connection closes on leaving the block
+    ...     ledger.record_signed(voucher)        # raises VoucherNotAboveHighest if it goes backwards
+    ...     ledger.highest_signed(domain, channel_id=1)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from motet.errors import InvalidVoucher, VoucherNotAboveHighest
 from motet.payments.vouchers import ChannelDomain, Voucher
@@ -63,7 +63,20 @@ class Ledger:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Close the SQLite connection (a `with` or `async with` block does it on leaving)."""
         self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
 from motet.errors import InvalidVoucher, VoucherNotAboveHighest
-from motet.payments.ledger import Ledger
-from motet.payments.vouchers import ChannelDomain, VoucherSigner
+from motet.payments import ChannelDomain, Ledger, VoucherSigner
 
 DOMAIN = ChannelDomain(chain_id=1, contract="0x" + "ab" * 20)
 SIGNER = VoucherSigner("0x" + "11" * 32, DOMAIN)
@@ -72,3 +72,19 @@ def test_concurrent_signers_never_record_the_same_amount_twice(tmp_path: Path) -
     assert ledger.count("signed") == len(accepted)
     top = ledger.highest_signed(DOMAIN, 9)
     assert top is not None and top.cumulative_amount == 50
+
+
+def test_a_with_block_closes_the_connection(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.record_signed(SIGNER.sign(3, 10))
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        ledger.count()
+    with Ledger(tmp_path / "ledger.sqlite") as reopened:
+        assert reopened.count("signed") == 1
+
+
+async def test_an_async_with_block_closes_the_connection(tmp_path: Path) -> None:
+    async with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.record_signed(SIGNER.sign(3, 10))
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        ledger.count()
