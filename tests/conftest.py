@@ -9,7 +9,7 @@ import pytest
 from motet.chain import Chain
 from motet.runtimes import LlamaCppRuntime
 
-pytest_plugins = ["support.loopback"]
+pytest_plugins = ["support.loopback", "support.gateway"]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from agent_fixtures import PRICE, Running, echo_agent, start
+from support.agents import PRICE, Running, echo_agent, start
 
 from motet.agents import builtin_agent
 from motet.chain import Chain

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_fixtures import PRICE
+from support.agents import PRICE
 
 from motet.chain import Chain
 from motet.payments.channels import ChannelClient

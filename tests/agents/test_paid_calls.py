@@ -7,7 +7,7 @@ import logging
 
 import httpx
 import pytest
-from agent_fixtures import PRICE, Running
+from support.agents import PRICE, Running
 
 from motet.agents import AgentCard, AgentClient
 from motet.agents.builtins import Keywords, Summary

@@ -1,4 +1,4 @@
-"""The gateway's fixtures (`gateway_fixtures`), and the browser's: Debian's headless Chromium, started once per
+"""The browser's fixtures (the gateway's `setup` comes from the `support.gateway` plugin): Debian's headless Chromium, started once per
 session, driven by playwright."""
 
 from __future__ import annotations
@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from browser import Chromium, connect, log_page, require_chromium
-from gateway_fixtures import setup  # noqa: F401 - the gateway's fixtures, for every test here
 from playwright.async_api import Browser, Page
+from support.browser import Chromium, connect, log_page, require_chromium
 
 
 @pytest.fixture(scope="session")

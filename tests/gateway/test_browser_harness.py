@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import Chromium, WalletRequest, inject_wallet, require_chromium, serve_html
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from playwright.async_api import Page
+from support.browser import Chromium, WalletRequest, inject_wallet, require_chromium, serve_html
 
 ACCOUNT = Account.from_key("0x" + "11" * 32)
 OTHER = Account.from_key("0x" + "22" * 32)

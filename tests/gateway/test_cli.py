@@ -15,7 +15,7 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from gateway_fixtures import Setup
+from support.gateway import Setup
 
 from motet.chain import Chain
 from motet.gateway import Gateway

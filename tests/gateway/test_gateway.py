@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from eth_account import Account
-from gateway_fixtures import DEPOSIT, Setup
+from support.gateway import DEPOSIT, Setup
 
 from motet.payments.delegation import DelegationClient
 from motet.units import GWEI

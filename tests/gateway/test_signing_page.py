@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from browser import chain_sender, inject_wallet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from gateway_fixtures import DOCUMENT, Setup
 from playwright.async_api import Page, expect
+from support.browser import chain_sender, inject_wallet
+from support.gateway import DOCUMENT, Setup
 
 from motet.chain import Chain
 from motet.gateway import Gateway

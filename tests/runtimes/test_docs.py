@@ -8,12 +8,12 @@ from types import ModuleType
 
 import pytest
 
-from motet.runtimes import _base, _gguf, _openai_endpoint, _protocol, _schema, testing
+from motet.runtimes import _base, _openai_endpoint, _protocol, _schema, gguf, testing
 
 
 @pytest.mark.parametrize(
     "module",
-    [_protocol, _base, _schema, _gguf, _openai_endpoint, testing],
+    [_protocol, _base, _schema, gguf, _openai_endpoint, testing],
     ids=lambda module: module.__name__,
 )
 def test_docstring_examples_run(module: ModuleType) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import llama_cpp
 import pytest
-from conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, RuntimeConformance
+from support.conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, RuntimeConformance
 
 from motet.errors import InvalidModelOutput, InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes import LlamaCppRuntime, Sampling, TextDelta

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 
 import pytest
-from conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, Keywords, RuntimeConformance
-from servers import HostileServer, LlamaServer, free_port, llama_server
+from support.conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, Keywords, RuntimeConformance
+from support.servers import HostileServer, LlamaServer, free_port, llama_server
 from test_llama_cpp import smollm2_path
 
 from motet.errors import (

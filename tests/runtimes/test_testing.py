@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 import pytest
-from conformance import KEYWORDS_SCHEMA, Keywords, RuntimeConformance
+from support.conformance import KEYWORDS_SCHEMA, Keywords, RuntimeConformance
 
 from motet.agents import BUILTINS, builtin_agent
 from motet.errors import ContextOverflow, InvalidModelOutput, InvalidSchema
