@@ -35,4 +35,5 @@ class NodePane(VerticalScroll):
 
     def _show(self) -> None:
         self.query_one(".tokens", Static).update(Text(self.text))
-        self.scroll_end(animate=False)
+        # After the refresh, once the text's new height is laid out: scrolling now could stop short of the end.
+        self.call_after_refresh(self.scroll_end, animate=False)
