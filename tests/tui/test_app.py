@@ -1,5 +1,5 @@
+from support.tui import SIZE, brief_app, wait_for
 from textual.widgets import Markdown
-from tui_helpers import SIZE, brief_app, wait_for
 
 from motet.demo import Market
 from motet.tui.screens.agents import AgentsScreen

@@ -1,7 +1,7 @@
 import asyncio
 
+from support.tui import SIZE, brief_app, compile_brief, wait_for
 from textual.widgets import DataTable, Static
-from tui_helpers import SIZE, brief_app, compile_brief, wait_for
 
 from motet.agents import AgentServer, builtin_agent
 from motet.chain import Chain

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 from rich.syntax import Syntax
+from support.tui import SIZE, brief_app, wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log, Static, TextArea
-from tui_helpers import SIZE, brief_app, wait_for
 
 from motet.chain import Chain
 from motet.tui import MotetApp

@@ -1,6 +1,6 @@
 from eth_account.signers.local import LocalAccount
+from support.tui import SIZE, brief_app, wait_for
 from textual.widgets import DataTable, Static
-from tui_helpers import SIZE, brief_app, wait_for
 
 from motet.chain import Chain
 from motet.demo import Market

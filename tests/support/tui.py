@@ -1,4 +1,4 @@
-"""Helpers for the TUI tests (a module, not fixtures: they take the running pilot)."""
+"""Helpers for the TUI tests (functions, not fixtures: they take the running pilot or build the app)."""
 
 from __future__ import annotations
 
