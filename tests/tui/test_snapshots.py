@@ -6,6 +6,7 @@ vouchers, so they are masked before the screenshot."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from rich.syntax import Syntax
 from support.tui import SIZE, brief_app, wait_for
@@ -15,6 +16,9 @@ from textual.widgets import DataTable, Input, Log, Static, TextArea
 from motet.chain import Chain
 from motet.tui import MotetApp
 from motet.tui.screens.agents import AgentsScreen
+
+SnapCompare = Callable[..., bool]
+"""pytest-textual-snapshot's `snap_compare` fixture: app, terminal size, what to do before the picture."""
 
 PORT = re.compile(r"127\.0\.0\.1:\d+")
 TX_HASH = re.compile(r"0x[0-9a-f]{64}|0x[0-9a-f]{8}…[0-9a-f]{4}")
@@ -82,7 +86,7 @@ async def settled(pilot: Pilot[None]) -> None:
     await pilot.pause(0.2)
 
 
-def test_agents_screen(snap_compare) -> None:
+def test_agents_screen(snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         await ready(pilot)
         mask_ports(pilot)
@@ -90,15 +94,15 @@ def test_agents_screen(snap_compare) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-def test_compose_screen(snap_compare) -> None:
+def test_compose_screen(snap_compare: SnapCompare) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=compiled)
 
 
-def test_run_screen_after_settlement(snap_compare) -> None:
+def test_run_screen_after_settlement(snap_compare: SnapCompare) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=settled)
 
 
-def test_wallet_screen_after_a_run(snap_compare) -> None:
+def test_wallet_screen_after_a_run(snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         await settled(pilot)
         await pilot.press("f5")
@@ -107,7 +111,7 @@ def test_wallet_screen_after_a_run(snap_compare) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-def test_help_screen(snap_compare) -> None:
+def test_help_screen(snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         await compiled(pilot)
         await pilot.press("f1")
