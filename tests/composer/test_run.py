@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PRICES, Market, Text
+from support.composer import PRICES, Market, Text
 
 from motet.composer import (
     CallPaid,

@@ -26,7 +26,7 @@ from motet.payments.vouchers import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Env
+    from support.channels import Env
 
 NATIVE = "0x" + "00" * 20
 CHALLENGE_PERIOD = 3600

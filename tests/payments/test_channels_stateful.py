@@ -26,8 +26,8 @@ from hypothesis.stateful import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Env
     from eth_account.signers.local import LocalAccount
+    from support.channels import Env
 
 MAX_CHANNELS = 4
 SETTLED = "channels: channel is settled"

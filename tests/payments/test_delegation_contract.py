@@ -26,9 +26,9 @@ from motet.payments import (
 from motet.payments._eip712 import keccak
 
 if TYPE_CHECKING:
-    from conftest import Env
+    from support.channels import Env
 
-from conftest import CONTRACTS_DIR
+from support.channels import CONTRACTS_DIR
 
 NATIVE = "0x" + "00" * 20
 HOUR = 3600

@@ -45,7 +45,7 @@ def register(
     return int(event["args"]["agent_id"]), receipt
 
 
-def reverts(chain: Chain, call: Any, sender: LocalAccount, reason: str, value: int = 0) -> None:
+def reverts(chain: Chain, reason: str, call: Any, sender: LocalAccount, value: int = 0) -> None:
     with pytest.raises(TransactionReverted) as caught:
         chain.send(call, sender=sender, value=value)
     assert caught.value.reason == reason
@@ -154,7 +154,7 @@ def test_register_rejects_bad_input(
     owner = registry_chain.accounts[1]
     args = {"uri": URI, "payout": owner.address, "capabilities": [SUMMARIZE]} | overrides
     call = registry_contract.functions.register(args["uri"], args["payout"], ZERO, 1, args["capabilities"])
-    reverts(registry_chain, call, owner, reason)
+    reverts(registry_chain, reason, call, owner)
     assert registry_contract.functions.agent_count().call() == 0
 
 
@@ -181,7 +181,7 @@ def test_owner_only_functions_reject_an_unknown_agent(
 ) -> None:
     register(registry_chain, registry_contract, registry_chain.accounts[1])
     call, value = _owner_only_calls(registry_contract, 2)[function]
-    reverts(registry_chain, call, registry_chain.accounts[1], "registry: unknown agent", value)
+    reverts(registry_chain, "registry: unknown agent", call, registry_chain.accounts[1], value)
 
 
 @pytest.mark.parametrize("function", OWNER_ONLY)
@@ -193,7 +193,7 @@ def test_owner_only_functions_reject_a_stranger(
     # Something is unbonding, so withdraw_stake reaches its owner check rather than an earlier one.
     registry_chain.send(registry_contract.functions.request_unstake(agent_id, 4), sender=owner)
     call, value = _owner_only_calls(registry_contract, agent_id)[function]
-    reverts(registry_chain, call, stranger, "registry: caller is not the agent owner", value)
+    reverts(registry_chain, "registry: caller is not the agent owner", call, stranger, value)
     assert list(registry_contract.functions.agents(agent_id).call())[3:5] == [10, 4]
 
 
@@ -210,9 +210,9 @@ def test_nft_transfer_moves_control_of_the_agent(registry_chain: Chain, registry
     assert fns.tokenURI(agent_id).call() == "https://new.example"
     reverts(
         registry_chain,
+        "registry: caller is not the agent owner",
         fns.update(agent_id, URI, old.address, ZERO, 1, [SUMMARIZE]),
         old,
-        "registry: caller is not the agent owner",
     )
 
 
@@ -254,15 +254,15 @@ def test_update_checks_its_input_like_register(registry_chain: Chain, registry_c
     fns = registry_contract.functions
     reverts(
         registry_chain,
+        "registry: agent URI is empty",
         fns.update(agent_id, "", owner.address, ZERO, 1, [SUMMARIZE]),
         owner,
-        "registry: agent URI is empty",
     )
     reverts(
         registry_chain,
+        "registry: duplicate capability",
         fns.update(agent_id, URI, owner.address, ZERO, 1, [TRANSLATE, TRANSLATE]),
         owner,
-        "registry: duplicate capability",
     )
 
 
@@ -271,11 +271,11 @@ def test_set_active_toggles_and_rejects_a_repeat(registry_chain: Chain, registry
     agent_id, _ = register(registry_chain, registry_contract, owner)
     fns = registry_contract.functions
 
-    reverts(registry_chain, fns.set_active(agent_id, True), owner, "registry: agent already in that state")
+    reverts(registry_chain, "registry: agent already in that state", fns.set_active(agent_id, True), owner)
     receipt = registry_chain.send(fns.set_active(agent_id, False), sender=owner)
     (event,) = registry_contract.events.AgentActivated().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["active"] is False
-    reverts(registry_chain, fns.set_active(agent_id, False), owner, "registry: agent already in that state")
+    reverts(registry_chain, "registry: agent already in that state", fns.set_active(agent_id, False), owner)
     registry_chain.send(fns.set_active(agent_id, True), sender=owner)
     assert list(fns.agents(agent_id).call())[6] is True
 
@@ -287,7 +287,7 @@ def test_stake_adds_and_rejects_zero(registry_chain: Chain, registry_contract: C
     owner = registry_chain.accounts[1]
     agent_id, _ = register(registry_chain, registry_contract, owner, stake=3)
     fns = registry_contract.functions
-    reverts(registry_chain, fns.stake(agent_id), owner, "registry: stake is zero")
+    reverts(registry_chain, "registry: stake is zero", fns.stake(agent_id), owner)
     receipt = registry_chain.send(fns.stake(agent_id), sender=owner, value=4)
     (event,) = registry_contract.events.StakeChanged().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["stake"] == 7
@@ -299,13 +299,13 @@ def test_request_unstake_bounds(registry_chain: Chain, registry_contract: Contra
     agent_id, _ = register(registry_chain, registry_contract, owner, stake=10)
     fns = registry_contract.functions
 
-    reverts(registry_chain, fns.request_unstake(agent_id, 0), owner, "registry: unstake amount is zero")
+    reverts(registry_chain, "registry: unstake amount is zero", fns.request_unstake(agent_id, 0), owner)
     reverts(
-        registry_chain, fns.request_unstake(agent_id, 11), owner, "registry: unstake exceeds bonded stake"
+        registry_chain, "registry: unstake exceeds bonded stake", fns.request_unstake(agent_id, 11), owner
     )
     registry_chain.send(fns.request_unstake(agent_id, 6), sender=owner)
     # 4 stays bonded: a second request may take those 4 and no more.
-    reverts(registry_chain, fns.request_unstake(agent_id, 5), owner, "registry: unstake exceeds bonded stake")
+    reverts(registry_chain, "registry: unstake exceeds bonded stake", fns.request_unstake(agent_id, 5), owner)
     registry_chain.send(fns.request_unstake(agent_id, 4), sender=owner)
     assert list(fns.agents(agent_id).call())[3:5] == [10, 10]
 
@@ -315,9 +315,9 @@ def test_withdraw_needs_something_unbonding(registry_chain: Chain, registry_cont
     agent_id, _ = register(registry_chain, registry_contract, owner, stake=10)
     reverts(
         registry_chain,
+        "registry: nothing is unbonding",
         registry_contract.functions.withdraw_stake(agent_id),
         owner,
-        "registry: nothing is unbonding",
     )
 
 
@@ -335,7 +335,7 @@ def test_withdraw_waits_for_the_unbonding_delay_and_pays_exactly_the_unbonded_am
 
     registry_chain.set_next_timestamp(until - 1)
     assert registry_chain.w3.eth.get_block("pending")["timestamp"] == until - 1
-    reverts(registry_chain, fns.withdraw_stake(agent_id), owner, "registry: stake is still unbonding")
+    reverts(registry_chain, "registry: stake is still unbonding", fns.withdraw_stake(agent_id), owner)
 
     registry_chain.set_next_timestamp(until)
     before = registry_chain.balance(owner.address)
@@ -345,7 +345,7 @@ def test_withdraw_waits_for_the_unbonding_delay_and_pays_exactly_the_unbonded_am
     assert registry_chain.balance(owner.address) == before + unstake - gas_paid(receipt)
     assert list(fns.agents(agent_id).call())[3:6] == [stake - unstake, 0, 0]
     assert registry_chain.balance(registry_contract.address) == stake - unstake
-    reverts(registry_chain, fns.withdraw_stake(agent_id), owner, "registry: nothing is unbonding")
+    reverts(registry_chain, "registry: nothing is unbonding", fns.withdraw_stake(agent_id), owner)
 
 
 def test_a_new_unstake_request_restarts_the_delay(registry_chain: Chain, registry_contract: Contract) -> None:
@@ -359,7 +359,7 @@ def test_a_new_unstake_request_restarts_the_delay(registry_chain: Chain, registr
 
     assert list(fns.agents(agent_id).call())[4:6] == [5, first_until - 100 + fns.UNBONDING_DELAY().call()]
     registry_chain.set_next_timestamp(first_until)
-    reverts(registry_chain, fns.withdraw_stake(agent_id), owner, "registry: stake is still unbonding")
+    reverts(registry_chain, "registry: stake is still unbonding", fns.withdraw_stake(agent_id), owner)
 
 
 def test_withdraw_by_an_operator_pays_the_owner(registry_chain: Chain, registry_contract: Contract) -> None:
@@ -388,7 +388,7 @@ def test_stake_follows_the_nft(registry_chain: Chain, registry_contract: Contrac
     registry_chain.send(fns.transferFrom(old.address, new.address, agent_id), sender=old)
     registry_chain.set_next_timestamp(list(fns.agents(agent_id).call())[5])
 
-    reverts(registry_chain, fns.withdraw_stake(agent_id), old, "registry: caller is not the agent owner")
+    reverts(registry_chain, "registry: caller is not the agent owner", fns.withdraw_stake(agent_id), old)
     before = registry_chain.balance(new.address)
     receipt = registry_chain.send(fns.withdraw_stake(agent_id), sender=new)
     assert registry_chain.balance(new.address) == before + 500 - gas_paid(receipt)
