@@ -22,10 +22,8 @@ from pydantic import BaseModel
 
 from motet.agents import Agent, AgentServer, CallContext
 from motet.chain import Chain
-from motet.composer import Payer, Workflow
-from motet.composer.planner import plan
-from motet.composer.types import fields_of
-from motet.composer.workflow import registry_offers
+from motet.composer import Payer, Workflow, plan, registry_offers
+from motet.composer._schemas import fields_of
 from motet.registry import Registry
 
 B2_TARGET = 1_000
