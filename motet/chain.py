@@ -45,6 +45,13 @@ from motet.units import Wei
 
 ChainKind = Literal["embedded", "anvil", "rpc"]
 
+__all__ = [
+    "NATIVE_ASSET",
+    "Chain",
+    "ChainKind",
+    "Wei",
+]
+
 NATIVE_ASSET = "0x" + "00" * 20
 """How motet's contracts name the native coin where an ERC-20 address is expected."""
 
@@ -200,6 +207,10 @@ class Chain:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._process is not None:
+            for pipe in (self._process.stdout, self._process.stderr):
+                if pipe is not None:
+                    pipe.close()
         self._process = None
 
     def __enter__(self) -> Chain:

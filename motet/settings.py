@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+__all__ = [
+    "Settings",
+]
+
 
 def _default_home() -> Path:
     return Path(os.environ.get("MOTET_HOME") or Path.home() / ".motet")

@@ -18,6 +18,20 @@ from typing import Final, NewType
 
 from motet.errors import InvalidAmount
 
+__all__ = [
+    "AMOUNT_HELP",
+    "DEFAULT_UNIT",
+    "ETH",
+    "GWEI",
+    "UNITS",
+    "WEI",
+    "Wei",
+    "format_amount",
+    "format_eth",
+    "format_gwei",
+    "parse_amount",
+]
+
 Wei = NewType("Wei", int)
 """An amount in the smallest unit of an asset (wei for the native coin)."""
 

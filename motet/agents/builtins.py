@@ -19,6 +19,22 @@ from motet.agents._define import Agent
 from motet.errors import InvalidAgentDefinition
 from motet.runtimes import Runtime
 
+__all__ = [
+    "BUILTINS",
+    "MAX_TEXT",
+    "Answer",
+    "BuiltinCapability",
+    "Critique",
+    "Keywords",
+    "Question",
+    "Sentiment",
+    "Summary",
+    "Text",
+    "Translation",
+    "TranslationRequest",
+    "builtin_agent",
+]
+
 MAX_TEXT = 8_000
 """Characters of text a built-in capability reads; the bundled models' context is 2,048 tokens."""
 

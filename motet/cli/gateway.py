@@ -99,7 +99,7 @@ def gateway(
     """
     from motet.cli._market import market_registry, workflow_catalog
     from motet.gateway import Gateway
-    from motet.payments.delegation import DelegationClient
+    from motet.payments import DelegationClient
 
     if fund and not chain.dev:
         raise typer.BadParameter("--fund works on dev chains only (embedded, anvil)", param_hint="--fund")
@@ -171,7 +171,7 @@ def delegate(
 
     Prints the EIP-712 typed data to sign (or signs with --key), reads the signature, and registers the
     delegation at the gateway; it is saved in motet's home for `motet order`."""
-    from motet.payments.delegation import ANY_CAPABILITY, Delegation
+    from motet.payments import ANY_CAPABILITY, Delegation
 
     with client(url) as http:
         config = answer(http.get("/api/config"))
@@ -208,7 +208,7 @@ def order(
     key: Key = None,
 ) -> None:
     """Sign a task under a saved delegation, run it at the gateway, and follow it to the settlement."""
-    from motet.payments.delegation import TaskOrder
+    from motet.payments import TaskOrder
 
     if (workflow is None) == (goal is None):
         raise typer.BadParameter("give --workflow or --goal, not both and not neither")

@@ -53,7 +53,7 @@ exports: eip712_domain_separator.eip712Domain
 
 
 # @dev The EIP-712 voucher type. The Python signer builds the same
-# string (motet.payments.vouchers.VOUCHER_TYPE) and a test compares them.
+# string (motet.payments.VOUCHER_TYPE) and a test compares them.
 VOUCHER_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Voucher(uint256 channelId,uint256 cumulativeAmount)"
 )

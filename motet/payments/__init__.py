@@ -14,9 +14,8 @@ Example:
     1000
 """
 
-from motet.payments._eip712 import eip712_fields, sign_typed
-from motet.payments.channels import Amount, ChannelClient, ChannelState, Redemption
-from motet.payments.delegation import (
+from motet.payments._channels import Amount, ChannelClient, ChannelState, Redemption
+from motet.payments._delegation import (
     ANY_CAPABILITY,
     DELEGATION_TYPE,
     TASK_ORDER_TYPE,
@@ -26,8 +25,9 @@ from motet.payments.delegation import (
     TaskOrder,
     parse_signature,
 )
-from motet.payments.ledger import Ledger
-from motet.payments.receipts import (
+from motet.payments._eip712 import eip712_fields, sign_typed
+from motet.payments._ledger import Ledger
+from motet.payments._receipts import (
     RECEIPT_TYPE,
     Receipt,
     ReceiptDomain,
@@ -40,7 +40,7 @@ from motet.payments.receipts import (
     request_hash,
     verify_receipt,
 )
-from motet.payments.vouchers import (
+from motet.payments._vouchers import (
     VOUCHER_TYPE,
     ChannelDomain,
     Voucher,

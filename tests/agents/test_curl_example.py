@@ -18,7 +18,7 @@ import pytest
 from support.agents import PRICE
 
 from motet.chain import Chain
-from motet.payments.channels import ChannelClient
+from motet.payments import ChannelClient
 from motet.units import format_gwei
 
 DOC = Path(__file__).parents[2] / "docs" / "agents.md"

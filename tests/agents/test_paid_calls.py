@@ -17,8 +17,7 @@ from motet.errors import (
     PaymentRequired,
     UnknownCapability,
 )
-from motet.payments.receipts import ReceiptDomain, verify_receipt
-from motet.payments.vouchers import ChannelDomain, VoucherSigner
+from motet.payments import ChannelDomain, ReceiptDomain, VoucherSigner, verify_receipt
 from motet.registry import capability_hash
 
 TEXT = "The city council voted to build a new bridge over the river, which will open in 2027."
@@ -60,7 +59,9 @@ async def test_register_discover_call_pay_and_redeem_moves_exactly_the_price(sum
     assert redemption.paid == 2 * PRICE
     state = payer.channel(channel.channel_id)
     assert state.redeemed == 2 * PRICE
-    gas = chain.last_receipt["gasUsed"] * chain.last_receipt["effectiveGasPrice"]
+    receipt = chain.last_receipt  # the redeem's
+    assert receipt is not None
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert chain.balance(record.payout) - before == 2 * PRICE - gas
     assert summarizer.server.channels.redeem() == []  # nothing is paid twice
 

@@ -19,7 +19,7 @@ from support.gateway import Setup
 
 from motet.chain import Chain
 from motet.gateway import Gateway
-from motet.payments.delegation import Delegation, DelegationClient
+from motet.payments import Delegation, DelegationClient
 from motet.registry import Registry
 from motet.units import GWEI
 
@@ -41,6 +41,11 @@ async def motet(
     return process.returncode, out.decode(), err.decode()
 
 
+def hex_key(account: LocalAccount) -> str:
+    """The account's private key as `--key` takes it: 0x-hex."""
+    return "0x" + bytes(account.key).hex()
+
+
 async def test_delegate_with_a_pasted_signature_then_order_with_a_key(setup: Setup, tmp_path: Path) -> None:
     # A wallet that signs elsewhere: the typed data is printed, the signature pasted back.
     env = {**os.environ, "MOTET_HOME": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "200"}
@@ -57,15 +62,15 @@ async def test_delegate_with_a_pasted_signature_then_order_with_a_key(setup: Set
     signature = Account.sign_typed_data(setup.wallet.key, full_message=typed).signature.to_0x_hex()
     process.stdin.write(signature.encode() + b"\n")
     await process.stdin.drain()
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
+    _, delegated = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, delegated.decode()
     delegation_id = "0x" + delegation.digest(setup.domain).hex()
-    assert f"delegation {delegation_id} registered in transaction 0x" in " ".join(err.decode().split())
+    assert f"delegation {delegation_id} registered in transaction 0x" in " ".join(delegated.decode().split())
 
     code, out, err = await motet(
         "order", "--gateway", setup.url, "--delegation", delegation_id, "--workflow", "research-brief",
         "--input", "document=<p>The new library downtown opened to praise.</p>", "--budget", "150",
-        "--key", setup.wallet.key.to_0x_hex(), home=tmp_path,
+        "--key", hex_key(setup.wallet), home=tmp_path,
     )  # fmt: skip
     assert code == 0, err
     assert "report" in json.loads(out)
@@ -75,7 +80,7 @@ async def test_delegate_with_a_pasted_signature_then_order_with_a_key(setup: Set
 
 
 async def test_order_refusals_print_the_gateways_reason(setup: Setup, tmp_path: Path) -> None:
-    key = setup.wallet.key.to_0x_hex()
+    key = hex_key(setup.wallet)
     code, _, err = await motet(
         "delegate", "--gateway", setup.url, "--cap", "100", "--key", key, home=tmp_path
     )
@@ -178,7 +183,7 @@ async def test_without_a_key_the_unsigned_transaction_is_printed(chain: Chain, t
 async def test_a_key_on_the_embedded_chain_is_refused_with_what_to_do(chain: Chain, tmp_path: Path) -> None:
     wallet = chain.accounts[9]
     before = (chain.balance(wallet.address), DelegationClient(chain).balance(wallet.address))
-    key = wallet.key.to_0x_hex()
+    key = hex_key(wallet)
     async with bare_gateway(chain, chain.accounts[8]) as url:
         code, out, err = await motet("deposit", "500", "--gateway", url, "--key", key, home=tmp_path)
         assert (code, out) == (1, "")
@@ -196,7 +201,7 @@ async def test_a_key_on_the_embedded_chain_is_refused_with_what_to_do(chain: Cha
 async def test_deposit_withdraw_and_revoke_with_a_key_on_a_node(anvil_chain: Chain, tmp_path: Path) -> None:
     chain = anvil_chain
     wallet, channels = funded(chain), DelegationClient(chain)
-    key = wallet.key.to_0x_hex()
+    key = hex_key(wallet)
     async with bare_gateway(chain, funded(chain)) as url:
         code, _, err = await motet("deposit", "1500", "--gateway", url, "--key", key, home=tmp_path)
         assert code == 0, err

@@ -9,7 +9,7 @@ import json
 from eth_account import Account
 from support.gateway import DEPOSIT, Setup
 
-from motet.payments.delegation import DelegationClient
+from motet.payments import DelegationClient
 from motet.units import GWEI
 
 

@@ -9,13 +9,14 @@ import os
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from playwright.async_api import Page, expect
 from support.browser import chain_sender, inject_wallet
 from support.gateway import DOCUMENT, Setup
 
 from motet.chain import Chain
 from motet.gateway import Gateway
-from motet.payments.delegation import Delegation, DelegationClient, TaskOrder
+from motet.payments import Delegation, DelegationClient, TaskOrder
 from motet.registry import Registry
 from motet.units import GWEI
 
@@ -76,7 +77,7 @@ async def test_the_page_delegates_runs_a_task_and_shows_the_settled_result(setup
     tx_hash = (await page.locator("#settlement dd.transactions").inner_text()).split()[0]
 
     # The chain agrees: the settlement transaction succeeded and the delegation spent exactly that, within its cap.
-    assert setup.chain.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert setup.chain.w3.eth.get_transaction_receipt(HexStr(tx_hash))["status"] == 1
     state = DelegationClient(setup.chain).state(delegation.digest(setup.domain))
     assert state is not None
     assert 0 < state.spent == paid <= order.budget <= state.cap
@@ -128,7 +129,7 @@ async def test_the_wallet_deposits_withdraws_and_revokes_from_the_page(setup: Se
     assert state is not None and state.revoked
     assert len(wallet.sent) == 3  # deposit, withdraw, revoke: each sent by the wallet, none by the gateway
     for tx_hash in wallet.sent:
-        receipt = setup.chain.w3.eth.get_transaction_receipt(tx_hash)
+        receipt = setup.chain.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         assert receipt["status"] == 1 and receipt["from"] == holder.address
 
 

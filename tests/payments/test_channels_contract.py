@@ -9,21 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
+from web3.types import Wei
 
 from motet.errors import TransactionReverted
-from motet.payments._eip712 import keccak
-from motet.payments.vouchers import (
-    DOMAIN_NAME,
-    DOMAIN_VERSION,
+from motet.payments import (
     VOUCHER_TYPE,
-    VOUCHER_TYPEHASH,
     ChannelDomain,
     recover_signer,
 )
+from motet.payments._eip712 import keccak
+from motet.payments._vouchers import DOMAIN_NAME, DOMAIN_VERSION, VOUCHER_TYPEHASH
 
 if TYPE_CHECKING:
     from support.channels import Env
@@ -62,7 +62,8 @@ def test_native_lifecycle_moves_exact_amounts_and_logs_every_event(env: Env) -> 
     channels, payer, payee = env.channels, env.payer, env.payee
     assert channels.functions.channel_count().call() == 0
     assert (
-        channels.functions.open(payee.address, NATIVE, 0).call({"from": payer.address, "value": 1_000}) == 1
+        channels.functions.open(payee.address, NATIVE, 0).call({"from": payer.address, "value": Wei(1_000)})
+        == 1
     )
 
     payer_before = env.balance(payer)
@@ -909,7 +910,9 @@ def test_deposits_are_capped_at_128_bits(env: Env) -> None:
 def test_contract_rejects_plain_native_transfers(env: Env) -> None:
     # Money only enters through open and topup, so the books cannot drift from the balance that way.
     with pytest.raises(Exception, match="revert"):
-        env.chain.w3.eth.estimate_gas({"from": env.stranger.address, "to": env.channels.address, "value": 1})
+        env.chain.w3.eth.estimate_gas(
+            {"from": env.stranger.address, "to": env.channels.address, "value": Wei(1)}
+        )
     assert env.balance(env.channels.address) == env.owed() == 0
 
 

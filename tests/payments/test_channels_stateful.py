@@ -424,8 +424,15 @@ class ChannelsMachine(RuleBasedStateMachine):
 
 def test_channels_follow_the_model(env: Env) -> None:
     assert env.channels.functions.channel_count().call() == 0  # every example starts from a fresh contract
+
+    class Machine(ChannelsMachine):
+        """ChannelsMachine on this test's contracts: hypothesis makes one per example, without arguments."""
+
+        def __init__(self) -> None:
+            super().__init__(env)
+
     run_state_machine_as_test(
-        lambda: ChannelsMachine(env),
+        Machine,
         settings=settings(
             max_examples=25,
             stateful_step_count=20,

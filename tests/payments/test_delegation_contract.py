@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils.abi import function_signature_to_4byte_selector
 
 from motet.errors import InvalidDelegation
 from motet.payments import (

@@ -21,16 +21,16 @@ from motet.payments import (
     ReceiptSigner,
     ReceiptVerifier,
     VoucherSigner,
+    _receipts,
     canonical_json,
     content_hash,
     model_ref_hash,
-    receipts,
     recover_receipt_signer,
     request_hash,
     verify_receipt,
 )
 from motet.payments._eip712 import keccak
-from motet.payments.receipts import RECEIPT_TYPEHASH
+from motet.payments._receipts import RECEIPT_TYPEHASH
 from motet.runtimes import ModelRef
 
 KEY = "0x" + "4c" * 32
@@ -58,7 +58,7 @@ def _receipt(domain: ReceiptDomain = DOMAIN, **changes: Any) -> Receipt:
 
 
 def test_module_docstring_examples_run() -> None:
-    result = doctest.testmod(receipts)
+    result = doctest.testmod(_receipts)
     assert result.attempted > 0
     assert result.failed == 0
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from motet.agents import Agent, AgentClient, AgentServer, CallContext
 from motet.chain import Chain
-from motet.payments.channels import ChannelClient
+from motet.payments import ChannelClient
 from motet.registry import Registry
 
 PRICE = 10**15

@@ -15,7 +15,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.logs import DISCARD
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from motet.chain import Chain
 from motet.errors import TransactionReverted
@@ -155,7 +155,7 @@ class Env:
         return int(token.functions.balanceOf(address).call(self._caller))
 
     @property
-    def _caller(self) -> dict[str, Any]:
+    def _caller(self) -> TxParams:
         # Naming the caller saves web3 an eth_accounts round trip per call.
         return {"from": self.relayer.address}
 

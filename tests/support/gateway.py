@@ -18,8 +18,7 @@ from eth_account.signers.local import LocalAccount
 from motet.chain import Chain
 from motet.demo import Market, local_market, research_brief
 from motet.gateway import Gateway
-from motet.payments.delegation import Delegation, DelegationClient, TaskOrder, sign_typed
-from motet.payments.vouchers import ChannelDomain
+from motet.payments import ChannelDomain, Delegation, DelegationClient, TaskOrder, sign_typed
 from motet.runtimes import LlamaCppRuntime, Runtime
 from motet.units import GWEI
 
@@ -103,7 +102,7 @@ class Setup:
 def _digest(typed: dict[str, Any]) -> bytes:
     """The digest by eth-account, an EIP-712 implementation independent of motet's."""
     from eth_account.messages import encode_typed_data
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     message = encode_typed_data(full_message=typed)
     return bytes(keccak(b"\x19" + message.version + message.header + message.body))

@@ -21,7 +21,7 @@ class NetworkAccessBlocked(AssertionError):
     """A test tried to open a connection to an address that is not loopback."""
 
 
-def _check(sock: socket.socket, address: Any) -> None:
+def _check(sock: socket.SocketType, address: Any) -> None:
     if sock.family == socket.AF_UNIX:
         return
     host = address[0] if isinstance(address, tuple) else address
@@ -35,18 +35,19 @@ def _check(sock: socket.socket, address: Any) -> None:
         raise NetworkAccessBlocked(f"a test tried to connect to {address!r}: tests may only reach loopback")
 
 
-def _guarded_connect(self: socket.socket, address: Any) -> None:
+def _guarded_connect(self: socket.SocketType, address: Any) -> None:
     _check(self, address)
     _connect(self, address)
 
 
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+def _guarded_connect_ex(self: socket.SocketType, address: Any) -> int:
     _check(self, address)
     return _connect_ex(self, address)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
+    # Patching the class's methods is the point: every socket made during the session goes through the guard.
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     yield

@@ -60,7 +60,7 @@ from motet.payments._eip712 import (
     signature_problem,
 )
 from motet.payments._fields import Fields
-from motet.payments.vouchers import ChannelDomain
+from motet.payments._vouchers import ChannelDomain
 from motet.runtimes._protocol import ModelRef
 
 RECEIPT_DOMAIN_NAME = "motet-receipts"

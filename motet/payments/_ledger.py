@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from motet.errors import InvalidVoucher, VoucherNotAboveHighest
-from motet.payments.vouchers import ChannelDomain, Voucher
+from motet.payments._vouchers import ChannelDomain, Voucher
 
 Direction = Literal["signed", "received"]
 

@@ -25,9 +25,9 @@ from web3.logs import DISCARD
 
 from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
-from motet.payments.delegation import DelegationState, read_delegation
-from motet.payments.ledger import Ledger
-from motet.payments.vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
+from motet.payments._delegation import DelegationState, read_delegation
+from motet.payments._ledger import Ledger
+from motet.payments._vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
 
 Amount = NewType("Amount", int)
 """An amount in the smallest unit of a channel's asset (wei for the native coin)."""

@@ -33,7 +33,7 @@ from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import InvalidDelegation, InvalidVoucher
 from motet.payments._eip712 import TypedStruct, eip712_fields, keccak, sign_typed
 from motet.payments._fields import Fields
-from motet.payments.vouchers import ChannelDomain, recover_digest_signer
+from motet.payments._vouchers import ChannelDomain, recover_digest_signer
 
 DELEGATION_TYPE = (
     "Delegation(address delegator,address sessionKey,address asset,uint256 cap,uint256 validAfter,"
