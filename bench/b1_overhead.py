@@ -28,9 +28,9 @@ from motet.chain import Chain
 from motet.composer import Payer, Workflow
 from motet.registry import Registry
 from motet.runtimes import Completion, LlamaCppRuntime, ModelRef, Sampling, Usage
-from motet.runtimes.gguf import bundled_model
 from motet.runtimes._protocol import Messages, StreamEvent, to_messages
 from motet.runtimes._schema import OutputSchema
+from motet.runtimes.gguf import bundled_model
 
 TARGET = 0.01
 TEXT = (

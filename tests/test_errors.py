@@ -59,7 +59,14 @@ def test_no_error_is_defined_outside_the_tree() -> None:
     import motet.registry
     import motet.runtimes
 
-    for package in (motet.agents, motet.composer, motet.gateway, motet.payments, motet.registry, motet.runtimes):
+    for package in (
+        motet.agents,
+        motet.composer,
+        motet.gateway,
+        motet.payments,
+        motet.registry,
+        motet.runtimes,
+    ):
         for name in getattr(package, "__all__", []):
             value = getattr(package, name)
             if inspect.isclass(value) and issubclass(value, MotetError):

@@ -28,7 +28,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", out, source],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            out,
+            source,
+        ],
         check=True,
         timeout=300,
     )
@@ -92,13 +103,15 @@ def test_the_installed_motet_is_the_wheel_and_demo_help_runs(installed: Path, tm
 
 
 @pytest.mark.slow
-def test_the_installed_gateway_deploys_its_contracts_and_serves_the_page(installed: Path, tmp_path: Path) -> None:
+def test_the_installed_gateway_deploys_its_contracts_and_serves_the_page(
+    installed: Path, tmp_path: Path
+) -> None:
     process = subprocess.Popen(
         [installed / "bin" / "motet", "gateway", "--chain", "embedded", "--port", "0", "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path),
     )  # fmt: skip
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         first = process.stdout.readline()
         assert first.startswith("motet gateway on http://127.0.0.1:"), first + (process.stderr.read() or "")
         url = first.split()[3]

@@ -94,7 +94,9 @@ class CompiledWorkflow:
             others = len(self.candidates[node_id]) - 1
             backup = f" (+{others} backup)" if others else ""
             nodes.append(
-                render.NodeView(node_id, node.capability, f"{first.label} · {format_amount(first.price)}{backup}")
+                render.NodeView(
+                    node_id, node.capability, f"{first.label} · {format_amount(first.price)}{backup}"
+                )
             )
             if not node.after:
                 edges.append(render.EdgeView("__start__", node_id))

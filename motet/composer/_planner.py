@@ -92,7 +92,9 @@ class Plan:
     def explain(self) -> str:
         """The chosen path with each step's agent, price and other offers, the total, and other paths."""
         count = len(self.steps)
-        lines = [f"plan for {self.goal!r}: {count} step{'s' * (count != 1)}, {format_amount(self.cost)} in all"]
+        lines = [
+            f"plan for {self.goal!r}: {count} step{'s' * (count != 1)}, {format_amount(self.cost)} in all"
+        ]
         for number, step in enumerate(self.steps, 1):
             offer = step.offer
             lines.append(

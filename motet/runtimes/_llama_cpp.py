@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from motet.errors import InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes._base import Request, RuntimeBase, finish_reason
+from motet.runtimes._protocol import Completion, FinishReason, ModelRef, StreamEvent, TextDelta, Usage
+from motet.runtimes._schema import OutputSchema
 from motet.runtimes.gguf import (
     ModelFile,
     bundled_model,
@@ -31,8 +33,6 @@ from motet.runtimes.gguf import (
     quantization_from_file_type,
     split_quantization,
 )
-from motet.runtimes._protocol import Completion, FinishReason, ModelRef, StreamEvent, TextDelta, Usage
-from motet.runtimes._schema import OutputSchema
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
