@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +29,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
+from motet._anvil import start_anvil
 from motet._build import compile_contract
 from motet.errors import (
     AccountError,
@@ -54,9 +52,6 @@ __all__ = [
 
 NATIVE_ASSET = "0x" + "00" * 20
 """How motet's contracts name the native coin where an ERC-20 address is expected."""
-
-_ANVIL_RELATIVE = Path("tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
-_ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 def _constructor_args(name: str, settings: Settings) -> tuple[Any, ...]:
@@ -116,49 +111,7 @@ class Chain:
         startup_timeout: float = 20.0,
     ) -> Chain:
         """Start anvil on 127.0.0.1 at a free port; `close()` (or leaving a `with` block) stops it."""
-        path = _find_anvil(binary)
-        port = _free_port()
-        proc = subprocess.Popen(
-            [
-                str(path),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--accounts",
-                str(accounts),
-                "--mnemonic",
-                _ANVIL_MNEMONIC,
-                "--silent",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise ChainConnectionError(
-                    f"anvil exited at start ({proc.returncode}): {err.strip()}", url=url
-                )
-            try:
-                if w3.is_connected():
-                    break
-            except Exception:  # noqa: S110 - not up yet; retried until the deadline
-                pass
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise ChainConnectionError(
-                    f"anvil did not answer on {url} within {startup_timeout}s", url=url
-                )
-            time.sleep(0.05)
-        Account.enable_unaudited_hdwallet_features()
-        keys = [
-            Account.from_mnemonic(_ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
-            for i in range(accounts)
-        ]
+        proc, url, w3, keys = start_anvil(binary, accounts=accounts, startup_timeout=startup_timeout)
         return cls(w3, keys, kind="anvil", settings=settings, process=proc, url=url)
 
     @classmethod
@@ -457,32 +410,6 @@ def _revert_reason(message: str) -> str:
         if message.startswith(prefix):
             return message[len(prefix) :].strip()
     return message
-
-
-def _find_anvil(binary: str | Path | None) -> Path:
-    candidates: list[Path] = []
-    if binary:
-        candidates.append(Path(binary))
-    if env := os.environ.get("MOTET_ANVIL"):
-        candidates.append(Path(env))
-    here = Path(__file__).resolve().parent.parent
-    candidates.append(here / _ANVIL_RELATIVE)
-    candidates.append(Path.cwd() / _ANVIL_RELATIVE)
-    if found := shutil.which("anvil"):
-        candidates.append(Path(found))
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ChainConnectionError(
-        "anvil not found: run `make install` (installs @foundry-rs/anvil-linux-amd64 into tools/node_modules) "
-        "or set MOTET_ANVIL to the binary"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _load_key(key: str | None) -> LocalAccount:

@@ -41,9 +41,9 @@ def test_malformed_rpc_url_is_named() -> None:
 
 
 def test_unreachable_rpc_url_is_named() -> None:
-    from motet.chain import _free_port
+    from motet._anvil import free_port
 
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ChainConnectionError, match=f"no JSON-RPC node answers at {url}"):
         Chain.connect(url, key="0x" + "11" * 32, timeout=2)
 
