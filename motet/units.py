@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_UNIT",
     "ETH",
     "GWEI",
+    "UINT256_MAX",
     "UNITS",
     "WEI",
     "Wei",
@@ -42,11 +43,13 @@ UNITS: Final = {"wei": WEI, "gwei": GWEI, "eth": ETH}
 DEFAULT_UNIT: Final = "gwei"
 """The unit of an amount typed without one."""
 
+UINT256_MAX: Final = 2**256 - 1
+"""The largest amount a contract can hold or pay: the bound of every amount, id and price on chain."""
+
 AMOUNT_HELP: Final = "a number with its unit (150gwei, 0.01eth, 2500wei); a bare number is gwei"
 """How to type an amount, for `--help` texts and input placeholders."""
 
 _AMOUNT = re.compile(r"\s*([0-9][0-9_,]*(?:\.[0-9_]*)?|\.[0-9_]+)\s*([a-zA-Z]*)\s*")
-_UINT256_MAX: Final = 2**256 - 1
 
 
 def parse_amount(text: str, *, unit: str = DEFAULT_UNIT) -> Wei:
@@ -70,7 +73,7 @@ def parse_amount(text: str, *, unit: str = DEFAULT_UNIT) -> Wei:
         raise InvalidAmount(text, f"type {AMOUNT_HELP}") from None
     if value != value.to_integral_value():
         raise InvalidAmount(text, f"{value.normalize():f} wei is not a whole number of wei")
-    if value > _UINT256_MAX:
+    if value > UINT256_MAX:
         raise InvalidAmount(text, "more than a uint256 can hold")
     return Wei(int(value))
 

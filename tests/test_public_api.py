@@ -263,6 +263,7 @@ PUBLIC: dict[str, list[str]] = {
         "DEFAULT_UNIT",
         "ETH",
         "GWEI",
+        "UINT256_MAX",
         "UNITS",
         "WEI",
         "Wei",

@@ -62,9 +62,9 @@ from pydantic import (
 from motet.agents._schemas import check_json_schema, first_mismatch
 from motet.chain import NATIVE_ASSET
 from motet.errors import InvalidAgentCard, UnknownCapability
-from motet.payments._eip712 import UINT256_MAX
 from motet.registry import MAX_CAPABILITIES, validate_capability_name
 from motet.runtimes import ModelRef
+from motet.units import UINT256_MAX
 
 REGISTRATION_TYPE: Final = "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
 """The `type` of every ERC-8004 registration file."""

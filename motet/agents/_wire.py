@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from motet.payments._eip712 import UINT256_MAX
 from motet.runtimes import Usage
+from motet.units import UINT256_MAX
 
 MAX_BODY_BYTES = 512 * 1024
 """The largest request body `/invoke` and `/pay` read."""

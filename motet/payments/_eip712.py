@@ -39,8 +39,6 @@ from coincurve.context import GLOBAL_CONTEXT
 from motet.payments._fields import Fields, checksum_address
 
 UINT64_MAX = 2**64 - 1
-UINT256_MAX = 2**256 - 1
-"""The largest uint256: the bound of every amount, id and price on chain."""
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 """The EIP-712 domain type every motet struct is signed under."""

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 from motet.errors import InvalidVoucher
 from motet.payments._eip712 import (
-    UINT256_MAX,
     Domain,
     Signer,
     SignerKeys,
@@ -33,6 +32,7 @@ from motet.payments._eip712 import (
     word,
 )
 from motet.payments._fields import Fields
+from motet.units import UINT256_MAX
 
 DOMAIN_NAME = "motet-channels"
 DOMAIN_VERSION = "1"

@@ -29,11 +29,11 @@ from web3.types import LogReceipt, TxReceipt
 
 from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import AgentNotFound, InvalidRegistryArgument, NotAgentOwner, TransactionReverted
-from motet.payments._eip712 import UINT256_MAX
 from motet.payments._fields import Fields
 from motet.registry._capabilities import capability_hash, capability_hashes
 from motet.registry._index import AgentIndex, RegistryEvent
 from motet.registry._record import AgentRecord
+from motet.units import UINT256_MAX
 
 MAX_URI_BYTES = 8192
 """Longest agent URI, in UTF-8 bytes (the contract's `MAX_URI`)."""

@@ -25,8 +25,9 @@ from motet.payments import (
     content_hash,
     sign_typed,
 )
-from motet.payments._eip712 import UINT256_MAX, SignerKeys, TypedStruct, recover_address
+from motet.payments._eip712 import SignerKeys, TypedStruct, recover_address
 from motet.payments._fields import Fields
+from motet.units import UINT256_MAX
 
 KEY = "0x" + "4c" * 32
 ADDRESS = Account.from_key(KEY).address
