@@ -50,13 +50,14 @@ class Shop:
     registry: Registry
     served: Counter[str]
     accounts: dict[str, str]
+    echo_done: asyncio.Event
+    """Set by the test's fault hook when the payer has finished the `echo` node."""
 
 
-def agents(served: Counter[str]) -> list[Agent]:
+def agents(served: Counter[str], echo_done: asyncio.Event) -> list[Agent]:
     upper = Agent("upper", price=PRICE)
     length = Agent("length", price=2 * PRICE)
     join = Agent("join", price=3 * PRICE)
-    echoed = asyncio.Event()
 
     @upper.capability("shout")
     async def shout(request: Text, ctx: CallContext) -> Upper:
@@ -66,15 +67,13 @@ def agents(served: Counter[str]) -> list[Agent]:
     @length.capability("measure")
     async def measure(request: Upper, ctx: CallContext) -> Count:
         served["measure"] += 1
-        # Finishes after its sibling `echo` (when a run gets that far): an ordering, not a timing.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(echoed.wait(), timeout=10)
+        # Answers once the payer has finished its sibling `echo` (paid and recorded): an ordering, not a timing.
+        await asyncio.wait_for(echo_done.wait(), timeout=60)
         return Count(length=len(request.upper))
 
     @upper.capability("echo")
     async def echo(request: Upper, ctx: CallContext) -> Upper:
         served["echo"] += 1
-        echoed.set()
         return request
 
     @join.capability("join")
@@ -90,13 +89,14 @@ async def shop(chain: Chain) -> AsyncIterator[Shop]:
     registry = Registry(chain)
     served: Counter[str] = Counter()
     accounts: dict[str, str] = {}
+    echo_done = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
-        for index, agent in enumerate(agents(served), start=1):
+        for index, agent in enumerate(agents(served, echo_done), start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
             await server.register(registry)
             accounts[agent.name] = server.account.address
-        yield Shop(chain, registry, served, accounts)
+        yield Shop(chain, registry, served, accounts, echo_done)
 
 
 def flow() -> Workflow:
@@ -123,6 +123,8 @@ async def test_a_run_killed_at_each_point_resumes_without_paying_twice(
 
     def crash(where: str, node: str) -> None:
         # Crash while `measure` (the slow sibling) is being paid, after `echo` has finished.
+        if where == "after_node" and node == "echo":
+            shop.echo_done.set()
         if where == point and node == "measure" and not crashed:
             crashed.append(where)
             raise SimulatedCrash(where)
