@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlparse
 
 import typer
@@ -14,11 +14,9 @@ from motet.errors import InvalidAmount
 from motet.units import AMOUNT_HELP, Wei, parse_amount
 
 if TYPE_CHECKING:
-    from motet.chain import Chain
+    from motet.chain import Chain, ChainKind
 
 # -- the chain ---------------------------------------------------------------------------------------------
-
-ChainKind = Literal["embedded", "anvil", "rpc"]
 
 
 @dataclass(frozen=True)
