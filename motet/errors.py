@@ -40,6 +40,7 @@
     └── ModelRuntimeError
         ├── ModelNotFound               (also LookupError)     no loadable GGUF at the path, or a bundled
         │                                                      model's package is not installed
+        ├── InvalidRuntimeArgument      (also ValueError)      a runtime's settings or messages are malformed
         ├── InvalidSampling             (also ValueError)      a `Sampling` field out of range, or above a cap
         ├── ContextOverflow             (also ValueError)      prompt + max_tokens exceed the context window
         ├── InvalidSchema               (also ValueError)      a schema the runtime cannot constrain output with
@@ -88,6 +89,7 @@ __all__ = [
     "InvalidModelOutput",
     "InvalidReceipt",
     "InvalidRegistryArgument",
+    "InvalidRuntimeArgument",
     "InvalidSampling",
     "InvalidSchema",
     "InvalidVoucher",
@@ -398,6 +400,11 @@ class ModelNotFound(ModelRuntimeError, LookupError):
         super().__init__(f"cannot load model {model!r}: {problem}")
         self.model = model
         self.problem = problem
+
+
+class InvalidRuntimeArgument(ModelRuntimeError, ValueError):
+    """A runtime set up wrongly (no model or endpoint, an unknown provider, a limit that is not positive) or
+    called with malformed messages; the message names the argument and what to pass."""
 
 
 class InvalidSampling(ModelRuntimeError, ValueError):

@@ -148,6 +148,7 @@ PUBLIC: dict[str, list[str]] = {
         "InvalidModelOutput",
         "InvalidReceipt",
         "InvalidRegistryArgument",
+        "InvalidRuntimeArgument",
         "InvalidSampling",
         "InvalidSchema",
         "InvalidVoucher",

@@ -24,7 +24,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from motet.chain import NATIVE_ASSET, Chain
-from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidVoucher
+from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidAmount, InvalidVoucher
 from motet.payments._delegation import DelegationState, read_delegation
 from motet.payments._ledger import Ledger
 from motet.payments._vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
@@ -161,7 +161,7 @@ class ChannelClient:
     def pay(self, channel_id: int, amount: int) -> Voucher:
         """Sign (and persist) a voucher that adds `amount` to what the channel's payee is owed."""
         if amount <= 0:
-            raise ValueError(f"a payment must be positive, got {amount}")
+            raise InvalidAmount(str(amount), "a payment must be more than 0 wei")
         highest = self.ledger.highest_signed(self.domain, channel_id)
         cumulative = (highest.cumulative_amount if highest else 0) + amount
         return self.sign(channel_id, cumulative)

@@ -268,7 +268,7 @@ def _check_signature(signature: bytes) -> None:
 
 def _expected_address(signer: str) -> bytes:
     if not isinstance(signer, str) or not _ADDRESS.fullmatch(signer):
-        raise ValueError(f"expected signer {signer!r} is not a 0x-prefixed 20-byte address")
+        raise InvalidReceipt(f"expected signer {signer!r} is not a 0x-prefixed 20-byte address")
     return bytes.fromhex(signer[2:])
 
 

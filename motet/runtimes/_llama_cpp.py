@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from motet.errors import InvalidSchema, ModelNotFound, ModelRuntimeError
+from motet.errors import InvalidRuntimeArgument, InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes._base import Request, RuntimeBase, finish_reason
 from motet.runtimes._protocol import Completion, FinishReason, ModelRef, StreamEvent, TextDelta, Usage
 from motet.runtimes._schema import OutputSchema
@@ -110,7 +110,7 @@ class LlamaCppRuntime(RuntimeBase):
         verbose: bool = False,
     ) -> None:
         if n_ctx < 1:
-            raise ValueError(f"n_ctx is {n_ctx!r}: pass the context window size in tokens")
+            raise InvalidRuntimeArgument(f"n_ctx is {n_ctx!r}: pass the context window size in tokens")
         self._source: ModelFile = (
             gguf_file(Path(model_path)) if model_path is not None else bundled_model(model)
         )

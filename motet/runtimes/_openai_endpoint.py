@@ -34,6 +34,7 @@ from motet.errors import (
     EndpointProtocolError,
     EndpointTimeout,
     EndpointUnreachable,
+    InvalidRuntimeArgument,
     InvalidSampling,
     ModelRuntimeError,
 )
@@ -151,20 +152,26 @@ class OpenAIEndpointRuntime(RuntimeBase):
         model = model if model is not None else os.environ.get(ENV_MODEL)
         base_url = base_url if base_url is not None else os.environ.get(ENV_URL)
         if not model:
-            raise ValueError(f"no model: pass model= or set {ENV_MODEL} to the endpoint's model id")
+            raise InvalidRuntimeArgument(
+                f"no model: pass model= or set {ENV_MODEL} to the endpoint's model id"
+            )
         if not base_url:
-            raise ValueError(
+            raise InvalidRuntimeArgument(
                 f"no endpoint: pass base_url= or set {ENV_URL} (for example http://host:8000/v1)"
             )
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url {base_url!r} is not an http(s) URL")
+            raise InvalidRuntimeArgument(f"base_url {base_url!r} is not an http(s) URL")
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._limits = Limits(self.base_url, timeout, idle_timeout, connect_timeout, max_response_bytes)
         if max_output_tokens < 1:
-            raise ValueError(f"max_output_tokens is {max_output_tokens!r}: pass a positive integer")
+            raise InvalidRuntimeArgument(
+                f"max_output_tokens is {max_output_tokens!r}: pass a positive integer"
+            )
         if schema_format not in ("json_schema", "json_object"):
-            raise ValueError(f"schema_format is {schema_format!r}: use 'json_schema' or 'json_object'")
+            raise InvalidRuntimeArgument(
+                f"schema_format is {schema_format!r}: use 'json_schema' or 'json_object'"
+            )
         self._api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY) or "not-needed"
         self.max_output_tokens = max_output_tokens
         self.n_ctx = n_ctx
@@ -182,10 +189,12 @@ class OpenAIEndpointRuntime(RuntimeBase):
         """
         found = PRESETS.get(provider)
         if found is None:
-            raise ValueError(f"unknown provider {provider!r}: use one of {sorted(PRESETS)}")
+            raise InvalidRuntimeArgument(f"unknown provider {provider!r}: use one of {sorted(PRESETS)}")
         options.setdefault("api_key", os.environ.get(found.api_key_env))
         if not options["api_key"]:
-            raise ValueError(f"no API key for {provider}: set {found.api_key_env} or pass api_key=")
+            raise InvalidRuntimeArgument(
+                f"no API key for {provider}: set {found.api_key_env} or pass api_key="
+            )
         return cls(model or found.example_model, base_url=found.base_url, **options)
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, TypeAlias, cast, get_args, runtime_ch
 
 from pydantic import BaseModel, JsonValue
 
-from motet.errors import InvalidSampling
+from motet.errors import InvalidRuntimeArgument, InvalidSampling
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length"]
@@ -63,12 +63,12 @@ def to_messages(messages: Messages) -> tuple[Message, ...]:
         else:
             raise TypeError(f"message {index} is {item!r}: pass a Message or a dict with role and content")
         if role not in _ROLES:
-            raise ValueError(f"message {index} has role {role!r}: use one of {sorted(_ROLES)}")
+            raise InvalidRuntimeArgument(f"message {index} has role {role!r}: use one of {sorted(_ROLES)}")
         if not isinstance(content, str):
             raise TypeError(f"message {index} has content {content!r}: content must be a string")
         result.append(Message(cast(Role, role), content))
     if not result:
-        raise ValueError("messages is empty: pass at least one message")
+        raise InvalidRuntimeArgument("messages is empty: pass at least one message")
     return tuple(result)
 
 

@@ -12,7 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from motet.errors import EndpointError, EndpointLimitExceeded, EndpointTimeout, EndpointUnreachable
+from motet.errors import (
+    EndpointError,
+    EndpointLimitExceeded,
+    EndpointTimeout,
+    EndpointUnreachable,
+    InvalidRuntimeArgument,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -35,9 +41,11 @@ class Limits:
         for name in ("timeout", "idle_timeout", "connect_timeout"):
             value = getattr(self, name)
             if not value > 0:
-                raise ValueError(f"{name} is {value!r}: pass a positive number of seconds")
+                raise InvalidRuntimeArgument(f"{name} is {value!r}: pass a positive number of seconds")
         if self.max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes is {self.max_response_bytes!r}: pass a positive integer")
+            raise InvalidRuntimeArgument(
+                f"max_response_bytes is {self.max_response_bytes!r}: pass a positive integer"
+            )
 
     def http_timeout(self) -> httpx.Timeout:
         """Per read, not per call: `idle_timeout` bounds each wait for bytes, `timeout` the whole call."""

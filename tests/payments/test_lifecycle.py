@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from motet.chain import Chain
-from motet.errors import ChannelFundsExhausted, InvalidVoucher, TransactionReverted, VoucherNotAboveHighest
+from motet.errors import (
+    ChannelFundsExhausted,
+    InvalidAmount,
+    InvalidVoucher,
+    TransactionReverted,
+    VoucherNotAboveHighest,
+)
 from motet.payments import ChannelClient, Ledger
 
 
@@ -66,3 +72,12 @@ def test_channel_lifecycle(any_chain: Chain) -> None:
     assert state.settled and state.redeemed == price * calls + 2 * price
     with pytest.raises(InvalidVoucher, match="settled"):
         payee.verify(top)
+
+
+@pytest.mark.parametrize("amount", [0, -5])
+def test_a_payment_of_nothing_is_refused_and_signs_nothing(chain: Chain, amount: int) -> None:
+    payer = ChannelClient(chain, chain.accounts[6], Ledger())
+    channel = payer.open(chain.accounts[7].address, 1_000)
+    with pytest.raises(InvalidAmount, match="a payment must be more than 0 wei"):
+        payer.pay(channel.channel_id, amount)
+    assert payer.ledger.highest_signed(payer.domain, channel.channel_id) is None

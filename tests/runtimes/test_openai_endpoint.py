@@ -25,6 +25,7 @@ from motet.errors import (
     EndpointTimeout,
     EndpointUnreachable,
     InvalidModelOutput,
+    InvalidRuntimeArgument,
     InvalidSampling,
 )
 from motet.runtimes import PRESETS, Completion, OpenAIEndpointRuntime, Sampling, Schema, TextDelta
@@ -268,3 +269,18 @@ async def test_cancelling_a_call_closes_its_connection(hostile: HostileServer) -
     with pytest.raises(asyncio.CancelledError):
         await task
     assert hostile.requests == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: OpenAIEndpointRuntime("m", base_url="ftp://host/v1"),
+        lambda: OpenAIEndpointRuntime("m", base_url="http://127.0.0.1:1/v1", max_output_tokens=0),
+        lambda: OpenAIEndpointRuntime.preset("nowhere"),
+    ],
+    ids=["not-http", "no-output-tokens", "unknown-provider"],
+)
+def test_a_runtime_set_up_wrongly_names_the_argument(make: Callable[[], object]) -> None:
+    with pytest.raises(InvalidRuntimeArgument) as caught:
+        make()
+    assert isinstance(caught.value, ValueError)
