@@ -27,7 +27,7 @@ Example:
     plan for 'summarize': 2 steps, 1,300 wei in all
       1. extract: agent 1 'reader' at 300 wei (no other offer)
            url ← input.url
-      2. summarize: agent 2 'smol' at 1,000 wei (1 other: 1,500)
+      2. summarize: agent 2 'smol' at 1,000 wei (1 other: 1,500 wei)
            text ← extract.text
     no other path reaches 'summarize'
 """
@@ -307,5 +307,5 @@ def _plural(count: int, noun: str) -> str:
 def _others(offers: tuple[Offer, ...]) -> str:
     if not offers:
         return "no other offer"
-    prices = [f"{offer.price:,}" for offer in offers[:5]] + (["..."] if len(offers) > 5 else [])
+    prices = [format_amount(offer.price) for offer in offers[:5]] + (["..."] if len(offers) > 5 else [])
     return f"{len(offers)} other{'s' * (len(offers) != 1)}: {', '.join(prices)}"

@@ -198,7 +198,7 @@ def test_explain_names_the_path_agents_prices_alternatives_and_other_paths() -> 
     text = plan("report", TEXT, offers).explain()
     assert text == (
         "plan for 'report': 2 steps, 1,500 wei in all\n"
-        "  1. summarize: agent 3 'smol' at 1,000 wei (2 others: 1,500, 2,000)\n"
+        "  1. summarize: agent 3 'smol' at 1,000 wei (2 others: 1,500 wei, 2,000 wei)\n"
         "       text ← input.text\n"
         "  2. report: agent 7 'rep' at 500 wei (no other offer)\n"
         "       summary ← summarize.summary\n"
