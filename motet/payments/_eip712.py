@@ -381,8 +381,10 @@ def recover_address(digest: bytes, signature: bytes, error: Callable[[str], Exce
 
 
 class SignerKeys:
-    """The public keys of signers already seen, so that a known signer's next signature costs one ECDSA
-    verify instead of a recovery; past `max_keys` signers (None: no bound) the oldest is dropped."""
+    """The public keys of signers already seen, so that a known signer's next signature costs one recovery
+    and a key comparison (no hashing of the key into an address); past `max_keys` signers (None: no bound)
+    the oldest is dropped. The recovery uses the signature's own v, like the contract's `ecrecover`: the
+    v-flipped twin of a good signature recovers another key and is refused."""
 
     __slots__ = ("_keys", "max_keys")
 
@@ -403,10 +405,18 @@ class SignerKeys:
             problem = signature_problem(signature)
             if problem is not None:
                 raise error(problem)
-            sig = ffi.new("secp256k1_ecdsa_signature *")
+            # Recover with the given v, as the contract does, and compare with the cached key: a bare
+            # verify of (r, s) would accept the twin signature whose v is flipped, which recovers to another
+            # address on chain.
             ctx = GLOBAL_CONTEXT.ctx
-            if lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, signature[:64]) and (
-                lib.secp256k1_ecdsa_verify(ctx, sig, digest, cached)
+            sig = ffi.new("secp256k1_ecdsa_recoverable_signature *")
+            recovered = ffi.new("secp256k1_pubkey *")
+            if (
+                lib.secp256k1_ecdsa_recoverable_signature_parse_compact(
+                    ctx, sig, signature[:64], signature[64] - 27
+                )
+                and lib.secp256k1_ecdsa_recover(ctx, recovered, sig, digest)
+                and lib.secp256k1_ec_pubkey_cmp(ctx, recovered, cached) == 0
             ):
                 return None
             return ""

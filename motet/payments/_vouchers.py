@@ -4,8 +4,9 @@ A voucher says "the payer of channel `channelId` owes its payee `cumulativeAmoun
 one chain and one channels contract by the EIP-712 domain, so it is worthless anywhere else.
 
 The fast path hashes the fixed struct directly (cached domain separator, keccak from safe-pysha3's C code) and
-signs, recovers and verifies with libsecp256k1 through coincurve; `VoucherVerifier` caches each payer's public
-key so that checking a payer's next voucher is one ECDSA verify, not a recovery. eth-account's
+signs and recovers with libsecp256k1 through coincurve; `VoucherVerifier` caches each payer's public key so
+that checking a payer's next voucher is one recovery (with the voucher's own v, exactly as the contract
+recovers) compared with that key, without hashing it into an address. eth-account's
 `encode_typed_data` on `Voucher.typed_data()` is the reference the tests compare against.
 
 Example:
@@ -141,7 +142,8 @@ class VoucherVerifier:
     """Checks that vouchers of one domain were signed by the expected payer, fast.
 
     The first voucher from a payer is checked by recovery; its public key is then cached and later vouchers
-    cost one ECDSA verify.
+    are recovered (with their own v: a voucher passes only if the contract would recover the same signer)
+    and compared with it.
 
     Example:
         >>> verifier = VoucherVerifier(domain)
