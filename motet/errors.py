@@ -21,6 +21,8 @@
     │   ├── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
     │   ├── InvalidDelegation           (also ValueError)      a delegation or task order that is malformed
     │   ├── InvalidReceipt              (also ValueError)      a receipt not signed by the agent, or altered
+    │   ├── InvalidCallSignature        (also ValueError)      a call not signed by the channel's payer or its
+    │   │                                                      session key, or a malformed call signature
     │   ├── PaymentRequired                                    an agent answered 402: `.requirements` says why
     │   └── BudgetExceeded                                     a call or a graph would spend past the budget
     ├── AgentError
@@ -30,6 +32,9 @@
     │   ├── InvalidAgentDefinition      (also ValueError)      an agent or capability defined with a bad name,
     │   │                                                      price, template or annotation
     │   └── AgentCallFailed                                    the agent could not be reached or did not answer
+    │       ├── AgentTimeout            (also TimeoutError)    a silent stream, or the call's deadline passed
+    │       └── AgentLimitExceeded                             more bytes, events or tokens than the client
+    │                                                          accepts, or a price above the card's for the usage
     ├── ComposeError
     │   ├── GraphError                  (also ValueError)      a graph that cannot run: names the node or edge
     │   ├── NoPlan                      (also LookupError)     no type-compatible path reaches the goal
@@ -61,7 +66,9 @@ __all__ = [
     "AccountError",
     "AgentCallFailed",
     "AgentError",
+    "AgentLimitExceeded",
     "AgentNotFound",
+    "AgentTimeout",
     "BudgetExceeded",
     "ChainConnectionError",
     "ChainError",
@@ -83,6 +90,7 @@ __all__ = [
     "InvalidAgentDefinition",
     "InvalidAgentInput",
     "InvalidAmount",
+    "InvalidCallSignature",
     "InvalidCapabilityName",
     "InvalidComposeArgument",
     "InvalidDelegation",
@@ -277,6 +285,11 @@ class InvalidReceipt(PaymentError, ValueError):
     """A receipt is malformed, altered, or not signed by the agent that should have signed it."""
 
 
+class InvalidCallSignature(PaymentError, ValueError):
+    """A call to an agent is not signed by its channel's payer (or the delegation's session key), or its
+    signature is malformed: the agent serves nothing on it."""
+
+
 class PaymentRequired(PaymentError):
     """An agent answered `402 Payment Required`; `requirements` is its x402-style body."""
 
@@ -387,6 +400,15 @@ class AgentCallFailed(AgentError):
         self.agent = agent
         self.problem = problem
         self.status = status
+
+
+class AgentTimeout(AgentCallFailed, TimeoutError):
+    """An agent's stream stalled past the client's idle timeout, or the call passed its deadline."""
+
+
+class AgentLimitExceeded(AgentCallFailed):
+    """An agent sent more than the client accepts: bytes, stream events, tokens beyond the card's bound, or a
+    price above what the card's pricing charges for the usage it reports. Nothing is owed for it."""
 
 
 class ModelRuntimeError(MotetError):

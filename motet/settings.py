@@ -41,6 +41,14 @@ class Settings:
     """Seconds a payee has to redeem after a payer starts closing a channel."""
     unbonding_delay: int = 7 * 24 * 3600
     """Seconds an agent's stake stays bonded after an unstake request."""
+    redeem_above: int = 10**17
+    """A served agent redeems every voucher it holds once their unredeemed total reaches this amount (in the
+    smallest unit of its asset; 0.1 ETH for the native coin)."""
+    redeem_after: float = 24 * 3600
+    """A served agent redeems every voucher it holds once the oldest has waited this many seconds."""
+    watch_interval: float = 15.0
+    """Seconds between a served agent's looks at the chain for channels starting to close (it redeems what
+    they owe at once) and at its redeem thresholds; keep it well under the challenge period."""
 
     @property
     def deployments_file(self) -> Path:

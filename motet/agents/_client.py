@@ -1,12 +1,20 @@
 """`AgentClient`: call an agent over HTTP, check what comes back, and say what is owed.
 
+Every call is signed (O6): the client holds the channel's signing key (the payer's, or a delegation's session
+key) as a `CallSigner`, signs `Call(channelId, seq, requestHash)` for the channel's next call number, and keeps
+that number per channel (learning it from the agent's `409` with `nextSeq` when it does not know it).
+
 The client does not pay by itself: it returns a `PaidInvocation` (typed output, verified receipt, price, and
 the cumulative amount owed), and the caller (the composer, or code like the example below) signs a voucher
-for `owed` once it accepts the result, and hands it over with `pay()` or with the next call.
+for `owed` once it accepts the result, and hands it over with `pay()` or with the next call. An answer that
+breaks a bound (a stream that stalls or never ends, more bytes than `max_answer_bytes`, tokens past
+`max_tokens`, a price above `max_price` or above what the card charges for the usage, a receipt that is not
+the agent's for this call on this chain) raises, so nothing is signed for it.
 
 Example (with a running agent and an open channel):
 
-    async with AgentClient("http://127.0.0.1:8000") as client:
+    signer = CallSigner(payer_key, payer.domain)
+    async with AgentClient("http://127.0.0.1:8000", signer=signer) as client:
         call = await client.invoke("summarize", {"text": "..."}, channel=channel_id)
         voucher = payer.sign(channel_id, call.owed)
         await client.pay(channel_id, voucher)
@@ -14,8 +22,9 @@ Example (with a running agent and an open channel):
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -29,12 +38,16 @@ from motet.agents._fetch import fetch_card
 from motet.agents._schemas import first_mismatch
 from motet.errors import (
     AgentCallFailed,
+    AgentLimitExceeded,
+    AgentTimeout,
     InvalidAgentInput,
+    InvalidCallSignature,
     InvalidReceipt,
     PaymentRequired,
     UnknownCapability,
 )
 from motet.payments import (
+    CallSigner,
     Receipt,
     ReceiptDomain,
     Voucher,
@@ -45,8 +58,11 @@ from motet.payments import (
 )
 from motet.runtimes import ModelRef, Usage
 
-MAX_ANSWER_BYTES = 4 * 1024 * 1024
-"""The largest answer the client reads from an agent."""
+MAX_ANSWER_BYTES = 50 * 1024 * 1024
+"""The most bytes the client reads from an agent for one call, streamed or not (the endpoint runtime's
+bound)."""
+IDLE_TIMEOUT = 30.0
+"""Seconds an agent may stay silent: before its response headers, or between two pieces of a stream."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +82,34 @@ class AgentClient:
 
     Args:
         url: the agent's base URL.
+        signer: signs calls with the channel's key (the payer's, or the delegation's session key) in the
+            channels' domain; receipts must be for that domain's chain and contract. Needed by `invoke`.
         timeout: seconds for a whole call, model included.
+        idle_timeout: seconds the agent may stay silent (before headers, or inside a stream).
+        max_answer_bytes: the most bytes one answer may take, streamed or not.
         card: the agent's card, when already known (from the registry); otherwise fetched on first use.
     """
 
-    def __init__(self, url: str, *, timeout: float = 120.0, card: AgentCard | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        signer: CallSigner | None = None,
+        timeout: float = 120.0,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        card: AgentCard | None = None,
+    ) -> None:
         self.url = url.rstrip("/").removesuffix("/invoke")
+        self.signer = signer
+        self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
         self._card = card
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
+        self._next_seq: dict[int, int] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=10.0, read=idle_timeout, write=idle_timeout, pool=10.0)
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -102,29 +138,64 @@ class AgentClient:
         output_type: type[BaseModel] | None = None,
         on_token: Callable[[str], None] | None = None,
         idempotency_key: str | None = None,
+        max_price: int | None = None,
+        max_tokens: int | None = None,
     ) -> PaidInvocation:
-        """Call `capability` on `channel`, paying the previous call with `payment` if given.
+        """Call `capability` on `channel`, signed for the channel's next call number, paying the previous
+        call with `payment` if given.
 
         The output is validated against the card's output schema (and `output_type` when given), and the
-        receipt is checked: signed by the card's signer, for this request, this output and this price.
+        receipt is checked: signed by the card's signer, for this chain and contract, this request, this output
+        and this price, and the price is what the card's pricing charges for the reported usage.
         With `idempotency_key`, a repeated call gets the answer the agent already delivered for that key.
-        Raises `PaymentRequired` (402), `UnknownCapability`, `InvalidAgentInput`, `AgentCallFailed`,
-        `InvalidReceipt`.
+        `max_price` and `max_tokens` bound what the answer may charge and report.
+        Raises `PaymentRequired` (402), `UnknownCapability`, `InvalidAgentInput`, `AgentCallFailed` (and its
+        `AgentTimeout`, `AgentLimitExceeded`), `InvalidReceipt`, `InvalidCallSignature` (no signer).
         """
+        signer = self.signer
+        if signer is None:
+            raise InvalidCallSignature(
+                "AgentClient has no signer: pass signer=CallSigner(key, channel_domain) to sign calls"
+            )
         card = await self.card()
         spec = card.capability(capability)
         value: JsonValue = input.model_dump(mode="json") if isinstance(input, BaseModel) else input
-        body: dict[str, Any] = {"capability": capability, "input": value, "channel": hex(channel)}
-        if payment is not None:
-            body["payment"] = payment.to_dict()
-        if idempotency_key is not None:
-            body["idempotencyKey"] = idempotency_key
-        if on_token is not None:
-            body["stream"] = True
-            answer = await self._stream(body, on_token)
-        else:
-            answer = await self._post("/invoke", body)
-        invocation = self._check(card, capability, value, channel, answer)
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:  # one call at a time per channel: call numbers go up one by one
+            for attempt in range(2):
+                seq = self._next_seq.get(channel, 1)
+                body: dict[str, Any] = {
+                    "capability": capability,
+                    "input": value,
+                    "channel": hex(channel),
+                    "seq": seq,
+                    "signature": "0x"
+                    + signer.sign(channel, seq, request_hash(capability, value, channel, seq)).hex(),
+                }
+                if payment is not None:
+                    body["payment"] = payment.to_dict()
+                if idempotency_key is not None:
+                    body["idempotencyKey"] = idempotency_key
+                try:
+                    if on_token is not None:
+                        body["stream"] = True
+                        answer = await self._stream(body, on_token)
+                    else:
+                        answer = await self._post("/invoke", body)
+                except _WrongSeq as wrong:
+                    self._next_seq[channel] = wrong.next_seq
+                    if attempt == 0:
+                        continue  # nothing was done: sign again for the number the agent expects
+                    raise AgentCallFailed(self.url, str(wrong), 409) from None
+                break
+            invocation = self._check(card, capability, value, channel, answer, signer)
+            if invocation.seq == seq:
+                self._next_seq[channel] = seq + 1
+            elif idempotency_key is None or invocation.seq > seq:
+                raise InvalidReceipt(
+                    f"the agent answered call {invocation.seq} to call {seq}, with no idempotency key to replay"
+                )
+        self._check_bounds(card, invocation, max_price, max_tokens)
         _validate(spec.output_schema, invocation.output, capability)
         if output_type is not None:
             output_type.model_validate(invocation.output)
@@ -133,39 +204,87 @@ class AgentClient:
     async def pay(self, channel: int, voucher: Voucher) -> int:
         """Hand over a voucher for delivered calls; returns what the agent now holds as paid."""
         answer = await self._post("/pay", {"channel": hex(channel), "payment": voucher.to_dict()})
-        return int(answer["paid"])
+        try:
+            return int(answer["paid"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AgentCallFailed(self.url, f"/pay answered without what is paid: {exc!r}") from exc
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            async with self._http.stream("POST", self.url + path, json=body) as response:
-                data = await _read(response, self.url)
-                status = response.status_code
+            async with asyncio.timeout(self.timeout):
+                async with self._http.stream("POST", self.url + path, json=body) as response:
+                    data = bytearray()
+                    async for piece in response.aiter_bytes():
+                        data += piece
+                        if len(data) > self.max_answer_bytes:
+                            raise self._too_large()
+                    status = response.status_code
+        except TimeoutError as exc:
+            raise AgentTimeout(self.url, f"no answer within the call's {self.timeout}s") from exc
+        except httpx.TimeoutException as exc:
+            raise self._silent(exc) from exc
         except httpx.HTTPError as exc:
             raise AgentCallFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
-        answer = _json(data, self.url, status)
+        answer = _json(bytes(data), self.url, status)
         if status != 200:
             raise _error(self.url, status, answer, body.get("capability"))
         return answer
 
     async def _stream(self, body: dict[str, Any], on_token: Callable[[str], None]) -> dict[str, Any]:
         try:
-            async with self._http.stream("POST", self.url + "/invoke", json=body) as response:
-                if response.status_code != 200:
-                    answer = _json(await _read(response, self.url), self.url, response.status_code)
-                    raise _error(self.url, response.status_code, answer, body.get("capability"))
-                async for name, data in _events(response.aiter_lines()):
-                    if name == "token":
-                        on_token(str(data["text"]))
-                    elif name == "result":
-                        return data
-                    elif name == "error":
-                        raise _error(self.url, int(data.get("status", 500)), data, body.get("capability"))
+            async with asyncio.timeout(self.timeout):
+                async with self._http.stream("POST", self.url + "/invoke", json=body) as response:
+                    if response.status_code != 200:
+                        data = bytearray()
+                        async for piece in response.aiter_bytes():
+                            data += piece
+                            if len(data) > self.max_answer_bytes:
+                                raise self._too_large()
+                        answer = _json(bytes(data), self.url, response.status_code)
+                        raise _error(self.url, response.status_code, answer, body.get("capability"))
+                    received = 0
+                    buffer = b""
+                    async for piece in response.aiter_bytes():
+                        received += len(piece)
+                        if received > self.max_answer_bytes:
+                            raise self._too_large()
+                        buffer += piece
+                        *events, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+                        for raw in events:
+                            name, event = _event(raw, self.url)
+                            if name == "token":
+                                text = event.get("text")
+                                if not isinstance(text, str):
+                                    raise AgentCallFailed(self.url, "a token event without text")
+                                on_token(text)
+                            elif name == "result":
+                                return event
+                            elif name == "error":
+                                raise _error(self.url, _status(event), event, body.get("capability"))
+        except TimeoutError as exc:
+            raise AgentTimeout(self.url, f"the stream did not end within the call's {self.timeout}s") from exc
+        except httpx.TimeoutException as exc:
+            raise self._silent(exc) from exc
         except httpx.HTTPError as exc:
             raise AgentCallFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
         raise AgentCallFailed(self.url, "the stream ended without a result")
 
+    def _too_large(self) -> AgentLimitExceeded:
+        return AgentLimitExceeded(self.url, f"the answer is over {self.max_answer_bytes:,} bytes")
+
+    def _silent(self, exc: httpx.TimeoutException) -> AgentTimeout:
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return AgentTimeout(self.url, f"could not connect: {type(exc).__name__}")
+        return AgentTimeout(self.url, f"the agent fell silent for {self._http.timeout.read}s")
+
     def _check(
-        self, card: AgentCard, capability: str, value: JsonValue, channel: int, answer: dict[str, Any]
+        self,
+        card: AgentCard,
+        capability: str,
+        value: JsonValue,
+        channel: int,
+        answer: dict[str, Any],
+        signer: CallSigner,
     ) -> PaidInvocation:
         try:
             output = answer["output"]
@@ -182,11 +301,19 @@ class AgentClient:
             raise AgentCallFailed(self.url, f"the answer is missing or mangles a field: {exc!r}") from exc
         if not isinstance(output, dict):
             raise AgentCallFailed(self.url, "the answer's output is not a JSON object")
-        domain = _receipt_domain(receipt_data)
-        receipt = Receipt.from_dict(receipt_data, domain)
+        if min(price, owed, seq, usage.prompt_tokens, usage.completion_tokens) < 0:
+            raise AgentCallFailed(self.url, "the answer carries a negative number")
+        if not isinstance(receipt_data, dict):
+            raise InvalidReceipt("the answer's receipt is not a JSON object")
+        # The receipt must be for the chain and contract of the channel, whatever domain it names.
+        receipt = Receipt.from_dict(receipt_data, ReceiptDomain.for_channels(signer.domain))
         verify_receipt(receipt, card.signer)
+        try:
+            request = request_hash(capability, value, channel, seq)
+        except InvalidReceipt as exc:
+            raise InvalidReceipt(f"the answer's call number is not one: {exc}") from exc
         expected = {
-            "request hash": request_hash(capability, value, channel, seq),
+            "request hash": request,
             "response hash": content_hash(output),
             "model reference": model_ref_hash(model_ref),
         }
@@ -202,6 +329,36 @@ class AgentClient:
             raise InvalidReceipt("the receipt's price, channel or sequence does not match the answer")
         return PaidInvocation(capability, output, usage, model_ref, latency, price, owed, seq, receipt)
 
+    def _check_bounds(
+        self, card: AgentCard, call: PaidInvocation, max_price: int | None, max_tokens: int | None
+    ) -> None:
+        """Refuse tokens past `max_tokens`, a price past `max_price`, and a price other than the card's for
+        the usage the agent reports: none of them is owed."""
+        usage = call.usage
+        if max_tokens is not None and usage.total_tokens > max_tokens:
+            raise AgentLimitExceeded(
+                self.url, f"the answer reports {usage.total_tokens} tokens, above the bound of {max_tokens}"
+            )
+        if max_price is not None and call.price > max_price:
+            raise AgentLimitExceeded(
+                self.url, f"the answer charges {call.price}, above the bound of {max_price}"
+            )
+        charged = card.pricing.price(usage.prompt_tokens, usage.completion_tokens)
+        if call.price > charged:
+            raise AgentLimitExceeded(
+                self.url,
+                f"the answer charges {call.price}, but the card's pricing charges {charged} for the "
+                f"{usage.total_tokens} tokens it reports",
+            )
+
+
+class _WrongSeq(AgentCallFailed):
+    """The agent expects another call number (409 with `nextSeq`): nothing was done."""
+
+    def __init__(self, url: str, message: str, next_seq: int) -> None:
+        super().__init__(url, message, 409)
+        self.next_seq = next_seq
+
 
 def _receipt_domain(data: object) -> ReceiptDomain:
     try:
@@ -209,15 +366,6 @@ def _receipt_domain(data: object) -> ReceiptDomain:
         return ReceiptDomain(int(data["chainId"]), str(data["contract"]))
     except (AssertionError, KeyError, TypeError, ValueError) as exc:
         raise InvalidReceipt(f"the receipt does not name its domain: {exc!r}") from exc
-
-
-async def _read(response: httpx.Response, url: str) -> bytes:
-    data = bytearray()
-    async for piece in response.aiter_bytes():
-        data += piece
-        if len(data) > MAX_ANSWER_BYTES:
-            raise AgentCallFailed(url, f"the answer is over {MAX_ANSWER_BYTES:,} bytes")
-    return bytes(data)
 
 
 def _json(data: bytes, url: str, status: int) -> dict[str, Any]:
@@ -231,7 +379,12 @@ def _json(data: bytes, url: str, status: int) -> dict[str, Any]:
 
 
 def _error(url: str, status: int, answer: dict[str, Any], capability: object) -> Exception:
-    message = str(answer.get("error", f"HTTP {status}"))
+    message = str(answer.get("error", f"HTTP {status}"))[:1000]
+    next_seq = answer.get("nextSeq")
+    if status == 409 and isinstance(next_seq, int) and not isinstance(next_seq, bool) and next_seq >= 1:
+        return _WrongSeq(url, message, next_seq)
+    if status == 403 and answer.get("field") == "signature":
+        return InvalidCallSignature(f"agent {url} refused the call's signature: {message}")
     if status == 402:
         return PaymentRequired(url, message, answer)
     if status == 404 and answer.get("field") == "capability":
@@ -242,17 +395,28 @@ def _error(url: str, status: int, answer: dict[str, Any], capability: object) ->
     return AgentCallFailed(url, message, status)
 
 
-async def _events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """Server-sent events as `(event name, JSON data)`."""
+def _event(raw: bytes, url: str) -> tuple[str, dict[str, Any]]:
+    """One server-sent event's name and JSON data."""
     name, data = "message", ""
-    async for line in lines:
+    for line in raw.decode("utf-8", errors="replace").split("\n"):
         if line.startswith("event:"):
             name = line.removeprefix("event:").strip()
         elif line.startswith("data:"):
             data += line.removeprefix("data:").strip()
-        elif not line and data:
-            yield name, json.loads(data)
-            name, data = "message", ""
+    if not data:
+        return name, {}
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise AgentCallFailed(url, f"a {name} event whose data is not JSON") from exc
+    if not isinstance(value, dict):
+        raise AgentCallFailed(url, f"a {name} event whose data is not a JSON object")
+    return name, value
+
+
+def _status(data: dict[str, Any]) -> int:
+    status = data.get("status")
+    return status if isinstance(status, int) and 400 <= status <= 599 else 502
 
 
 def _validate(schema: dict[str, Any], value: JsonValue, capability: str) -> None:

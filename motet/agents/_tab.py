@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered_at REAL NOT NULL,
     idempotency_key TEXT,
     answer TEXT NOT NULL,
+    request TEXT,
     PRIMARY KEY (chain_id, contract, channel, seq)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_by_key
@@ -39,6 +40,9 @@ class Tab:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
+        if "request" not in columns:  # a tab written before idempotency keys were bound to their request
+            self._db.execute("ALTER TABLE deliveries ADD COLUMN request TEXT")
         self._key = (chain_id, contract)
 
     def last(self, channel_id: int) -> tuple[int, int]:
@@ -51,10 +55,19 @@ class Tab:
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def record(
-        self, channel_id: int, seq: int, price: int, total: int, key: str | None, answer: dict[str, Any]
+        self,
+        channel_id: int,
+        seq: int,
+        price: int,
+        total: int,
+        key: str | None,
+        request: str,
+        answer: dict[str, Any],
     ) -> None:
+        """Add a delivery; `request` is what its idempotency key is bound to (the request's hash)."""
         self._db.execute(
-            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO deliveries (chain_id, contract, channel, seq, price, total, receipt, delivered_at, "
+            "idempotency_key, answer, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *self._key,
                 hex(channel_id),
@@ -65,16 +78,19 @@ class Tab:
                 time.time(),
                 key,
                 json.dumps(answer),
+                request,
             ),
         )
 
-    def answer(self, channel_id: int, key: str) -> dict[str, Any] | None:
-        """The answer already delivered on this channel for this idempotency key, if any."""
+    def answer(self, channel_id: int, key: str) -> tuple[str | None, dict[str, Any]] | None:
+        """`(request, answer)` already delivered on this channel for this idempotency key, if any; `request` is
+        the hash the key is bound to (None for a delivery recorded before keys were bound)."""
         row = self._db.execute(
-            "SELECT answer FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? AND idempotency_key = ?",
+            "SELECT request, answer FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? "
+            "AND idempotency_key = ?",
             (*self._key, hex(channel_id), key),
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return (row[0], json.loads(row[1])) if row else None
 
     def close(self) -> None:
         self._db.close()

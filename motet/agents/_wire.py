@@ -13,6 +13,8 @@ from starlette.responses import JSONResponse
 from motet.runtimes import Usage
 from motet.units import UINT256_MAX
 
+UINT64_MAX = 2**64 - 1
+
 MAX_BODY_BYTES = 512 * 1024
 """The largest request body `/invoke` and `/pay` read."""
 
@@ -62,6 +64,30 @@ def channel_id_of(value: object) -> int:
         raise HTTPProblem(
             400, f"channel {value!r} is not a channel id (0x-hex or decimal)", field="channel"
         ) from None
+
+
+def call_seq(value: object) -> int:
+    """The call number the caller signed: an integer from 1 to 2**64 - 1 (a number or a decimal string)."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= UINT64_MAX:
+        raise HTTPProblem(400, "seq must be the channel's next call number (an integer from 1)", field="seq")
+    return value
+
+
+def call_signature(value: object) -> bytes:
+    """The caller's EIP-712 `Call` signature: `0x` and 65 bytes of hex."""
+    if not isinstance(value, str) or len(value) != 132 or not value.startswith("0x"):
+        raise HTTPProblem(
+            400,
+            "signature must be the payer's EIP-712 Call(channelId, seq, requestHash) signature: 0x and 130 "
+            "hex digits",
+            field="signature",
+        )
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise HTTPProblem(400, "signature is not hex", field="signature") from None
 
 
 def idempotency_key(value: object) -> str | None:

@@ -34,7 +34,7 @@ from motet.chain import Chain
 from motet.composer._budget import Budget
 from motet.composer._offer import Offer
 from motet.errors import AgentCallFailed, InvalidComposeArgument, InvalidReceipt, MotetError
-from motet.payments import ChannelClient, Ledger, Voucher
+from motet.payments import CallSigner, ChannelClient, Ledger, Voucher
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -225,7 +225,8 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         url = offer.card.endpoint("motet").removesuffix("/invoke")
         client = self._clients.get(url)
         if client is None:
-            client = AgentClient(url, timeout=self.timeout, card=offer.card)
+            signer = CallSigner(bytes(self.channels.account.key), self.channels.domain)  # payer or session key
+            client = AgentClient(url, signer=signer, timeout=self.timeout, card=offer.card)
             self._clients[url] = client
         return client
 

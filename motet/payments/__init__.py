@@ -14,6 +14,7 @@ Example:
     1000
 """
 
+from motet.payments._calls import CALL_TYPE, Call, CallSigner, recover_call_signer
 from motet.payments._channels import Amount, ChannelClient, ChannelState, Redemption
 from motet.payments._delegation import (
     ANY_CAPABILITY,
@@ -51,11 +52,14 @@ from motet.payments._vouchers import (
 
 __all__ = [
     "ANY_CAPABILITY",
+    "CALL_TYPE",
     "DELEGATION_TYPE",
     "RECEIPT_TYPE",
     "TASK_ORDER_TYPE",
     "VOUCHER_TYPE",
     "Amount",
+    "Call",
+    "CallSigner",
     "ChannelClient",
     "ChannelDomain",
     "ChannelState",
@@ -77,6 +81,7 @@ __all__ = [
     "eip712_fields",
     "model_ref_hash",
     "parse_signature",
+    "recover_call_signer",
     "recover_receipt_signer",
     "recover_signer",
     "request_hash",

@@ -7,7 +7,7 @@ import logging
 
 import httpx
 import pytest
-from support.agents import PRICE, Running
+from support.agents import PRICE, Running, call_signer
 
 from motet.agents import AgentCard, AgentClient
 from motet.agents.builtins import Keywords, Summary
@@ -34,7 +34,7 @@ async def test_register_discover_call_pay_and_redeem_moves_exactly_the_price(sum
     assert card.model_ref() is not None and card.model_ref().quantization == "Q4_1"  # type: ignore[union-attr]
     channel = payer.open(record.payout, 10 * PRICE)
 
-    async with AgentClient(card.endpoint("motet"), card=card) as client:
+    async with AgentClient(card.endpoint("motet"), card=card, signer=call_signer(payer)) as client:
         first = await client.invoke(
             "summarize", {"text": TEXT}, channel=channel.channel_id, output_type=Summary
         )

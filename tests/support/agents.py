@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from motet.agents import Agent, AgentClient, AgentServer, CallContext
 from motet.chain import Chain
-from motet.payments import ChannelClient
+from motet.payments import CallSigner, ChannelClient
 from motet.registry import Registry
 
 PRICE = 10**15
@@ -37,6 +37,11 @@ def echo_agent() -> tuple[Agent, list[str]]:
     return agent, served
 
 
+def call_signer(channels: ChannelClient) -> CallSigner:
+    """What signs the calls of the channels `channels` pays from: its account's key, in its domain."""
+    return CallSigner(bytes(channels.account.key), channels.domain)
+
+
 @dataclass
 class Running:
     chain: Chain
@@ -54,5 +59,5 @@ async def start(chain: Chain, agent: Agent) -> AsyncIterator[Running]:
     async with server.running() as url:
         agent_id = await server.register(registry, stake=10**18)
         payer = ChannelClient(chain, chain.accounts[2])
-        async with AgentClient(url) as client:
+        async with AgentClient(url, signer=call_signer(payer)) as client:
             yield Running(chain, server, url, client, payer, registry, agent_id)
