@@ -1,7 +1,9 @@
 """`motet channel open | sign | show`: pay an agent from a shell, through a payment channel.
 
 The payer signs as MOTET_PRIVATE_KEY (or MOTET_KEYSTORE) on the node at `--chain` (MOTET_RPC_URL by default);
-the vouchers it signs are kept in motet's home, so it never signs below what it signed before.
+the vouchers it signs are kept in motet's home, so it never signs below what it signed before. `sign --call`
+signs a call to an agent (agents serve a channel only to calls its payer signed) and prints the whole
+`/invoke` body, ready for curl.
 """
 
 from __future__ import annotations
@@ -67,14 +69,58 @@ def open_channel(
 def sign(
     channel: ChannelId,
     cumulative: Annotated[
-        Wei, amount_argument("The cumulative amount: the agent's `owed` (wei in its JSON: 1500wei)")
-    ],
+        Wei | None,
+        amount_argument("The cumulative amount: the agent's `owed` (wei in its JSON: 1500wei)"),
+    ] = None,
+    call: Annotated[
+        str | None,
+        typer.Option(
+            "--call", metavar="CAPABILITY", help="Sign a call of this capability; prints the /invoke body."
+        ),
+    ] = None,
+    input: Annotated[
+        str, typer.Option("--input", metavar="JSON", help="The call's input, a JSON object (with --call).")
+    ] = "{}",
+    seq: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="The call's number on the channel (with --call): 1 for the first, then the last answer's "
+            "`seq` + 1 (a 409 names it as nextSeq).",
+        ),
+    ] = 1,
     contract: Contract = None,
     chain: ChainOption = RPC,
 ) -> None:
-    """Sign a voucher for the cumulative AMOUNT on CHANNEL; prints it as JSON."""
-    voucher = _channels(chain, contract).sign(_channel_id(channel), cumulative)
-    out.print(json.dumps(voucher.to_dict()))
+    """Sign a voucher for the cumulative AMOUNT on CHANNEL and print it as JSON; or, with --call, sign a call
+    and print its whole /invoke body (carrying the voucher as its payment when AMOUNT is given too)."""
+    if call is None and cumulative is None:
+        raise typer.BadParameter("give the AMOUNT to sign a voucher, or --call to sign a call")
+    channel_id = _channel_id(channel)
+    channels = _channels(chain, contract)
+    voucher = channels.sign(channel_id, cumulative) if cumulative is not None else None
+    if call is None:
+        assert voucher is not None
+        out.print(json.dumps(voucher.to_dict()))
+        return
+    from motet.payments import CallSigner, request_hash
+
+    try:
+        value = json.loads(input)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--input") from None
+    signer = CallSigner(bytes(channels.account.key), channels.domain)
+    signature = signer.sign(channel_id, seq, request_hash(call, value, channel_id, seq))
+    body: dict[str, object] = {
+        "capability": call,
+        "input": value,
+        "channel": hex(channel_id),
+        "seq": seq,
+        "signature": "0x" + signature.hex(),
+    }
+    if voucher is not None:
+        body["payment"] = voucher.to_dict()
+    out.print(json.dumps(body), markup=False)
 
 
 @app.command("show")
