@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "GatewayLimits",
     "Settings",
 ]
 
@@ -22,6 +23,37 @@ def _default_home() -> Path:
 def _default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(os.environ.get("MOTET_CACHE_DIR") or Path(base) / "motet")
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    """What the task gateway accepts from the network (docs/gateway.md, "Limits").
+
+    Example:
+        >>> GatewayLimits(hosts=("gateway.example",)).hosts
+        ('gateway.example',)
+    """
+
+    hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    """Host names the gateway answers to (the `Host` header, port aside); any other is 403, which stops DNS
+    rebinding. The address it listens on is added; give the public name when it is served behind one."""
+    origins: tuple[str, ...] = ()
+    """Origins other than the gateway's own whose pages may send it requests; any other `Origin` is 403."""
+    max_body: int = 256 * 1024
+    """Bytes a request body may have (413 above)."""
+    rate: float = 20.0
+    """Requests per second one client address may make on average (429 with `Retry-After` above)."""
+    burst: int = 200
+    """Requests one client address may make at once before `rate` applies."""
+    gas_per_wallet: int = 5 * 10**16
+    """Wei of gas the session key may spend for one wallet (registering its delegations, opening and topping up
+    its channels, settling its runs); past it the wallet's delegations and orders are refused (403)."""
+    runs_kept: int = 100
+    """Finished runs whose events stay in memory for `/api/orders/{id}/events` (their outcome stays on disk)."""
+    events_kept: int = 2_000
+    """Events one run keeps; token events past it, or past `event_bytes`, are dropped (counted in the result)."""
+    event_bytes: int = 1_000_000
+    """Bytes of event data one run keeps."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +81,8 @@ class Settings:
     watch_interval: float = 15.0
     """Seconds between a served agent's looks at the chain for channels starting to close (it redeems what
     they owe at once) and at its redeem thresholds; keep it well under the challenge period."""
+    gateway: GatewayLimits = field(default_factory=GatewayLimits)
+    """What the task gateway accepts from the network."""
 
     @property
     def deployments_file(self) -> Path:

@@ -257,6 +257,7 @@ PUBLIC: dict[str, list[str]] = {
         "deterministic_runtime",
     ],
     "motet.settings": [
+        "GatewayLimits",
         "Settings",
     ],
     "motet.tui": [

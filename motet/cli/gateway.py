@@ -8,7 +8,9 @@ pasted into.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -57,12 +59,23 @@ def _session_key(chain: Chain, given: str | None) -> LocalAccount:
     elif chain.kind == "embedded":
         key = Account.create()  # a new chain each start: a new key
     else:
-        path = home() / f"gateway-session-key-{chain.chain_id}"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(Account.create().key.hex())
-        key = Account.from_key(path.read_text().strip())
+        key = Account.from_key(private_key_file(home() / f"gateway-session-key-{chain.chain_id}"))
     return key
+
+
+def private_key_file(path: Path) -> str:
+    """The private key kept in `path`, created (a new key) on first use; the file is made private (mode 0600)
+    whether it was just created or already there, with looser permissions, from an older motet or a copy."""
+    from eth_account import Account
+
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(Account.create().key.hex())
+    return path.read_text().strip()
 
 
 def gateway(
@@ -91,6 +104,28 @@ def gateway(
     threads: Annotated[
         int | None, typer.Option(min=1, help="llama.cpp threads for the local agents.")
     ] = None,
+    allow_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Also answer to this host name, e.g. the public name it is served under (repeatable); "
+            "requests naming any other host are refused.",
+        ),
+    ] = None,
+    allow_origins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            metavar="ORIGIN",
+            help="Let pages from this origin (https://name[:port]) use the API, besides the gateway's own page "
+            "(repeatable).",
+        ),
+    ] = None,
+    gas_per_wallet: Annotated[
+        Wei | None,
+        amount_option("The most gas the session key pays for one wallet's delegations and runs", "0.05eth"),
+    ] = None,
 ) -> None:
     """Serve the task gateway: a signing page at / and an HTTP API for wallet-signed task orders.
 
@@ -100,6 +135,7 @@ def gateway(
     from motet.cli._market import market_registry, workflow_catalog
     from motet.gateway import Gateway
     from motet.payments import DelegationClient
+    from motet.settings import GatewayLimits
 
     if fund and not chain.dev:
         raise typer.BadParameter("--fund works on dev chains only (embedded, anvil)", param_hint="--fund")
@@ -113,7 +149,16 @@ def gateway(
 
     async def serve(registry: Registry) -> None:
         data_dir = None if chain.kind == "embedded" else home() / f"gateway-{node.chain_id}"
-        service = Gateway(node, registry, session_key=key, workflows=catalog, data_dir=data_dir)
+        defaults = GatewayLimits()
+        limits = dataclasses.replace(
+            defaults,
+            hosts=defaults.hosts + tuple(allow_hosts or ()),
+            origins=tuple(allow_origins or ()),
+            gas_per_wallet=defaults.gas_per_wallet if gas_per_wallet is None else gas_per_wallet,
+        )
+        service = Gateway(
+            node, registry, session_key=key, workflows=catalog, data_dir=data_dir, limits=limits
+        )
         async with service.running(host, port) as url:
             out.print(f"motet gateway on {url}  (chain {node.chain_id}, {node.kind})")
             out.print(f"  channels contract {service.domain.contract}")

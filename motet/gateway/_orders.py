@@ -7,25 +7,32 @@ the order's budget. Every refusal is an `OrderRefused` whose `status` is the HTT
 
 The money rule (INVARIANTS D1) holds off chain as on chain: an order is accepted only if its budget fits in the
 delegation's cap less what earlier orders spent and running orders reserved, decided under one lock, and a run
-never signs more than its budget; the contract refuses anything above the cap regardless.
+never signs more than its budget; the contract refuses anything above the cap regardless. The lock is held only
+for that decision, never across a call to the chain; chain calls run in threads, off the event loop. An order
+whose deadline is past its delegation's expiry is refused, and orders a stopped gateway left running are released
+when it starts again (`release_stale`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from motet.chain import Chain
 from motet.composer import CompiledWorkflow, Payer, Workflow
-from motet.errors import InvalidDelegation, MotetError, OrderRefused
+from motet.errors import InvalidDelegation, MotetError, OrderRefused, TransactionReverted
+from motet.gateway._gas import GasMeter, MeteredChain
 from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
 from motet.registry import Registry
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS delegations (
@@ -81,8 +88,9 @@ class OrderDesk:
         chain, registry: where delegations are registered and agents found.
         delegations: the channels contract's delegation client, acting as the gateway's session key.
         workflows: the workflows orders can name.
-        payer: the payer of a delegation's calls, by delegation id.
+        payer: the payer of a delegation's calls, by delegation id and delegator.
         path: the SQLite file.
+        gas_per_wallet: wei of gas the session key may spend for one wallet (`GasMeter`).
     """
 
     def __init__(
@@ -92,8 +100,9 @@ class OrderDesk:
         delegations: DelegationClient,
         *,
         workflows: Mapping[str, Workflow],
-        payer: Callable[[bytes], Payer],
+        payer: Callable[[bytes, str], Payer],
         path: str,
+        gas_per_wallet: int,
     ) -> None:
         self.chain = chain
         self.registry = registry
@@ -104,14 +113,18 @@ class OrderDesk:
         self._payer = payer
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.executescript(_SCHEMA)
+        self.gas = GasMeter(self._db, gas_per_wallet)
         self._accepting = asyncio.Lock()
+        self._registering: dict[bytes, asyncio.Lock] = {}
 
     # -- delegations ----------------------------------------------------------------------------------
 
-    def take_delegation(self, typed: dict[str, Any], signature: bytes) -> tuple[bytes, str | None]:
+    async def take_delegation(self, typed: dict[str, Any], signature: bytes) -> tuple[bytes, str | None]:
         """Check a signed delegation, remember its capabilities and register it on chain if it is new.
 
         Returns its id, and the hash of the registering transaction (None when it was registered before).
+        Registering costs the session key gas, counted against the delegator's gas budget; a delegator with no
+        balance in the channels contract (nothing a delegation could spend) is refused.
         """
         try:
             delegation = Delegation.from_typed_data(typed, self.domain)
@@ -124,7 +137,10 @@ class OrderDesk:
                 f"{self.session_key}: fetch /api/config and sign again",
             )
         delegation_id = delegation.digest(self.domain)
-        if not self.delegations.signed_by(delegation.delegator, delegation_id, signature):
+        signed = await asyncio.to_thread(
+            self.delegations.signed_by, delegation.delegator, delegation_id, signature
+        )
+        if not signed:
             raise OrderRefused(403, f"the delegation is not signed by its delegator {delegation.delegator}")
         self._db.execute(
             "INSERT OR IGNORE INTO delegations VALUES (?, ?, ?, ?, ?)",
@@ -136,14 +152,42 @@ class OrderDesk:
                 "0x" + signature.hex(),
             ),
         )
-        if self.delegations.state(delegation_id) is not None:
-            return delegation_id, None
+        lock = self._registering.setdefault(delegation_id, asyncio.Lock())
         try:
-            self.delegations.register(delegation, signature)
-        except MotetError as exc:
+            async with lock:  # one registration per delegation, not one for all
+                return delegation_id, await self._register(delegation, delegation_id, signature)
+        finally:
+            if not lock.locked():
+                self._registering.pop(delegation_id, None)
+
+    async def _register(self, delegation: Delegation, delegation_id: bytes, signature: bytes) -> str | None:
+        if await asyncio.to_thread(self.delegations.state, delegation_id) is not None:
+            return None
+        self.gas.check(delegation.delegator, "registering a delegation")
+        if (
+            await asyncio.to_thread(self.delegations.balance, delegation.delegator, asset=delegation.asset)
+            == 0
+        ):
+            raise OrderRefused(
+                403,
+                f"{delegation.delegator} has no balance in the channels contract: deposit first (a delegation with "
+                "nothing to spend is not registered)",
+            )
+        metered = MeteredChain(self.chain, self.gas, delegation.delegator)
+        client = DelegationClient(cast(Chain, metered), self.delegations.account)
+        try:
+            await asyncio.to_thread(client.register, delegation, signature)
+        except OrderRefused:
+            raise
+        except TransactionReverted as exc:
             raise OrderRefused(403, f"the channels contract refused the delegation: {exc}") from None
-        receipt = self.chain.last_receipt
-        return delegation_id, "0x" + bytes(receipt["transactionHash"]).hex() if receipt else None
+        except MotetError:
+            log.exception("registering delegation 0x%s failed", delegation_id.hex())
+            raise OrderRefused(
+                503, "the gateway could not register the delegation on chain: try again"
+            ) from None
+        receipt = metered.last_receipt
+        return "0x" + bytes(receipt["transactionHash"]).hex() if receipt else None
 
     def capabilities(self, delegation_id: bytes) -> list[str] | None:
         """The capabilities a delegation sent here allows; None for one never sent here."""
@@ -159,38 +203,51 @@ class OrderDesk:
         the wallet sends it) and reserve its budget; raises `OrderRefused` saying why an order is not taken."""
         typed_delegation, delegation_signature = signed_part(signed_delegation, "delegation")
         typed_order, order_signature = signed_part(signed_order, "order")
-        order, delegation = self._signed_order(typed_delegation, typed_order, order_signature)
+        order, delegation = await self._signed_order(typed_delegation, typed_order, order_signature)
         delegation_id = delegation.digest(self.domain)
-        now = self.chain.timestamp()
+        now = await asyncio.to_thread(self.chain.timestamp)
         if order.deadline <= now:
             raise OrderRefused(400, f"the order's deadline {order.deadline} has passed (chain time {now})")
-        async with self._accepting:
+        if order.deadline > delegation.expiry:
+            raise OrderRefused(
+                400,
+                f"the order's deadline {order.deadline} is after its delegation's expiry {delegation.expiry}: "
+                "no channel opens under an expired delegation, so the run could not finish; sign the order with "
+                "an earlier deadline, or sign a new delegation",
+            )
+        if self._nonce_used(delegation.delegator, order.nonce):
+            raise OrderRefused(
+                409, f"a replay: order nonce {order.nonce} of {delegation.delegator} was already used here"
+            )
+        self.gas.check(delegation.delegator, "running an order")
+        await self.take_delegation(typed_delegation, delegation_signature)
+        state = await asyncio.to_thread(self.delegations.state, delegation_id)
+        assert state is not None  # registered just above, or before
+        problem = state.problem(now)
+        if problem is not None:
+            raise OrderRefused(403, f"{problem}: sign a new delegation")
+        compiled = await self._compile(order, delegation, delegation_id)
+        balance = await asyncio.to_thread(self.delegations.balance, delegation.delegator)
+        funds = balance + compiled.payer.unspent_deposits()
+        needed = min(order.budget, compiled.worst_case)
+        if funds < needed:
+            raise OrderRefused(
+                403,
+                f"the delegator's balance in the channels contract ({funds} wei) cannot cover this run "
+                f"(up to {needed} wei): deposit more first",
+            )
+        async with self._accepting:  # the decision only: no chain call while it is held
             if self._nonce_used(delegation.delegator, order.nonce):
                 raise OrderRefused(
                     409,
                     f"a replay: order nonce {order.nonce} of {delegation.delegator} was already used here",
                 )
-            self.take_delegation(typed_delegation, delegation_signature)
-            state = self.delegations.state(delegation_id)
-            assert state is not None  # registered just above, or before
-            problem = state.problem(now)
-            if problem is not None:
-                raise OrderRefused(403, f"{problem}: sign a new delegation")
-            compiled = await self._compile(order, delegation, delegation_id)
             left = state.cap - max(state.spent, self.committed(delegation_id))
             if order.budget > left:
                 raise OrderRefused(
                     403,
                     f"over budget: the order's budget of {order.budget} wei is more than the delegation has left "
                     f"({left} of its cap of {state.cap}, counting earlier and running orders)",
-                )
-            funds = self.delegations.balance(delegation.delegator) + compiled.payer.unspent_deposits()
-            needed = min(order.budget, compiled.worst_case)
-            if funds < needed:
-                raise OrderRefused(
-                    403,
-                    f"the delegator's balance in the channels contract ({funds} wei) cannot cover this run "
-                    f"(up to {needed} wei): deposit more first",
                 )
             order_id = uuid.uuid4().hex[:16]
             self._db.execute(
@@ -206,6 +263,31 @@ class OrderDesk:
                 ),
             )
         return Accepted(order_id, order, delegation_id, compiled, order.deadline - now)
+
+    def release_stale(self) -> list[tuple[str, bytes, str]]:
+        """Mark the orders a stopped gateway left `running` as failed, each having spent what its payer signed
+        for it, so their budgets are no longer reserved. Call it before any order runs; returns each one's
+        `(order id, delegation id, delegator)`, for settling what it delivered."""
+        rows = self._db.execute(
+            "SELECT id, delegation, delegator FROM orders WHERE status = 'running'"
+        ).fetchall()
+        for order_id, delegation, delegator in rows:
+            spent = self._payer(bytes.fromhex(delegation[2:]), delegator).spent(order_id)
+            self._db.execute(
+                "UPDATE orders SET status = 'failed', spent = ?, error = ? WHERE id = ? AND status = 'running'",
+                (
+                    str(spent),
+                    "the gateway stopped before the run finished; its budget is released, and the calls "
+                    "delivered before it stopped are settled",
+                    order_id,
+                ),
+            )
+            log.warning(
+                "order %s: left running by a stopped gateway, released (spent %d wei)", order_id, spent
+            )
+        return [
+            (order_id, bytes.fromhex(delegation[2:]), delegator) for order_id, delegation, delegator in rows
+        ]
 
     def committed(self, delegation_id: bytes) -> int:
         """What a delegation's orders here spent (finished) or may still spend (running)."""
@@ -239,7 +321,7 @@ class OrderDesk:
             **(json.loads(result) if result else {}),
         }
 
-    def _signed_order(
+    async def _signed_order(
         self, typed_delegation: dict[str, Any], typed_order: dict[str, Any], order_signature: bytes
     ) -> tuple[TaskOrder, Delegation]:
         """The order and its delegation, once the order is seen to name the delegation and be signed by its
@@ -255,7 +337,10 @@ class OrderDesk:
                 400,
                 f"the order names delegation 0x{order.delegation.hex()}, not the one sent (0x{delegation_id.hex()})",
             )
-        if not self.delegations.signed_by(delegation.delegator, order.digest(self.domain), order_signature):
+        digest = order.digest(self.domain)
+        if not await asyncio.to_thread(
+            self.delegations.signed_by, delegation.delegator, digest, order_signature
+        ):
             raise OrderRefused(403, f"the task order is not signed by the delegator {delegation.delegator}")
         return order, delegation
 
@@ -290,7 +375,9 @@ class OrderDesk:
                         f"the delegation does not allow the capability {node.capability!r} (node {node.id!r}); "
                         f"it allows {', '.join(delegation.capabilities)}",
                     )
-            return await flow.compile(self.registry, payer=self._payer(delegation_id), budget=order.budget)
+            return await flow.compile(
+                self.registry, payer=self._payer(delegation_id, delegation.delegator), budget=order.budget
+            )
         except OrderRefused:
             raise
         except MotetError as exc:

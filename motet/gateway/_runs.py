@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,18 +19,33 @@ from motet.gateway._orders import Accepted, OrderDesk
 log = logging.getLogger(__name__)
 
 _AMOUNTS = {"price", "cumulative", "spent", "budget", "paid"}
+_DROPPABLE = {"text_delta"}
+"""Events a run stops keeping once it holds its bound: streamed text, whose whole is in the outcome."""
 
 
 class OrderRun:
-    """One order's events, kept for every listener, late ones included."""
+    """One order's events, kept for every listener, late ones included, within bounds: text deltas past
+    `max_events` events or `max_bytes` bytes of event data are dropped (counted in `dropped`); the other events
+    (a few per node, and the outcome) are always kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_events: int = 2_000, max_bytes: int = 1_000_000) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.done = False
+        self.dropped = 0
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._changed = asyncio.Event()
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
+        size = len(json.dumps(data, default=str))
+        if kind in _DROPPABLE and (
+            len(self.events) >= self.max_events or self._bytes + size > self.max_bytes
+        ):
+            self.dropped += 1
+            return
         self.events.append((kind, data))
+        self._bytes += size
         self._changed.set()
 
     def finish(self) -> None:
@@ -89,14 +106,15 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
         raise
     except MotetError as exc:
         error = str(exc)
-    except Exception as exc:  # a bug must not leave the order 'running' for ever
-        log.exception("order %s failed", order_id)
-        error = f"{type(exc).__name__}: {exc}"
+    except Exception:  # a bug must not leave the order 'running' for ever
+        incident = uuid.uuid4().hex[:12]
+        log.exception("order %s failed (incident %s)", order_id, incident)
+        error = f"the gateway failed while running the order (incident {incident}; its log has the details)"
     finally:
         if settled is None and payer.paid_calls(order_id):
             # What was delivered before the failure is owed: pay it, as the agents were promised.
             try:
-                hashes, paid, gas = payer.settle(order_id)
+                hashes, paid, gas = await asyncio.to_thread(payer.settle, order_id)
                 settled = Settled(tuple(hashes), paid, gas, payer.paid_calls(order_id))
                 run.publish("settled", event_data(settled))
             except MotetError as exc:
@@ -107,6 +125,7 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
                 "receipts": receipts,
                 "calls": calls,
                 "spent": str(spent),
+                "eventsDropped": run.dropped,
                 "settlement": None
                 if settled is None
                 else {

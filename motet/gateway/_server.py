@@ -4,6 +4,8 @@ A wallet sends a signed `Delegation` and a signed `TaskOrder`; the gateway check
 budget (`_orders`), runs the workflow paying each call with vouchers the session key signs on the delegator's
 channels, settles, and keeps the outcome (`_runs`). Progress streams as server-sent events; the signing page
 (`static/`) is served at `/`, and builds the wallet's own transactions through `/api/calls` (`_wallet`).
+Every request passes the `GatewayLimits` first (`_guard`: host, origin, JSON, size, rate), and the gas the
+session key spends is counted per wallet (`_gas`). Chain calls run in threads, never on the event loop.
 
 Routes:
 
@@ -25,10 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+import re
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from starlette.applications import Starlette
@@ -41,13 +46,19 @@ from motet._http import serve
 from motet.chain import NATIVE_ASSET, Chain
 from motet.composer import Payer, Workflow
 from motet.errors import MotetError, OrderRefused
+from motet.gateway._gas import MeteredChain
+from motet.gateway._guard import Guard, failure_message, incident_id
 from motet.gateway._orders import OrderDesk, signed_part
 from motet.gateway._runs import OrderRun, run_order
 from motet.gateway._wallet import transaction_status, wallet_transaction
 from motet.payments import DELEGATION_TYPE, TASK_ORDER_TYPE, DelegationClient, Ledger, eip712_fields
 from motet.registry import Registry
+from motet.settings import GatewayLimits
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
+HEX20 = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class Gateway:
@@ -61,6 +72,8 @@ class Gateway:
         workflows: the workflows orders can name.
         data_dir: where orders, calls and vouchers are kept (None: in memory, lost on exit).
         call_timeout: seconds for one agent call.
+        limits: what it accepts from the network (hosts, origins, body size, request rate), the gas it spends
+            per wallet and the history it keeps; `GatewayLimits()` by default.
     """
 
     def __init__(
@@ -72,6 +85,7 @@ class Gateway:
         workflows: Mapping[str, Workflow],
         data_dir: str | Path | None = None,
         call_timeout: float = 120.0,
+        limits: GatewayLimits | None = None,
     ) -> None:
         self.chain = chain
         self.registry = registry
@@ -80,6 +94,7 @@ class Gateway:
         self.delegations = DelegationClient(chain, session_key)
         self.domain = self.delegations.domain
         self.call_timeout = call_timeout
+        self.limits = limits or GatewayLimits()
         self._dir = Path(data_dir) if data_dir is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -90,12 +105,14 @@ class Gateway:
             workflows=self.workflows,
             payer=self._payer,
             path=self._path("gateway.sqlite"),
+            gas_per_wallet=self.limits.gas_per_wallet,
         )
         self._ledger = Ledger(self._path("vouchers.sqlite"))
         self._payers: dict[bytes, Payer] = {}
         self._runs: dict[str, OrderRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.app = Starlette(
+        self._stale = self.orders.release_stale()
+        self.routes = Starlette(
             routes=[
                 Route("/", self._page),
                 Route("/api/config", self._config),
@@ -108,8 +125,10 @@ class Gateway:
                 Route("/api/transactions/{tx_hash}", self._transaction),
                 Mount("/static", StaticFiles(directory=STATIC)),
             ],
-            exception_handlers={OrderRefused: self._refused},  # type: ignore[dict-item]
+            exception_handlers={OrderRefused: self._refused, Exception: self._failed},  # type: ignore[dict-item]
         )
+        self.guard = Guard(self.routes, self.limits)
+        self.app = self.guard
 
     def _path(self, name: str) -> str:
         return str(self._dir / name) if self._dir is not None else ":memory:"
@@ -118,6 +137,11 @@ class Gateway:
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Serve on `host:port` (0: a free port) until the block ends; yields the base URL. Runs still going
         at the end are cancelled (their paid calls are recorded, and settled when they are resumed)."""
+        if host and not _unspecified(host):
+            self.guard.hosts.add(host.strip("[]").lower())
+        if self._stale:
+            self._start(self._settle_stale(self._stale))
+            self._stale = []
         try:
             async with serve(self.app, host, port, "gateway") as url:
                 yield url
@@ -136,7 +160,10 @@ class Gateway:
         Each part is what the wallet signed and sends: `{"typedData": ..., "signature": "0x..."}`.
         """
         accepted = await self.orders.accept(signed_delegation, signed_order)
-        run = self._runs[accepted.id] = OrderRun()
+        self._forget_old_runs()
+        run = self._runs[accepted.id] = OrderRun(
+            max_events=self.limits.events_kept, max_bytes=self.limits.event_bytes
+        )
         run.publish(
             "accepted",
             {
@@ -146,16 +173,37 @@ class Gateway:
                 "plan": accepted.compiled.ascii(),
             },
         )
-        task = asyncio.create_task(run_order(accepted, run, self.orders))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(run_order(accepted, run, self.orders))
         return accepted.id
 
-    def _payer(self, delegation_id: bytes) -> Payer:
+    def _start(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget_old_runs(self) -> None:
+        """Keep the events of at most `limits.runs_kept` finished runs (oldest forgotten first)."""
+        finished = [order_id for order_id, run in self._runs.items() if run.done]
+        for order_id in finished[: max(0, len(finished) - self.limits.runs_kept + 1)]:
+            del self._runs[order_id]
+
+    async def _settle_stale(self, stale: list[tuple[str, bytes, str]]) -> None:
+        """Pay what the orders a stopped gateway left running delivered (their budgets are already released)."""
+        for order_id, delegation_id, delegator in stale:
+            payer = self._payer(delegation_id, delegator)
+            if not payer.paid_calls(order_id):
+                continue
+            try:
+                await asyncio.to_thread(payer.settle, order_id)
+            except MotetError as exc:
+                log.warning("order %s: settling after a restart failed: %s", order_id, exc)
+
+    def _payer(self, delegation_id: bytes, delegator: str) -> Payer:
         payer = self._payers.get(delegation_id)
         if payer is None:
+            metered = MeteredChain(self.chain, self.orders.gas, delegator)
             payer = Payer(
-                self.chain,
+                cast(Chain, metered),
                 self.session_key,
                 store=self._path("calls.sqlite"),
                 ledger=self._ledger,
@@ -206,7 +254,7 @@ class Gateway:
                     "TaskOrder": eip712_fields(TASK_ORDER_TYPE),
                 },
                 "workflows": workflows,
-                "now": self.chain.timestamp(),
+                "now": await asyncio.to_thread(self.chain.timestamp),
                 "rpcUrl": self.chain.url,
             }
         )
@@ -221,12 +269,14 @@ class Gateway:
 
     async def _account(self, request: Request) -> Response:
         address = request.path_params["address"]
+        if not HEX20.fullmatch(address):
+            raise OrderRefused(400, f"{address[:80]!r} is not an address (0x + 40 hex digits)")
         try:
-            balance = self.delegations.balance(address)
-            found = self.delegations.delegations(delegator=address)
-        except ValueError as exc:
-            raise OrderRefused(400, f"{address!r} is not an address: {exc}") from None
-        now = self.chain.timestamp()
+            balance, found, now = await asyncio.to_thread(self._account_state, address)
+        except ValueError:
+            raise OrderRefused(
+                400, f"{address!r} is not an address (a mixed-case one must be checksummed)"
+            ) from None
         items = [
             {
                 "id": "0x" + state.delegation_id.hex(),
@@ -242,6 +292,25 @@ class Gateway:
             for state in found
         ]
         return JSONResponse({"address": address, "balance": str(balance), "delegations": items, "now": now})
+
+    def _account_state(self, address: str) -> tuple[int, list[Any], int]:
+        return (
+            self.delegations.balance(address),
+            self.delegations.delegations(delegator=address),
+            self.chain.timestamp(),
+        )
+
+    async def _failed(self, request: Request, exc: Exception) -> Response:
+        """A failure nobody foresaw: the details to the log, a generic message with an id to the caller."""
+        incident = incident_id()
+        log.error(
+            "gateway: %s %s failed (incident %s)",
+            request.method,
+            request.url.path,
+            incident,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return JSONResponse({"error": failure_message(incident)}, status_code=500)
 
     async def _refused(self, request: Request, exc: OrderRefused) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
@@ -262,13 +331,14 @@ class Gateway:
         return JSONResponse(wallet_transaction(self.delegations.contract, self.chain.chain_id, body))
 
     async def _transaction(self, request: Request) -> Response:
-        return JSONResponse(transaction_status(self.chain, request.path_params["tx_hash"]))
+        tx_hash = request.path_params["tx_hash"]
+        return JSONResponse(await asyncio.to_thread(transaction_status, self.chain, tx_hash))
 
     # -- delegations and orders -----------------------------------------------------------------------
 
     async def _post_delegation(self, request: Request) -> Response:
         typed, signature = signed_part(await self._body(request), "delegation")
-        delegation_id, tx = self.orders.take_delegation(typed, signature)
+        delegation_id, tx = await self.orders.take_delegation(typed, signature)
         return JSONResponse({"id": "0x" + delegation_id.hex(), "tx": tx})
 
     async def _post_order(self, request: Request) -> Response:
@@ -300,3 +370,11 @@ class Gateway:
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
+
+
+def _unspecified(host: str) -> bool:
+    """Whether `host` is an any-address (0.0.0.0, ::), which no request names."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False

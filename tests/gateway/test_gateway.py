@@ -53,8 +53,10 @@ async def test_an_order_runs_under_its_delegation_and_settles_within_the_cap(set
     settlement = result["settlement"]
     paid = int(settlement["paid"])
     assert 0 < paid == int(result["spent"]) <= order.budget
-    # The chain agrees: the delegation's spent is what was paid, within the cap, and the agents got it.
-    assert on_chain(setup, delegation_id) == (delegation.cap, paid, False)
+    # The chain agrees: the delegation's cap counts the money placed in its channels (what was paid, and what a
+    # channel holds unspent, refunded to the wallet when it settles), within the cap, and the agents got paid.
+    cap, placed, revoked = on_chain(setup, delegation_id)
+    assert (cap, revoked) == (delegation.cap, False) and paid <= placed <= delegation.cap
     receipt = setup.chain.w3.eth.get_transaction_receipt(settlement["txs"][0])
     assert receipt["status"] == 1
     # The wallet's balance paid for the channels' deposits; the order's record is kept.
@@ -62,7 +64,7 @@ async def test_an_order_runs_under_its_delegation_and_settles_within_the_cap(set
     stored = (await setup.http.get(f"/api/orders/{order_id}")).json()
     assert stored["status"] == "done" and stored["spent"] == str(paid)
     account = (await setup.http.get(f"/api/accounts/{setup.wallet.address}")).json()
-    assert account["delegations"][0]["spent"] == str(paid)
+    assert account["delegations"][0]["spent"] == str(placed)
     assert account["delegations"][0]["capabilities"] == list(delegation.capabilities)
 
     # The same signed order again is a replay.
@@ -203,7 +205,9 @@ async def test_an_independently_signed_delegation_is_accepted_and_an_edited_one_
 
 async def test_malformed_bodies_get_json_errors(setup: Setup) -> None:
     for body in (b"not json", b"[]", b'{"delegation": 1, "order": 2}'):
-        response = await setup.http.post("/api/orders", content=body)
+        response = await setup.http.post(
+            "/api/orders", content=body, headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 400 and response.json()["error"]
     missing = await setup.http.get("/api/orders/nope")
     assert missing.status_code == 404 and "no order" in missing.json()["error"]

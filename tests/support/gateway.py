@@ -19,7 +19,9 @@ from motet.chain import Chain
 from motet.demo import Market, local_market, research_brief
 from motet.gateway import Gateway
 from motet.payments import ChannelDomain, Delegation, DelegationClient, TaskOrder, sign_typed
+from motet.registry import Registry
 from motet.runtimes import LlamaCppRuntime, Runtime
+from motet.settings import GatewayLimits
 from motet.units import GWEI
 
 DOCUMENT = "<p>The city opened a new public library downtown. Visitors praised its bright reading rooms.</p>"
@@ -30,7 +32,7 @@ _nonces = itertools.count(1)
 @dataclass
 class Setup:
     chain: Chain
-    market: Market
+    market: Market | None
     gateway: Gateway
     url: str
     http: httpx.AsyncClient
@@ -124,6 +126,27 @@ async def gateway_setup(chain: Chain, runtime: Runtime, data_dir: Path | None = 
         )
         async with gateway.running() as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
             yield Setup(chain, market, gateway, url, http, wallet, session_key)
+
+
+@contextlib.asynccontextmanager
+async def bare_gateway(
+    chain: Chain, *, limits: GatewayLimits | None = None, data_dir: Path | None = None
+) -> AsyncIterator[Setup]:
+    """A gateway with no agents in its registry (session key: account 8), for what it refuses before any agent is
+    called; the wallet (account 9) has a balance of 1,000,000 gwei in the channels contract."""
+    session_key, wallet = chain.accounts[8], chain.accounts[9]
+    if DelegationClient(chain).balance(wallet.address) == 0:
+        DelegationClient(chain, wallet).deposit(DEPOSIT)
+    gateway = Gateway(
+        chain,
+        Registry(chain),
+        session_key=session_key,
+        workflows={"research-brief": research_brief()},
+        data_dir=data_dir,
+        limits=limits,
+    )
+    async with gateway.running() as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        yield Setup(chain, None, gateway, url, http, wallet, session_key)
 
 
 @pytest.fixture
