@@ -50,6 +50,20 @@ def serve(
             help="Run on an OpenAI-compatible endpoint (MOTET_ENDPOINT_URL) with this model id instead of the local model."
         ),
     ] = None,
+    redeem_above: Annotated[
+        Wei | None,
+        amount_option("Redeem everything held once the unredeemed total reaches this (default 0.1eth)"),
+    ] = None,
+    redeem_after: Annotated[
+        float | None,
+        typer.Option(min=0, help="Redeem everything held once the oldest voucher waited this many seconds."),
+    ] = None,
+    watch_interval: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="Seconds between looks at the chain for closing channels (redeemed at once)."
+        ),
+    ] = None,
 ) -> None:
     """Serve built-in agents on the local model (or an endpoint), paid per call through payment channels.
 
@@ -82,6 +96,9 @@ def serve(
             url=url,
             ledger=ledger(node, "agent"),
             tab=ledger_path(node, "tab"),
+            redeem_above=redeem_above,
+            redeem_after=redeem_after,
+            watch_interval=watch_interval,
         )
         with err.status("loading the model"):
             async with server.running(host, port) as base:
