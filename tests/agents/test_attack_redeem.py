@@ -31,10 +31,11 @@ async def watching(chain: Chain) -> AsyncIterator[tuple[Running, list[str]]]:
         yield running
 
 
-async def until(condition: object, seconds: float = 20.0) -> None:
+async def redeemed(server: AgentServer, seconds: float = 20.0) -> None:
+    """Wait until the running server has sent a redeem transaction on its own."""
     deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
+    while not server.redemptions:
+        assert asyncio.get_running_loop().time() < deadline, "the agent did not redeem"
         await asyncio.sleep(0.05)
 
 
@@ -55,7 +56,7 @@ async def test_agent_redeems_when_payer_starts_closing(
     # The payer starts closing, hoping the agent will not redeem within the challenge period.
     closes_at = payer.close(channel)
     started = chain.timestamp()
-    await until(lambda: server.redemptions)
+    await redeemed(server)
     assert chain.timestamp() < closes_at, "redeemed within the challenge period"
     assert sum(r.paid for r in server.redemptions) == 2 * PRICE
     assert payer.channel(channel).redeemed == 2 * PRICE
@@ -76,7 +77,7 @@ async def test_agent_redeems_once_its_unredeemed_total_passes_the_threshold(chai
         assert server.redemptions == []  # PRICE held: under the threshold
         second = await running.client.invoke("echo", {"text": "two"}, channel=channel)
         await running.client.pay(channel, payer.sign(channel, second.owed))
-        await until(lambda: server.redemptions)
+        await redeemed(server)
         assert payer.channel(channel).redeemed == 2 * PRICE
 
 
@@ -86,5 +87,5 @@ async def test_agent_redeems_once_its_oldest_voucher_passes_the_age_threshold(ch
         channel = payer.open(server.account.address, 10 * PRICE).channel_id
         first = await running.client.invoke("echo", {"text": "one"}, channel=channel)
         await running.client.pay(channel, payer.sign(channel, first.owed))
-        await until(lambda: server.redemptions)
+        await redeemed(server)
         assert payer.channel(channel).redeemed == PRICE
