@@ -54,12 +54,8 @@ NATIVE_ASSET = "0x" + "00" * 20
 """How motet's contracts name the native coin where an ERC-20 address is expected."""
 
 
-def _constructor_args(name: str, settings: Settings) -> tuple[Any, ...]:
-    if name == "PaymentChannels":
-        return (settings.challenge_period,)
-    if name == "AgentRegistry":
-        return (settings.unbonding_delay,)
-    return ()
+_CHANNELS_DOMAIN = ("motet-channels", "1")
+"""The EIP-712 domain name and version `PaymentChannels` is deployed with."""
 
 
 class Chain:
@@ -226,22 +222,67 @@ class Chain:
         artifact = compile_contract(name, self.settings.cache_dir)
         record = self._deployments().get(name)
         if record and record.get("source_hash") == artifact.source_hash:
-            # Vyper appends immutables to the runtime code, so the deployed code starts with it.
+            # Vyper appends immutables to the runtime code, so the deployed code starts with it; the
+            # immutables themselves (challenge period, registry, domain) are read back and compared.
             onchain = bytes(self.w3.eth.get_code(Web3.to_checksum_address(record["address"])))
             if onchain.startswith(artifact.runtime_bytecode):
                 found = self.w3.eth.contract(
                     address=Web3.to_checksum_address(record["address"]), abi=artifact.abi
                 )
-                self._contracts[name] = found
-                return found
-        deployed = self.deploy(name, *_constructor_args(name, self.settings))
+                if self._immutables_problem(name, found) is None:
+                    self._contracts[name] = found
+                    return found
+        deployed = self.deploy(name, *self._constructor_args(name))
         self._record_deployment(name, deployed.address, artifact.source_hash)
         self._contracts[name] = deployed
         return deployed
 
+    def _constructor_args(self, name: str) -> tuple[Any, ...]:
+        if name == "PaymentChannels":
+            return (self.settings.challenge_period, self.contract("AgentRegistry").address)
+        if name == "AgentRegistry":
+            return (self.settings.unbonding_delay,)
+        return ()
+
+    def _immutables_problem(self, name: str, contract: Contract) -> str | None:
+        """Why the immutables of motet's contract `name` at `contract` are not what motet deploys it with
+        (the code alone does not say: Vyper keeps them after the runtime code), or None when they are."""
+        address = contract.address
+        try:
+            if name == "AgentRegistry":
+                delay = int(contract.functions.UNBONDING_DELAY().call())
+                if delay != self.settings.unbonding_delay:
+                    return (
+                        f"its unbonding delay is {delay} s, but motet's is {self.settings.unbonding_delay} s "
+                        "(settings.unbonding_delay)"
+                    )
+            elif name == "PaymentChannels":
+                period = int(contract.functions.CHALLENGE_PERIOD().call())
+                if period != self.settings.challenge_period:
+                    return (
+                        f"its challenge period is {period} s, but motet's is {self.settings.challenge_period} s "
+                        "(settings.challenge_period)"
+                    )
+                separator = bytes(contract.functions.domain_separator().call())
+                if separator != _domain_separator(*_CHANNELS_DOMAIN, self.chain_id, address):
+                    return "its EIP-712 domain is not motet-channels version 1 on this chain at this address"
+                registry = Web3.to_checksum_address(contract.functions.REGISTRY().call())
+                known = self._contracts.get("AgentRegistry")
+                if known is not None and registry != known.address:
+                    return f"it pays agents of the registry {registry}, but this chain's registry is {known.address}"
+                if known is None:
+                    self.use("AgentRegistry", registry)
+        except ChainError as exc:
+            return f"its agent registry is not motet's: {exc}"
+        except Exception as exc:  # a getter that is missing or reverts: not motet's contract
+            return f"its settings cannot be read ({type(exc).__name__}: {exc})"
+        return None
+
     def use(self, name: str, address: str) -> Contract:
         """Use motet's contract `name` already deployed at `address` (say, the channels contract an agent's
-        402 names), after checking that the code there is that contract; later `contract(name)` returns it."""
+        402 names), after checking that the code there is that contract, deployed with the settings motet
+        expects (challenge period, unbonding delay, EIP-712 domain, the agent registry it trusts); later
+        `contract(name)` returns it. Raises `ChainError` naming what differs."""
         artifact = compile_contract(name, self.settings.cache_dir)
         try:
             checksum = Web3.to_checksum_address(address)
@@ -252,6 +293,12 @@ class Chain:
                 f"the code at {checksum} is not motet's {name} contract (version {artifact.source_hash[:8]})"
             )
         found = self.w3.eth.contract(address=checksum, abi=artifact.abi)
+        problem = self._immutables_problem(name, found)
+        if problem is not None:
+            raise ChainError(
+                f"the {name} contract at {checksum} has motet's code but not motet's settings: {problem}; "
+                "motet refuses to use it"
+            )
         self._contracts[name] = found
         return found
 
@@ -403,6 +450,23 @@ _ERC20_APPROVE_ABI = _function_abi(
 )
 _ERC1271_ABI = _function_abi("isValidSignature", "view", {"hash": "bytes32", "signature": "bytes"}, "bytes4")
 _ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+
+
+def _domain_separator(name: str, version: str, chain_id: int, contract: str) -> bytes:
+    """The EIP-712 domain separator of `(name, version, chain_id, contract)`."""
+    typehash = Web3.keccak(
+        text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    return bytes(
+        Web3.keccak(
+            typehash
+            + Web3.keccak(text=name)
+            + Web3.keccak(text=version)
+            + chain_id.to_bytes(32, "big")
+            + bytes(12)
+            + bytes.fromhex(contract[2:])
+        )
+    )
 
 
 def _revert_reason(message: str) -> str:

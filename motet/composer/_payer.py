@@ -212,7 +212,13 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
                 deposit = self.channels.topup(channel_id, top_up).deposit
                 self._open[offer.payout] = (channel_id, deposit)
             return channel_id
-        state = self.channels.open(offer.payout, top_up, delegation=self.delegation)
+        state = self.channels.open(
+            offer.payout,
+            top_up,
+            delegation=self.delegation,
+            agent_id=offer.agent_id,
+            capability=offer.capability.name,
+        )
         self._open[offer.payout] = (state.channel_id, state.deposit)
         return state.channel_id
 

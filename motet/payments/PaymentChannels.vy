@@ -21,20 +21,35 @@
         every transfer and every state-changing entry point holds the
         reentrancy lock.
 
-        Delegation (docs/gateway.md): a wallet keeps a balance here and
+        Batches (`redeem_many`) never fail for one voucher: an invalid one
+        is skipped with `VoucherRejected`. A payout that cannot be pushed
+        (a receiver that rejects the native coin or burns the gas, a token
+        that refuses the transfer) is credited to the receiver's balance
+        here with `PayoutCredited`; `withdraw_to` sends a balance to another
+        address, so a contract wallet that rejects the coin recovers it.
+
+        Delegation (docs/protocol.md): a wallet keeps a balance here and
         signs an EIP-712 `Delegation` to a session key: asset, cap, a
         validity window, allowed capabilities and a nonce. Anyone registers
         the signed delegation (ECDSA for an account, ERC-1271 for a contract
         wallet). The session key then opens channels funded from the
-        wallet's balance and signs their vouchers; every redemption checks,
-        at use, that the delegation is neither revoked nor outside its
-        window and that the sum paid over all its channels stays within
-        the cap. The wallet can revoke at any time.
+        wallet's balance, only to agents registered in `REGISTRY` with a
+        delegated capability (never to itself or the delegator), and signs
+        their vouchers. The cap is consumed when money is placed in a
+        delegated channel (open and top-up), summed over all its channels;
+        revocation and expiry stop new channels and top-ups, never the
+        redemption of money already placed.
 """
 
 # @dev We import the `IERC20` interface, which is a built-in
 # interface of the Vyper compiler, to move ERC-20 deposits.
 from ethereum.ercs import IERC20
+
+
+# @dev The agent registry's view that `open_delegated` asks: the payout
+# of an active agent that declares the capability, else the zero address.
+interface AgentRegistry:
+    def payee_for(agent_id: uint256, capability: bytes32) -> address: view
 
 
 # @dev We import the `ecdsa` module: ECDSA recovery with the
@@ -60,8 +75,8 @@ VOUCHER_TYPEHASH: public(constant(bytes32)) = keccak256(
 
 
 # @dev The EIP-712 delegation type. `capabilities` is a `string[]`; the
-# contract takes its EIP-712 hash (`capabilities_hash`), which the
-# signature covers like every other field.
+# contract takes the keccak256 of each name and computes the array's
+# EIP-712 hash itself, so the signature covers the list it stores.
 DELEGATION_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Delegation(address delegator,address sessionKey,address asset,uint256 cap,uint256 validAfter,uint256 expiry,string[] capabilities,uint256 nonce)"
 )
@@ -82,6 +97,39 @@ _DELEGATED_BIT: constant(uint256) = 1 << 225
 
 # @dev Largest batch accepted by `redeem_many`.
 MAX_BATCH: constant(uint256) = 256
+
+
+# @dev Most capabilities one delegation may list.
+MAX_DELEGATED_CAPABILITIES: constant(uint256) = 32
+
+
+# @dev keccak256("*"): a delegation listing it allows any capability.
+ANY_CAPABILITY: constant(bytes32) = keccak256("*")
+
+
+# @dev Gas given to each payout push in `redeem`, `redeem_many` and
+# `settle`: enough for a contract wallet or a token transfer, bounded so
+# that one receiver cannot burn a batch's gas. A push that fails is
+# credited to the receiver's balance instead.
+PUSH_GAS: constant(uint256) = 100_000
+
+
+# @dev Why `redeem_many` skipped a voucher (`VoucherRejected.reason`).
+REJECT_UNKNOWN_CHANNEL: constant(uint256) = 1
+REJECT_SETTLED: constant(uint256) = 2
+REJECT_PERIOD_OVER: constant(uint256) = 3
+REJECT_NOT_ABOVE_REDEEMED: constant(uint256) = 4
+REJECT_DEPOSIT_EXHAUSTED: constant(uint256) = 5
+REJECT_SIGNATURE_LENGTH: constant(uint256) = 6
+REJECT_SIGNATURE_V: constant(uint256) = 7
+REJECT_SIGNATURE_S: constant(uint256) = 8
+REJECT_SIGNATURE_INVALID: constant(uint256) = 9
+REJECT_NOT_PAYER: constant(uint256) = 10
+REJECT_NOT_SESSION_KEY: constant(uint256) = 11
+
+
+# @dev Half the secp256k1 order: a larger `s` is the malleable twin.
+_HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 
 
 # @dev The native coin is recorded as the zero address in `Channel.token`.
@@ -107,7 +155,7 @@ struct Channel:
 
 
 # @dev A delegation as its delegator signs it, `capabilities` given as
-# their EIP-712 `string[]` hash.
+# the keccak256 of each name (the contract computes the `string[]` hash).
 struct Delegation:
     delegator: address
     session_key: address
@@ -115,12 +163,12 @@ struct Delegation:
     cap: uint256
     valid_after: uint256
     expiry: uint256
-    capabilities_hash: bytes32
+    capabilities: DynArray[bytes32, MAX_DELEGATED_CAPABILITIES]
     nonce: uint256
 
 
-# @dev A registered delegation: its terms and what was paid under it
-# so far, over all its channels.
+# @dev A registered delegation: its terms and what was placed in its
+# channels so far (deposits and top-ups), over all its channels.
 struct DelegationState:
     delegator: address
     session_key: address
@@ -140,6 +188,10 @@ struct SignedVoucher:
 
 # @dev Seconds between `close` and the earliest `settle`.
 CHALLENGE_PERIOD: public(immutable(uint256))
+
+
+# @dev The agent registry delegated channels must pay into.
+REGISTRY: public(immutable(address))
 
 
 # @dev A channel lives in four packed slots (gas: one paid call must cost
@@ -181,6 +233,10 @@ revoked: public(HashMap[address, HashMap[bytes32, bool]])
 channel_delegation: public(HashMap[uint256, bytes32])
 
 
+# @dev The capabilities (keccak256 of each name) a registered delegation allows.
+_delegation_capabilities: HashMap[bytes32, DynArray[bytes32, MAX_DELEGATED_CAPABILITIES]]
+
+
 # @dev Emitted when a channel opens, plain or delegated (then `payer`
 # is the delegator).
 event ChannelOpened:
@@ -206,6 +262,23 @@ event VoucherRedeemed:
     cumulative_amount: uint256
     paid: uint256
     redeemed: uint256
+
+
+# @dev Emitted for each voucher `redeem_many` skips; `reason` is one of
+# the `REJECT_*` codes.
+event VoucherRejected:
+    channel_id: indexed(uint256)
+    cumulative_amount: uint256
+    reason: uint256
+
+
+# @dev Emitted when a payout or refund could not be pushed and was
+# credited to the receiver's balance instead (see `withdraw_to`).
+event PayoutCredited:
+    receiver: indexed(address)
+    token: indexed(address)
+    amount: uint256
+    balance: uint256
 
 
 # @dev Emitted when an owner's balance grows (`deposit`, `deposit_for`).
@@ -247,8 +320,8 @@ event ChannelDelegated:
     delegation_id: indexed(bytes32)
 
 
-# @dev Emitted when a voucher on a delegated channel pays: `spent` is
-# the delegation's new total over all its channels.
+# @dev Emitted when money is placed in a delegated channel (open or
+# top-up): `spent` is the delegation's new total over all its channels.
 event DelegationSpent:
     delegation_id: indexed(bytes32)
     channel_id: indexed(uint256)
@@ -270,14 +343,17 @@ event ChannelSettled:
 
 
 @deploy
-def __init__(challenge_period: uint256):
+def __init__(challenge_period: uint256, registry: address):
     """
-    @dev Sets the EIP-712 domain ("motet-channels", "1") and the
-         challenge period.
+    @dev Sets the EIP-712 domain ("motet-channels", "1"), the challenge
+         period and the agent registry.
     @param challenge_period Seconds the payee has to redeem after the
            payer starts to close a channel. Must be positive and at
            most 2**32 - 1 (about 136 years).
+    @param registry The AgentRegistry that delegated channels pay into.
     """
+    assert registry.is_contract, "channels: registry is not a contract"
+    REGISTRY = registry
     assert challenge_period > 0, "channels: challenge period is zero"
     # `closes_at` is packed into 64 bits of `_payee`: an unbounded period
     # would carry into the settled bit (locking the deposit) or wrap to
@@ -332,12 +408,13 @@ def topup(channel_id: uint256, amount: uint256):
         assert channel.closes_at == 0, "channels: channel is closing"
         added = self._pull(channel.token, msg.sender, amount, msg.value)
     else:
-        # The session key tops up from the delegator's balance.
+        # The session key tops up from the delegator's balance, within the cap.
         assert self._payee[channel_id] & _DELEGATED_BIT != 0, "channels: caller is not the payer"
         delegation_id: bytes32 = self.channel_delegation[channel_id]
-        self._check_session_key(delegation_id, msg.sender)
+        state: DelegationState = self._check_session_key(delegation_id, msg.sender)
         assert channel.closes_at == 0, "channels: channel is closing"
         assert msg.value == 0, "channels: native value sent with a delegated top-up"
+        self._place(delegation_id, state, channel_id, amount)
         self._draw(channel.payer, channel.token, amount)
         added = amount
     assert channel.deposit + added <= _MASK_128, "channels: deposit too large"
@@ -357,7 +434,7 @@ def redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65]
     @param signature The payer's 65-byte signature (r, s, v).
     @return uint256 The amount paid.
     """
-    return self._redeem(channel_id, cumulative_amount, signature)
+    return self._redeem(channel_id, cumulative_amount, signature, True)
 
 
 @external
@@ -365,14 +442,17 @@ def redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65]
 def redeem_many(vouchers: DynArray[SignedVoucher, MAX_BATCH]) -> uint256:
     """
     @dev Redeems many vouchers, on any channels, in one transaction.
-         All or nothing: one invalid voucher reverts the batch.
+         A voucher that cannot pay (unknown or settled channel, past the
+         challenge period, not above the redeemed amount, exhausted
+         deposit, bad signature) is skipped with `VoucherRejected`; the
+         others pay.
     @param vouchers The signed vouchers.
     @return uint256 The total paid.
     """
     assert len(vouchers) > 0, "channels: empty batch"
     total: uint256 = 0
     for voucher: SignedVoucher in vouchers:
-        total += self._redeem(voucher.channel_id, voucher.cumulative_amount, voucher.signature)
+        total += self._redeem(voucher.channel_id, voucher.cumulative_amount, voucher.signature, False)
     return total
 
 
@@ -400,7 +480,9 @@ def close(channel_id: uint256):
 def settle(channel_id: uint256) -> uint256:
     """
     @dev Refunds the unredeemed deposit to the payer once the challenge
-         period is over. Anyone may call it; the refund goes to the payer.
+         period is over. Anyone may call it; the refund goes to the payer
+         (to its balance here when the channel was delegated, or when the
+         push fails).
     @param channel_id The channel.
     @return uint256 The amount refunded.
     """
@@ -411,7 +493,11 @@ def settle(channel_id: uint256) -> uint256:
     self._payee[channel_id] = self._payee[channel_id] | (1 << 224)
     self.total_owed[channel.token] -= refund
     log ChannelSettled(channel_id=channel_id, redeemed=channel.redeemed, refunded=refund)
-    self._push(channel.token, channel.payer, refund)
+    if self._payee[channel_id] & _DELEGATED_BIT != 0:
+        # Drawn from the delegator's balance: it goes back there.
+        self._credit(channel.payer, channel.token, refund)
+    else:
+        self._pay_out(channel.token, channel.payer, refund)
     return refund
 
 
@@ -456,13 +542,23 @@ def withdraw(token: address, amount: uint256) -> uint256:
     @param amount How much.
     @return uint256 The caller's new balance of that asset.
     """
-    assert amount > 0, "channels: withdrawal is zero"
-    self._draw(msg.sender, token, amount)
-    self.total_owed[token] -= amount
-    balance: uint256 = self.balances[msg.sender][token]
-    log Withdrawn(owner=msg.sender, token=token, amount=amount, balance=balance)
-    self._push(token, msg.sender, amount)
-    return balance
+    return self._withdraw(token, amount, msg.sender)
+
+
+@external
+@nonreentrant
+def withdraw_to(token: address, amount: uint256, to: address) -> uint256:
+    """
+    @dev Sends part of the caller's balance to another address: how a
+         contract wallet that rejects the native coin recovers a payout
+         or refund that was credited to it.
+    @param token The asset, zero for the native coin.
+    @param amount How much.
+    @param to Who receives it.
+    @return uint256 The caller's new balance of that asset.
+    """
+    assert to != empty(address), "channels: receiver is the zero address"
+    return self._withdraw(token, amount, to)
 
 
 @external
@@ -472,8 +568,8 @@ def delegate(delegation: Delegation, signature: Bytes[MAX_SIGNATURE]) -> bytes32
     @dev Registers a delegation signed by its delegator. Anyone may submit
          it. Both bounds of the window are required: an expiry of 0 is
          refused, never read as "forever".
-    @param delegation The delegation, its capabilities as their EIP-712
-           `string[]` hash.
+    @param delegation The delegation, its capabilities as the keccak256
+           of each name.
     @param signature The delegator's signature: 65 bytes (r, s, v) from
            an account, or whatever the contract wallet's ERC-1271
            `isValidSignature` accepts.
@@ -486,6 +582,7 @@ def delegate(delegation: Delegation, signature: Bytes[MAX_SIGNATURE]) -> bytes32
     assert delegation.delegator != empty(address), "channels: delegator is the zero address"
     assert delegation.session_key != empty(address), "channels: session key is the zero address"
     assert delegation.session_key != delegation.delegator, "channels: session key is the delegator"
+    assert len(delegation.capabilities) > 0, "channels: delegation lists no capability"
     delegation_id: bytes32 = self._delegation_digest(delegation)
     assert self.delegations[delegation_id].delegator == empty(address), "channels: delegation already registered"
     assert not self.revoked[delegation.delegator][delegation_id], "channels: delegation revoked"
@@ -499,6 +596,7 @@ def delegate(delegation: Delegation, signature: Bytes[MAX_SIGNATURE]) -> bytes32
         expiry=delegation.expiry,
         spent=0,
     )
+    self._delegation_capabilities[delegation_id] = delegation.capabilities
     log DelegationRegistered(
         delegation_id=delegation_id,
         delegator=delegation.delegator,
@@ -515,8 +613,9 @@ def delegate(delegation: Delegation, signature: Bytes[MAX_SIGNATURE]) -> bytes32
 def revoke(delegation_id: bytes32):
     """
     @dev Revokes a delegation of the caller, registered or not: from now
-         on no voucher under it redeems, no channel opens under it and it
-         cannot be registered.
+         on no channel opens under it, no channel of it is topped up and it
+         cannot be registered. Money already placed in its channels stays
+         redeemable by their payees.
     @param delegation_id The delegation's id (its EIP-712 digest).
     """
     self.revoked[msg.sender][delegation_id] = True
@@ -525,13 +624,20 @@ def revoke(delegation_id: bytes32):
 
 @external
 @nonreentrant
-def open_delegated(delegation_id: bytes32, payee: address, amount: uint256) -> uint256:
+def open_delegated(
+    delegation_id: bytes32, payee: address, agent_id: uint256, capability: bytes32, amount: uint256
+) -> uint256:
     """
     @dev Opens a channel from the delegator to `payee`, funded from the
-         delegator's balance. Only the delegation's session key can, and
-         only while the delegation is valid.
+         delegator's balance. Only the delegation's session key can, only
+         while the delegation is valid, within its cap (summed over all
+         its channels), and only to the payout of an active agent of
+         `REGISTRY` that declares `capability`, a capability the
+         delegation allows; never to the session key or the delegator.
     @param delegation_id The registered delegation.
-    @param payee The address the vouchers pay.
+    @param payee The address the vouchers pay: the agent's payout.
+    @param agent_id The agent in the registry.
+    @param capability keccak256 of the capability the channel pays for.
     @param amount The deposit, drawn from the delegator's balance of the
            delegation's asset.
     @return uint256 The new channel id.
@@ -539,10 +645,16 @@ def open_delegated(delegation_id: bytes32, payee: address, amount: uint256) -> u
     state: DelegationState = self._check_session_key(delegation_id, msg.sender)
     assert payee != empty(address), "channels: payee is the zero address"
     assert payee != state.delegator, "channels: payer and payee are the same"
-    self._draw(state.delegator, state.asset, amount)
+    assert payee != state.session_key, "channels: payee is the session key"
+    allowed: DynArray[bytes32, MAX_DELEGATED_CAPABILITIES] = self._delegation_capabilities[delegation_id]
+    assert capability in allowed or ANY_CAPABILITY in allowed, "channels: capability not delegated"
+    registered: address = staticcall AgentRegistry(REGISTRY).payee_for(agent_id, capability)
+    assert registered == payee, "channels: payee is not an active agent registered with that capability"
 
     channel_id: uint256 = self.channel_count + 1
     self.channel_count = channel_id
+    self._place(delegation_id, state, channel_id, amount)
+    self._draw(state.delegator, state.asset, amount)
     self._payer[channel_id] = state.delegator
     self._payee[channel_id] = convert(payee, uint256) | _DELEGATED_BIT
     if state.asset != NATIVE:
@@ -552,6 +664,17 @@ def open_delegated(delegation_id: bytes32, payee: address, amount: uint256) -> u
     log ChannelOpened(channel_id=channel_id, payer=state.delegator, payee=payee, token=state.asset, deposit=amount)
     log ChannelDelegated(channel_id=channel_id, delegation_id=delegation_id)
     return channel_id
+
+
+@external
+@view
+def delegation_capabilities(delegation_id: bytes32) -> DynArray[bytes32, MAX_DELEGATED_CAPABILITIES]:
+    """
+    @dev The capabilities a registered delegation allows.
+    @param delegation_id The delegation.
+    @return DynArray keccak256 of each capability name (empty if unknown).
+    """
+    return self._delegation_capabilities[delegation_id]
 
 
 @external
@@ -632,11 +755,40 @@ def _delegation_digest(delegation: Delegation) -> bytes32:
                 delegation.cap,
                 delegation.valid_after,
                 delegation.expiry,
-                delegation.capabilities_hash,
+                self._capabilities_hash(delegation.capabilities),
                 delegation.nonce,
             )
         )
     )
+
+
+@internal
+@pure
+def _capabilities_hash(capabilities: DynArray[bytes32, MAX_DELEGATED_CAPABILITIES]) -> bytes32:
+    """
+    @dev The EIP-712 hash of a `string[]` given the keccak256 of each
+         string: keccak256 of their concatenation.
+    @param capabilities keccak256 of each name.
+    @return bytes32 The array's EIP-712 hash.
+    """
+    # abi_encode writes the offset, the length, then the words themselves.
+    encoded: Bytes[32 * (MAX_DELEGATED_CAPABILITIES + 2)] = abi_encode(capabilities)
+    return keccak256(slice(encoded, 64, 32 * len(capabilities)))
+
+
+@internal
+def _place(delegation_id: bytes32, state: DelegationState, channel_id: uint256, amount: uint256):
+    """
+    @dev Consumes `amount` of a delegation's cap, placed in one of its
+         channels (D1: the sum placed never exceeds the cap).
+    @param delegation_id The delegation.
+    @param state Its registered state.
+    @param channel_id The channel the money goes to.
+    @param amount How much.
+    """
+    assert state.spent + amount <= state.cap, "channels: delegation cap exceeded"
+    self.delegations[delegation_id].spent = state.spent + amount
+    log DelegationSpent(delegation_id=delegation_id, channel_id=channel_id, paid=amount, spent=state.spent + amount)
 
 
 @internal
@@ -790,42 +942,31 @@ def _existing(channel_id: uint256) -> Channel:
 
 
 @internal
-def _redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65]) -> uint256:
+def _redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65], strict: bool) -> uint256:
     """
     @dev Checks a voucher and pays the payee what it adds over the
          redeemed amount, capped by the deposit.
-    @notice Reverts after the challenge period, for a voucher not above
-            the redeemed amount, on an exhausted deposit and on a bad
-            signature. On a delegated channel the voucher must be signed
-            by the session key, and the delegation must be active and
-            stay within its cap.
+    @notice A voucher is refused on an unknown or settled channel, after
+            the challenge period, when not above the redeemed amount, on
+            an exhausted deposit and on a bad signature: `strict` reverts
+            with the reason, otherwise it logs `VoucherRejected` and pays
+            nothing. On a delegated channel the voucher must be signed by
+            the session key; nothing else about the delegation is checked
+            (its money was placed, D5).
     @param channel_id The channel.
     @param cumulative_amount The cumulative amount in the voucher.
     @param signature The 65-byte signature (r, s, v).
+    @param strict Whether a refused voucher reverts.
     @return uint256 The amount paid.
     """
-    channel: Channel = self._existing(channel_id)
-    if channel.closes_at != 0:
-        assert block.timestamp < channel.closes_at, "channels: challenge period over"
-    assert cumulative_amount > channel.redeemed, "channels: voucher not above redeemed"
-    assert channel.redeemed < channel.deposit, "channels: deposit exhausted"
-
-    assert len(signature) == 65, "channels: signature is not 65 bytes"
-    v: uint256 = convert(slice(signature, 64, 1), uint256)
-    assert v == 27 or v == 28, "channels: signature v is not 27 or 28"
-    # snekmate rejects high-s values and a zero recovered address.
-    signer: address = ecdsa._recover_sig(self._voucher_digest(channel_id, cumulative_amount), signature)
+    channel: Channel = self._load(channel_id)
+    problem: uint256 = self._voucher_problem(channel_id, channel, cumulative_amount, signature)
+    if problem != 0:
+        if strict:
+            self._refuse(problem)
+        log VoucherRejected(channel_id=channel_id, cumulative_amount=cumulative_amount, reason=problem)
+        return 0
     pay: uint256 = min(cumulative_amount, channel.deposit) - channel.redeemed
-    if self._payee[channel_id] & _DELEGATED_BIT == 0:
-        assert signer == channel.payer, "channels: voucher not signed by payer"
-    else:
-        # Checked at use: the delegation's window, its revocation and its cap.
-        delegation_id: bytes32 = self.channel_delegation[channel_id]
-        state: DelegationState = self._active(delegation_id)
-        assert signer == state.session_key, "channels: voucher not signed by the delegation's session key"
-        assert state.spent + pay <= state.cap, "channels: delegation cap exceeded"
-        self.delegations[delegation_id].spent = state.spent + pay
-        log DelegationSpent(delegation_id=delegation_id, channel_id=channel_id, paid=pay, spent=state.spent + pay)
     self._amounts[channel_id] = self._pack_amounts(channel.deposit, channel.redeemed + pay)
     self.total_owed[channel.token] -= pay
     log VoucherRedeemed(
@@ -835,8 +976,145 @@ def _redeem(channel_id: uint256, cumulative_amount: uint256, signature: Bytes[65
         paid=pay,
         redeemed=channel.redeemed + pay,
     )
-    self._push(channel.token, channel.payee, pay)
+    self._pay_out(channel.token, channel.payee, pay)
     return pay
+
+
+@internal
+@view
+def _voucher_problem(
+    channel_id: uint256, channel: Channel, cumulative_amount: uint256, signature: Bytes[65]
+) -> uint256:
+    """
+    @dev Why a voucher cannot pay now: one of the `REJECT_*` codes, or 0
+         when it pays.
+    @param channel_id The channel.
+    @param channel Its state.
+    @param cumulative_amount The cumulative amount in the voucher.
+    @param signature The 65-byte signature (r, s, v).
+    @return uint256 The reason code, 0 for none.
+    """
+    if channel.payer == empty(address):
+        return REJECT_UNKNOWN_CHANNEL
+    if channel.settled:
+        return REJECT_SETTLED
+    if channel.closes_at != 0 and block.timestamp >= channel.closes_at:
+        return REJECT_PERIOD_OVER
+    if cumulative_amount <= channel.redeemed:
+        return REJECT_NOT_ABOVE_REDEEMED
+    if channel.redeemed >= channel.deposit:
+        return REJECT_DEPOSIT_EXHAUSTED
+    if len(signature) != 65:
+        return REJECT_SIGNATURE_LENGTH
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if v != 27 and v != 28:
+        return REJECT_SIGNATURE_V
+    s: uint256 = extract32(signature, 32, output_type=uint256)
+    if s > _HALF_N:
+        return REJECT_SIGNATURE_S
+    r: uint256 = extract32(signature, 0, output_type=uint256)
+    signer: address = ecrecover(self._voucher_digest(channel_id, cumulative_amount), v, r, s)
+    if signer == empty(address):
+        return REJECT_SIGNATURE_INVALID
+    if self._payee[channel_id] & _DELEGATED_BIT == 0:
+        if signer != channel.payer:
+            return REJECT_NOT_PAYER
+    elif signer != self.delegations[self.channel_delegation[channel_id]].session_key:
+        return REJECT_NOT_SESSION_KEY
+    return 0
+
+
+@internal
+@pure
+def _refuse(problem: uint256):
+    """
+    @dev Reverts with the reason of a `REJECT_*` code.
+    @param problem The code (not 0).
+    """
+    assert problem != REJECT_UNKNOWN_CHANNEL, "channels: unknown channel"
+    assert problem != REJECT_SETTLED, "channels: channel is settled"
+    assert problem != REJECT_PERIOD_OVER, "channels: challenge period over"
+    assert problem != REJECT_NOT_ABOVE_REDEEMED, "channels: voucher not above redeemed"
+    assert problem != REJECT_DEPOSIT_EXHAUSTED, "channels: deposit exhausted"
+    assert problem != REJECT_SIGNATURE_LENGTH, "channels: signature is not 65 bytes"
+    assert problem != REJECT_SIGNATURE_V, "channels: signature v is not 27 or 28"
+    assert problem != REJECT_SIGNATURE_S, "ecdsa: invalid signature `s` value"
+    assert problem != REJECT_SIGNATURE_INVALID, "ecdsa: invalid signature"
+    assert problem != REJECT_NOT_PAYER, "channels: voucher not signed by payer"
+    assert problem != REJECT_NOT_SESSION_KEY, "channels: voucher not signed by the delegation's session key"
+    raise "channels: voucher refused"
+
+
+@internal
+def _withdraw(token: address, amount: uint256, to: address) -> uint256:
+    """
+    @dev Takes `amount` out of the caller's balance and sends it to `to`
+         with all the gas (the caller chose the receiver); reverts when
+         the transfer fails.
+    @param token The asset.
+    @param amount How much.
+    @param to Who receives it.
+    @return uint256 The caller's new balance of that asset.
+    """
+    assert amount > 0, "channels: withdrawal is zero"
+    self._draw(msg.sender, token, amount)
+    self.total_owed[token] -= amount
+    balance: uint256 = self.balances[msg.sender][token]
+    log Withdrawn(owner=msg.sender, token=token, amount=amount, balance=balance)
+    self._push(token, to, amount)
+    return balance
+
+
+@internal
+def _credit(receiver: address, token: address, amount: uint256):
+    """
+    @dev Adds money the contract already holds (and no longer counts as
+         owed) back to `receiver`'s balance, owed again.
+    @param receiver Whose balance grows.
+    @param token The asset.
+    @param amount How much; nothing when zero.
+    """
+    if amount == 0:
+        return
+    self.total_owed[token] += amount
+    balance: uint256 = self.balances[receiver][token] + amount
+    self.balances[receiver][token] = balance
+    log PayoutCredited(receiver=receiver, token=token, amount=amount, balance=balance)
+
+
+@internal
+def _pay_out(token: address, receiver: address, amount: uint256):
+    """
+    @dev Pushes a payout or a refund with `PUSH_GAS`; when the push
+         fails, credits it to the receiver's balance instead, so that one
+         receiver can never block a batch or a settlement.
+    @notice The books were already updated as if it had been sent; the
+            credit makes it owed again.
+    @param token The ERC-20, or the zero address for the native coin.
+    @param receiver Who receives it.
+    @param amount How much; nothing when zero.
+    """
+    if amount == 0:
+        return
+    sent: bool = False
+    if token == NATIVE:
+        sent = raw_call(receiver, b"", value=amount, gas=PUSH_GAS, revert_on_failure=False)
+    else:
+        response: Bytes[32] = b""
+        sent, response = raw_call(
+            token,
+            abi_encode(receiver, amount, method_id=method_id("transfer(address,uint256)")),
+            max_outsize=32,
+            gas=PUSH_GAS,
+            revert_on_failure=False,
+        )
+        if sent:
+            if len(response) == 0:
+                sent = token.is_contract
+            else:
+                sent = len(response) == 32 and convert(response, uint256) == 1
+    if not sent:
+        self._credit(receiver, token, amount)
 
 
 @internal

@@ -24,8 +24,14 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from motet.chain import NATIVE_ASSET, Chain
-from motet.errors import ChannelFundsExhausted, ChannelNotFound, InvalidAmount, InvalidVoucher
-from motet.payments._delegation import DelegationState, read_delegation
+from motet.errors import (
+    ChannelFundsExhausted,
+    ChannelNotFound,
+    InvalidAmount,
+    InvalidDelegation,
+    InvalidVoucher,
+)
+from motet.payments._eip712 import keccak
 from motet.payments._ledger import Ledger
 from motet.payments._vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
 
@@ -33,6 +39,21 @@ Amount = NewType("Amount", int)
 """An amount in the smallest unit of a channel's asset (wei for the native coin)."""
 
 MAX_BATCH = 256  # PaymentChannels.MAX_BATCH
+
+REJECTIONS = {
+    1: "unknown channel",
+    2: "channel is settled",
+    3: "challenge period over",
+    4: "voucher not above redeemed",
+    5: "deposit exhausted",
+    6: "signature is not 65 bytes",
+    7: "signature v is not 27 or 28",
+    8: "signature s is not in the lower half",
+    9: "signature recovers nobody",
+    10: "voucher not signed by the payer",
+    11: "voucher not signed by the delegation's session key",
+}
+"""Why `redeem_many` skipped a voucher, by `VoucherRejected.reason` (PaymentChannels' `REJECT_*` codes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +83,15 @@ class ChannelState:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejection:
+    """A voucher the contract skipped in a batch, and why (see `REJECTIONS`)."""
+
+    channel_id: int
+    cumulative_amount: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Redemption:
     """The result of one redeem transaction."""
 
@@ -69,6 +99,11 @@ class Redemption:
     gas_used: int
     paid: Amount
     vouchers: int
+    rejected: tuple[Rejection, ...] = ()
+    """Vouchers of the batch the contract skipped (they paid nothing); the others paid."""
+    credited: Amount = Amount(0)
+    """Of `paid`, what could not be pushed to a payee (it rejects the coin) and was credited to its balance in
+    the contract instead, where it can `withdraw_to` another address."""
 
 
 class ChannelClient:
@@ -85,6 +120,7 @@ class ChannelClient:
         self._signer = VoucherSigner(bytes(self.account.key), self.domain)
         self._verifier = VoucherVerifier(self.domain)
         self._states: dict[int, ChannelState] = {}
+        self._session_keys: dict[bytes, str] = {}
 
     @property
     def address(self) -> str:
@@ -120,16 +156,33 @@ class ChannelClient:
     # -- payer side -----------------------------------------------------------------------------------
 
     def open(
-        self, payee: str, deposit: int, *, asset: str = NATIVE_ASSET, delegation: bytes | None = None
+        self,
+        payee: str,
+        deposit: int,
+        *,
+        asset: str = NATIVE_ASSET,
+        delegation: bytes | None = None,
+        agent_id: int | None = None,
+        capability: str | None = None,
     ) -> ChannelState:
         """Open a channel to `payee` with `deposit` of `asset`: the native coin, or an ERC-20.
 
         With `delegation` (this account being its session key), the channel is the delegator's, funded from the
-        delegator's balance in the delegation's asset, and this account signs its vouchers.
+        delegator's balance in the delegation's asset, and this account signs its vouchers. It then names the
+        registered agent (`agent_id`, whose payout is `payee`) and the `capability` it pays for: the contract
+        refuses an agent that is not registered and active with that capability, a capability the delegation
+        does not allow, and a deposit beyond what the delegation's cap has left.
         """
         payee = Web3.to_checksum_address(payee)
         if delegation is not None:
-            call = self.contract.functions.open_delegated(delegation, payee, deposit)
+            if agent_id is None or not capability:
+                raise InvalidDelegation(
+                    "a delegated channel pays one registered agent for one capability: pass agent_id= and "
+                    "capability="
+                )
+            call = self.contract.functions.open_delegated(
+                delegation, payee, agent_id, keccak(capability.encode()), deposit
+            )
             receipt = self.chain.send(call, sender=self.account, action="opening a delegated channel")
         elif int(asset, 16) == 0:
             call = self.contract.functions.open(payee, NATIVE_ASSET, 0)
@@ -227,19 +280,9 @@ class ChannelClient:
         if state.delegation is None:
             self._verifier.verify(voucher, state.payer)
         else:
-            delegation = self._delegation(state.delegation)
-            problem = delegation.problem(self.chain.timestamp())
-            if problem is not None:
-                raise InvalidVoucher(
-                    f"channel {voucher.channel_id} pays under a delegation that cannot pay: {problem}"
-                )
-            self._verifier.verify(voucher, delegation.session_key)
-            owed = min(voucher.cumulative_amount, state.deposit) - state.redeemed
-            if owed > delegation.remaining:
-                raise InvalidVoucher(
-                    f"voucher for channel {voucher.channel_id} needs {owed} of its delegation, which has "
-                    f"{delegation.remaining} left of its cap of {delegation.cap}"
-                )
+            # The money was placed when the channel opened or was topped up (the cap was consumed then):
+            # the contract checks only the session key's signature, whatever became of the delegation.
+            self._verifier.verify(voucher, self._session_key(state.delegation))
         if voucher.cumulative_amount > state.deposit:
             raise InvalidVoucher(
                 f"voucher for channel {voucher.channel_id} promises {voucher.cumulative_amount}, above the "
@@ -264,12 +307,13 @@ class ChannelClient:
         """Redeem vouchers (by default every unredeemed one in the ledger), `MAX_BATCH` per transaction.
 
         Vouchers that cannot pay anything now (already covered, deposit exhausted, channel settled or past
-        its challenge period) are left out so that one of them cannot revert the whole batch.
+        its challenge period) are left out. The contract skips any other voucher it refuses (a bad signature)
+        and pays the rest: each `Redemption` says what was paid, what was credited to a payee that rejects
+        the coin, and which vouchers were rejected.
         """
         candidates = list(vouchers) if vouchers is not None else self.ledger.unredeemed(self.domain)
         now = self.chain.timestamp()
-        room: dict[bytes, int] = {}  # what each delegation can still pay, less this batch's vouchers so far
-        pending = [v for v in candidates if self._redeemable(v, now, room)]
+        pending = [v for v in candidates if self._redeemable(v, now)]
         results = []
         for start in range(0, len(pending), MAX_BATCH):
             batch = pending[start : start + MAX_BATCH]
@@ -278,6 +322,18 @@ class ChannelClient:
             )
             receipt = self.chain.send(call, sender=self.account, action=f"redeeming {len(batch)} vouchers")
             events = self.contract.events.VoucherRedeemed().process_receipt(receipt, errors=DISCARD)
+            rejected = tuple(
+                Rejection(
+                    int(e["args"]["channel_id"]),
+                    int(e["args"]["cumulative_amount"]),
+                    REJECTIONS.get(int(e["args"]["reason"]), f"reason {e['args']['reason']}"),
+                )
+                for e in self.contract.events.VoucherRejected().process_receipt(receipt, errors=DISCARD)
+            )
+            credited = sum(
+                int(e["args"]["amount"])
+                for e in self.contract.events.PayoutCredited().process_receipt(receipt, errors=DISCARD)
+            )
             tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
             self.ledger.mark_redeemed(batch, tx_hash)
             for channel_id in {v.channel_id for v in batch}:
@@ -288,31 +344,27 @@ class ChannelClient:
                     gas_used=int(receipt["gasUsed"]),
                     paid=Amount(sum(int(e["args"]["paid"]) for e in events)),
                     vouchers=len(batch),
+                    rejected=rejected,
+                    credited=Amount(credited),
                 )
             )
         return results
 
-    def _delegation(self, delegation_id: bytes) -> DelegationState:
-        """A delegation's current state: read at each use, since it can be revoked or spent at any time."""
-        state = read_delegation(self.contract, delegation_id)
-        if state is None:  # the contract registers before it opens: a channel's delegation always exists
-            raise InvalidVoucher(f"delegation 0x{delegation_id.hex()} is not registered")
-        return state
+    def _session_key(self, delegation_id: bytes) -> str:
+        """The session key that signs a delegated channel's vouchers (it never changes: cached)."""
+        key = self._session_keys.get(delegation_id)
+        if key is None:
+            key = str(self.contract.functions.delegations(delegation_id).call()[1])
+            if int(key, 16) == 0:  # the contract registers before it opens: a channel's delegation exists
+                raise InvalidVoucher(f"delegation 0x{delegation_id.hex()} is not registered")
+            self._session_keys[delegation_id] = key
+        return key
 
-    def _redeemable(self, voucher: Voucher, now: int, room: dict[bytes, int]) -> bool:
+    def _redeemable(self, voucher: Voucher, now: int) -> bool:
         state = self.channel(voucher.channel_id)
-        ok = (
+        return (
             not state.settled
             and not (state.closing and now >= state.closes_at)
             and state.redeemed < state.deposit
             and voucher.cumulative_amount > state.redeemed
         )
-        if ok and state.delegation is not None:
-            if state.delegation not in room:
-                delegation = self._delegation(state.delegation)
-                room[state.delegation] = delegation.remaining if delegation.problem(now) is None else -1
-            owed = min(voucher.cumulative_amount, state.deposit) - state.redeemed
-            ok = owed <= room[state.delegation]
-            if ok:
-                room[state.delegation] -= owed
-        return ok

@@ -1,10 +1,12 @@
 """Wallet delegation: a wallet signs, once, an EIP-712 `Delegation` to a session key, and a `TaskOrder` per task.
 
 A `Delegation` lets one session key pay agents from the delegator's balance in the channels contract, in one
-asset, up to a cap summed over every channel opened under it, between `validAfter` and `expiry`, for the listed
-capabilities (`"*"` for any). The contract checks the window, revocation and cap each time a voucher under it is
-redeemed; the capabilities are checked by whoever runs the tasks (the gateway), since a channel pays an agent,
-not a capability. A `TaskOrder` names the delegation, the work (a workflow or a goal), its inputs, a budget, a
+asset, between `validAfter` and `expiry`, for the listed capabilities (`"*"` for any). The cap bounds the money
+placed in its channels (deposits and top-ups), summed over all of them; the contract checks the window,
+revocation and cap when the session key opens or tops up a channel, and opens one only to an agent registered
+and active with a delegated capability (never to the session key or the delegator). Money once placed stays
+redeemable by its agent: a voucher on a delegated channel needs only the session key's signature, whatever
+becomes of the delegation (revoked, expired) afterwards. A `TaskOrder` names the delegation, the work (a workflow or a goal), its inputs, a budget, a
 deadline and a nonce; the gateway checks it and runs it.
 
 Both are signed in the channels contract's EIP-712 domain (chain id and contract), with `eth_signTypedData_v4`
@@ -49,6 +51,9 @@ TASK_ORDER_TYPE = (
 
 ANY_CAPABILITY = "*"
 
+MAX_DELEGATED_CAPABILITIES = 32
+"""Most capabilities one delegation may list (PaymentChannels.MAX_DELEGATED_CAPABILITIES)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Delegation(TypedStruct):
@@ -73,6 +78,11 @@ class Delegation(TypedStruct):
             raise InvalidDelegation(
                 f"capabilities is empty: list the allowed ones, or {ANY_CAPABILITY!r} for any"
             )
+        if len(self.capabilities) > MAX_DELEGATED_CAPABILITIES:
+            raise InvalidDelegation(
+                f"{len(self.capabilities)} capabilities: a delegation lists at most {MAX_DELEGATED_CAPABILITIES} "
+                f"(or {ANY_CAPABILITY!r} for any)"
+            )
         if self.expiry == 0:
             raise InvalidDelegation("expiry is 0: a delegation needs an end (there is no 'forever')")
         if self.valid_after >= self.expiry:
@@ -91,7 +101,8 @@ class Delegation(TypedStruct):
         return ANY_CAPABILITY in self.capabilities or capability in self.capabilities
 
     def as_struct(self) -> tuple[Any, ...]:
-        """The contract's `Delegation` struct argument."""
+        """The contract's `Delegation` struct argument: the capabilities as the keccak256 of each name (the
+        contract stores them, to check channels against them, and hashes them into the digest)."""
         return (
             self.delegator,
             self.session_key,
@@ -99,7 +110,7 @@ class Delegation(TypedStruct):
             self.cap,
             self.valid_after,
             self.expiry,
-            self.capabilities_hash,
+            [keccak(c.encode()) for c in self.capabilities],
             self.nonce,
         )
 
@@ -152,7 +163,8 @@ _SIGNATURE = Fields.of("signed typed data", InvalidDelegation)
 
 @dataclass(frozen=True, slots=True)
 class DelegationState:
-    """A registered delegation as the contract holds it."""
+    """A registered delegation as the contract holds it. `spent` is the money placed in its channels so far
+    (deposits and top-ups over all of them), which the cap bounds."""
 
     delegation_id: bytes
     delegator: str
@@ -166,6 +178,7 @@ class DelegationState:
 
     @property
     def remaining(self) -> int:
+        """What the session key may still place in channels under this delegation (ignoring its window)."""
         return self.cap - self.spent
 
     def status(self, now: int) -> str:
@@ -179,7 +192,9 @@ class DelegationState:
         return "active"
 
     def problem(self, now: int) -> str | None:
-        """Why the contract would refuse to pay under this delegation at `now`, or None."""
+        """Why the contract would refuse to open or top up a channel under this delegation at `now`, or None.
+
+        It never stops the redemption of money already placed in its channels."""
         if self.revoked:
             return "the delegation is revoked"
         if now < self.valid_after:
@@ -230,9 +245,15 @@ class DelegationClient:
         self.chain.send(call, sender=self.account, value=amount if native else 0, action="depositing")
         return self.balance(owner, asset=asset)
 
-    def withdraw(self, amount: int, *, asset: str = NATIVE_ASSET) -> int:
-        """Take `amount` of `asset` back from this account's balance; returns what is left."""
-        call = self.contract.functions.withdraw(Web3.to_checksum_address(asset), amount)
+    def withdraw(self, amount: int, *, asset: str = NATIVE_ASSET, to: str | None = None) -> int:
+        """Take `amount` of `asset` back from this account's balance, to this account or to `to` (how a contract
+        wallet that rejects the native coin recovers a payout or refund credited to it); returns what is left."""
+        asset = Web3.to_checksum_address(asset)
+        call = (
+            self.contract.functions.withdraw(asset, amount)
+            if to is None
+            else self.contract.functions.withdraw_to(asset, amount, Web3.to_checksum_address(to))
+        )
         self.chain.send(call, sender=self.account, action="withdrawing")
         return self.balance(self.account.address, asset=asset)
 

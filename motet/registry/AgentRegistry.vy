@@ -364,6 +364,24 @@ def capabilities(agent_id: uint256) -> DynArray[bytes32, MAX_CAPABILITIES]:
     return self._capabilities[agent_id]
 
 
+@external
+@view
+def payee_for(agent_id: uint256, capability: bytes32) -> address:
+    """
+    @dev The address a payment channel to this agent for this capability
+         pays: its payout when the agent is active and declares the
+         capability, otherwise the zero address. The channels contract
+         asks it before a session key opens a delegated channel.
+    @param agent_id The agent.
+    @param capability keccak256 of the capability name.
+    @return address The payout, or the zero address.
+    """
+    agent: Agent = self.agents[agent_id]
+    if not agent.active or capability not in self._capabilities[agent_id]:
+        return empty(address)
+    return agent.payout
+
+
 @internal
 def _only_owner(agent_id: uint256):
     """

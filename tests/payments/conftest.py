@@ -21,7 +21,8 @@ def deployed() -> Iterator[Env]:
     deployer = accounts[0]
     channels = chain.contract("PaymentChannels")
     assert channels.functions.CHALLENGE_PERIOD().call() == CHALLENGE_PERIOD
-    other_channels = chain.deploy("PaymentChannels", CHALLENGE_PERIOD, sender=deployer)
+    registry = chain.contract("AgentRegistry")
+    other_channels = chain.deploy("PaymentChannels", CHALLENGE_PERIOD, registry.address, sender=deployer)
     tokens = {
         name: chain.deploy(CONTRACTS_DIR / f"{name}.vy", sender=deployer)
         for name in ("TestToken", "NoReturnToken", "FalseReturnToken", "ReentrantToken", "FeeToken")
@@ -36,6 +37,7 @@ def deployed() -> Iterator[Env]:
         reentrant=tokens["ReentrantToken"],
         fee=tokens["FeeToken"],
         lens=chain.deploy(CONTRACTS_DIR / "ChannelsLens.vy", sender=deployer),
+        registry=registry,
         deployer=deployer,
         payer=accounts[1],
         payee=accounts[2],
@@ -49,6 +51,8 @@ def deployed() -> Iterator[Env]:
         for token in env.tokens:
             chain.send(token.functions.mint(payer.address, TOKEN_SUPPLY), sender=deployer)
             chain.send(token.functions.approve(channels.address, MAX_UINT256), sender=payer)
+    for payee in (env.payee, env.payee2):
+        env.agents[payee.address] = env.register_agent(payee.address)
     env.snapshot = chain.snapshot()
     yield env
     chain.close()

@@ -1,8 +1,11 @@
 """Delegations in PaymentChannels.vy: a wallet's signed, capped, time-boxed, revocable grant to a session key.
 
 Roles: the delegator is `env.payer`, the session key `env.payer2` (it sends transactions, so it holds gas),
-`env.stranger` is a key that was never delegated to. Every refusal is checked by its exact revert string, and
-the delegation's `spent` is read back after it to show that nothing was consumed.
+`env.stranger` is a key that was never delegated to; `env.payee` and `env.payee2` are agents registered with
+"summarize" and "translate". The cap bounds the money placed in the delegation's channels (D1), the session key
+pays only registered agents with a delegated capability (D4), and money once placed stays redeemable whatever
+becomes of the delegation (D5). Every refusal is checked by its exact revert string, and the delegation's
+`spent` is read back after it to show that nothing was consumed.
 """
 
 from __future__ import annotations
@@ -66,9 +69,18 @@ def deposit(env: Env, amount: int, who: Any = None) -> None:
     env.send(env.channels.functions.deposit(NATIVE, 0), who or env.payer, value=amount)
 
 
+def opening(
+    env: Env, delegation_id: bytes, deposit: int, payee: Any = None, capability: str = "summarize"
+) -> Any:
+    """The `open_delegated` call to a registered agent (`env.payee` by default) for `capability`."""
+    address = (payee or env.payee).address
+    return env.channels.functions.open_delegated(
+        delegation_id, address, env.agents.get(address, 0), keccak(capability.encode()), deposit
+    )
+
+
 def open_delegated(env: Env, delegation_id: bytes, deposit: int, payee: Any = None) -> int:
-    call = env.channels.functions.open_delegated(delegation_id, (payee or env.payee).address, deposit)
-    receipt = env.send(call, env.payer2)
+    receipt = env.send(opening(env, delegation_id, deposit, payee), env.payer2)
     (event,) = env.events(receipt, "ChannelDelegated")
     return int(event["channel_id"])
 
@@ -83,13 +95,13 @@ def spent(env: Env, delegation_id: bytes) -> int:
 
 @pytest.fixture
 def active(env: Env) -> tuple[bytes, int, int]:
-    """A registered delegation (cap 1,000) with two channels, to payee and payee2, of 800 each."""
+    """A registered delegation (cap 1,000) with two channels, to payee and payee2, of 400 each."""
     deposit(env, 2_000)
     delegation_id = register(env, make(env))
     return (
         delegation_id,
-        open_delegated(env, delegation_id, 800),
-        open_delegated(env, delegation_id, 800, env.payee2),
+        open_delegated(env, delegation_id, 400),
+        open_delegated(env, delegation_id, 400, env.payee2),
     )
 
 
@@ -129,76 +141,63 @@ def test_registration_records_the_delegation_and_logs_it(env: Env) -> None:
     )
 
 
-# -- D1: the cap, summed over every channel of the delegation -----------------------------------------
+# -- D1: the cap, summed over the money placed in every channel of the delegation --------------------
 
 
-def test_spend_just_below_at_and_above_the_cap(env: Env, active: tuple[bytes, int, int]) -> None:
+def test_placing_just_below_at_and_above_the_cap(env: Env, active: tuple[bytes, int, int]) -> None:
     delegation_id, first, second = active
-    redeem = env.channels.functions.redeem
-    env.send(redeem(first, 400, voucher(env, first, 400)), env.relayer)
-    env.send(redeem(second, 599, voucher(env, second, 599)), env.relayer)
+    assert spent(env, delegation_id) == 800  # two deposits of 400
+    third = open_delegated(env, delegation_id, 199)
     assert spent(env, delegation_id) == 999  # just below
-    payee2_before = env.balance(env.payee2)
-    receipt = env.send(redeem(second, 600, voucher(env, second, 600)), env.relayer)
+    receipt = env.send(env.channels.functions.topup(second, 1), env.payer2)
     assert env.events(receipt, "DelegationSpent") == [
         {"delegation_id": delegation_id, "channel_id": second, "paid": 1, "spent": 1_000}
     ]
     assert spent(env, delegation_id) == 1_000  # at the cap
-    assert env.balance(env.payee2) == payee2_before + 1
-    # Above: one more wei on either channel, alone or in a batch, is refused and pays nothing.
-    env.reverts(
-        "channels: delegation cap exceeded", redeem(first, 401, voucher(env, first, 401)), env.relayer
-    )
-    batch = [(second, 700, voucher(env, second, 700)), (first, 450, voucher(env, first, 450))]
-    env.reverts("channels: delegation cap exceeded", env.channels.functions.redeem_many(batch), env.relayer)
+    # Above: one more wei in any channel, new or old, is refused and places nothing.
+    env.reverts("channels: delegation cap exceeded", opening(env, delegation_id, 1), env.payer2)
+    for channel_id in (first, second, third):
+        env.reverts(
+            "channels: delegation cap exceeded", env.channels.functions.topup(channel_id, 1), env.payer2
+        )
     assert spent(env, delegation_id) == 1_000
-    assert env.channel(first)[4] == 400 and env.channel(second)[4] == 600
-    # The deposits beyond the cap go back to the delegator at settlement.
-    env.send(env.channels.functions.close(first), env.payer2)
+    assert DelegationClient(env.chain).balance(env.payer.address) == 1_000
+
+
+def test_redemption_consumes_nothing_more_and_pays_all_that_was_placed(
+    env: Env, active: tuple[bytes, int, int]
+) -> None:
+    delegation_id, first, second = active
+    redeem = env.channels.functions.redeem
+    payee_before, payee2_before = env.balance(env.payee), env.balance(env.payee2)
+    env.send(redeem(first, 400, voucher(env, first, 400)), env.relayer)
+    env.send(redeem(second, 250, voucher(env, second, 250)), env.relayer)
+    assert env.balance(env.payee) == payee_before + 400 and env.balance(env.payee2) == payee2_before + 250
+    assert spent(env, delegation_id) == 800
+    # The unredeemed part goes back to the delegator's balance at settlement (where it was drawn from).
+    env.send(env.channels.functions.close(second), env.payer2)
     env.chain.advance_time(env.challenge_period + 1)
-    before = env.balance(env.payer)
-    env.send(env.channels.functions.settle(first), env.relayer)
-    assert env.balance(env.payer) == before + 400
+    env.send(env.channels.functions.settle(second), env.relayer)
+    assert DelegationClient(env.chain).balance(env.payer.address) == 1_200 + 150
     assert env.balance(env.channels.address) == env.owed()
-
-
-def test_a_failed_transfer_does_not_consume_the_budget(env: Env) -> None:
-    token = env.false_return
-    delegation = make(env, asset=token.address)
-    env.send(env.channels.functions.deposit(token.address, 500), env.payer)
-    delegation_id = register(env, delegation)
-    channel_id = open_delegated(env, delegation_id, 500)
-    env.send(token.functions.set_failing(True), env.deployer)
-    call = env.channels.functions.redeem(channel_id, 300, voucher(env, channel_id, 300))
-    env.reverts("channels: token transfer failed", call, env.relayer)
-    assert spent(env, delegation_id) == 0
-    assert env.channel(channel_id)[4] == 0
-    env.send(token.functions.set_failing(False), env.deployer)
-    env.send(call, env.relayer)
-    assert spent(env, delegation_id) == 300
-    assert env.balance(env.payee, token) == 300
 
 
 # -- D2: the window -----------------------------------------------------------------------------------
 
 
-def test_expired_delegations_neither_register_nor_open_nor_pay(
+def test_expired_delegations_neither_register_nor_open_nor_top_up_but_placed_money_pays(
     env: Env, active: tuple[bytes, int, int]
 ) -> None:
     delegation_id, first, _ = active
     env.send(env.channels.functions.redeem(first, 100, voucher(env, first, 100)), env.relayer)
     env.chain.advance_time(HOUR + 1)
-    env.reverts(
-        "channels: delegation expired",
-        env.channels.functions.redeem(first, 200, voucher(env, first, 200)),
-        env.relayer,
-    )
-    env.reverts(
-        "channels: delegation expired",
-        env.channels.functions.open_delegated(delegation_id, env.payee.address, 10),
-        env.payer2,
-    )
-    assert spent(env, delegation_id) == 100
+    env.reverts("channels: delegation expired", opening(env, delegation_id, 10), env.payer2)
+    env.reverts("channels: delegation expired", env.channels.functions.topup(first, 10), env.payer2)
+    # D5: the money placed before expiry stays the agent's.
+    before = env.balance(env.payee)
+    env.send(env.channels.functions.redeem(first, 400, voucher(env, first, 400)), env.relayer)
+    assert env.balance(env.payee) == before + 300
+    assert spent(env, delegation_id) == 800
     stale = make(env, nonce=2, valid_after=0, expiry=env.pending_timestamp() - 1)
     env.reverts(
         "channels: delegation expired",
@@ -212,21 +211,17 @@ def test_not_yet_valid_delegations_wait_for_their_start(env: Env) -> None:
     delegation = make(env, valid_after=start, expiry=start + HOUR)
     deposit(env, 1_000)
     delegation_id = register(env, delegation)
-    env.reverts(
-        "channels: delegation not yet valid",
-        env.channels.functions.open_delegated(delegation_id, env.payee.address, 100),
-        env.payer2,
-    )
+    env.reverts("channels: delegation not yet valid", opening(env, delegation_id, 100), env.payer2)
     env.chain.set_next_timestamp(start)
     channel_id = open_delegated(env, delegation_id, 100)
     env.send(env.channels.functions.redeem(channel_id, 50, voucher(env, channel_id, 50)), env.relayer)
-    assert spent(env, delegation_id) == 50
+    assert spent(env, delegation_id) == 100
 
 
 def test_an_expiry_of_zero_is_refused_not_read_as_forever(env: Env) -> None:
     with pytest.raises(InvalidDelegation, match="expiry is 0"):
         make(env, valid_after=0, expiry=0)
-    struct = (env.payer.address, env.payer2.address, NATIVE, 1_000, 0, 0, keccak(b""), 1)
+    struct = (env.payer.address, env.payer2.address, NATIVE, 1_000, 0, 0, [keccak(b"*")], 1)
     digest = env.channels.functions.delegation_digest(struct).call()
     env.reverts(
         "channels: delegation expiry is 0 (there is no 'forever')",
@@ -242,28 +237,29 @@ def test_an_expiry_of_zero_is_refused_not_read_as_forever(env: Env) -> None:
     )
 
 
-# -- D3: revocation, checked at use -------------------------------------------------------------------
+# -- D3: revocation stops new money, never placed money (D5) -----------------------------------------
 
 
-def test_revoked_mid_run_stops_the_next_redemption(env: Env, active: tuple[bytes, int, int]) -> None:
+def test_revoked_mid_run_stops_new_channels_and_top_ups_but_not_redemption(
+    env: Env, active: tuple[bytes, int, int]
+) -> None:
     delegation_id, first, second = active
     env.send(env.channels.functions.redeem(first, 100, voucher(env, first, 100)), env.relayer)
     # A stranger cannot revoke someone else's delegation: it only marks the id under the stranger.
     env.send(env.channels.functions.revoke(delegation_id), env.stranger)
-    env.send(env.channels.functions.redeem(second, 100, voucher(env, second, 100)), env.relayer)
+    env.send(env.channels.functions.topup(second, 100), env.payer2)
     receipt = env.send(env.channels.functions.revoke(delegation_id), env.payer)
     assert env.events(receipt, "DelegationRevoked") == [
         {"delegation_id": delegation_id, "delegator": env.payer.address}
     ]
-    env.reverts(
-        "channels: delegation revoked",
-        env.channels.functions.redeem(first, 200, voucher(env, first, 200)),
-        env.relayer,
-    )
     env.reverts("channels: delegation revoked", env.channels.functions.topup(first, 100), env.payer2)
-    assert spent(env, delegation_id) == 200
+    env.reverts("channels: delegation revoked", opening(env, delegation_id, 100), env.payer2)
+    assert spent(env, delegation_id) == 900
+    before = env.balance(env.payee2)
+    env.send(env.channels.functions.redeem(second, 500, voucher(env, second, 500)), env.relayer)
+    assert env.balance(env.payee2) == before + 500
     state = DelegationClient(env.chain).state(delegation_id)
-    assert state is not None and state.revoked
+    assert state is not None and state.revoked and state.remaining == 100
 
 
 def test_a_delegation_revoked_before_registration_never_registers(env: Env) -> None:
@@ -306,9 +302,7 @@ def test_replay_on_another_chain_id_or_contract_is_refused(env: Env) -> None:
 def test_wrong_session_key_can_neither_open_nor_sign(env: Env, active: tuple[bytes, int, int]) -> None:
     delegation_id, first, _ = active
     env.reverts(
-        "channels: caller is not the delegation's session key",
-        env.channels.functions.open_delegated(delegation_id, env.payee.address, 10),
-        env.stranger,
+        "channels: caller is not the delegation's session key", opening(env, delegation_id, 10), env.stranger
     )
     for key in (env.stranger, env.payer):  # the delegator's own key is not the session key either
         env.reverts(
@@ -326,7 +320,54 @@ def test_wrong_session_key_can_neither_open_nor_sign(env: Env, active: tuple[byt
         env.channels.functions.topup(first, 10),
         env.stranger,
     )
+    assert spent(env, delegation_id) == 800
+
+
+# -- D4: payees are registered agents with a delegated capability ---------------------------------------
+
+
+def test_payees_must_be_active_agents_with_a_delegated_capability(env: Env) -> None:
+    deposit(env, 2_000)
+    delegation_id = register(env, make(env))  # "summarize" only
+    refusals = [
+        (opening(env, delegation_id, 10, env.payer2), "channels: payee is the session key"),
+        (opening(env, delegation_id, 10, env.payer), "channels: payer and payee are the same"),
+        (
+            opening(env, delegation_id, 10, env.stranger),
+            "channels: payee is not an active agent registered with that capability",
+        ),
+        (opening(env, delegation_id, 10, capability="translate"), "channels: capability not delegated"),
+    ]
+    # An agent id that pays someone else cannot be borrowed: the payee must be that agent's payout.
+    wrong_id = env.channels.functions.open_delegated(
+        delegation_id, env.stranger.address, env.agents[env.payee.address], keccak(b"summarize"), 10
+    )
+    refusals.append((wrong_id, "channels: payee is not an active agent registered with that capability"))
+    for call, reason in refusals:
+        env.reverts(reason, call, env.payer2)
+    # A registered agent without the capability, and one deactivated by its owner, are refused too.
+    other = env.register_agent(env.stranger.address, ("translate",))
+    call = env.channels.functions.open_delegated(
+        delegation_id, env.stranger.address, other, keccak(b"summarize"), 10
+    )
+    env.reverts("channels: payee is not an active agent registered with that capability", call, env.payer2)
+    env.send(env.registry.functions.set_active(env.agents[env.payee.address], False), env.deployer)
+    env.reverts(
+        "channels: payee is not an active agent registered with that capability",
+        opening(env, delegation_id, 10),
+        env.payer2,
+    )
     assert spent(env, delegation_id) == 0
+    # "*" delegates every capability, still only to registered agents.
+    anything = register(env, make(env, capabilities=("*",), nonce=2))
+    open_delegated(env, anything, 10, env.payee2)
+    env.send(opening(env, anything, 10, env.payee2, capability="translate"), env.payer2)
+    env.reverts(
+        "channels: payee is not an active agent registered with that capability",
+        opening(env, anything, 10, env.stranger),
+        env.payer2,
+    )
+    assert spent(env, anything) == 20
 
 
 # -- balances -------------------------------------------------------------------------------------------
@@ -334,12 +375,8 @@ def test_wrong_session_key_can_neither_open_nor_sign(env: Env, active: tuple[byt
 
 def test_channels_draw_from_the_balance_and_the_rest_can_be_withdrawn(env: Env) -> None:
     deposit(env, 1_000)
-    delegation_id = register(env, make(env))
-    env.reverts(
-        "channels: balance too low",
-        env.channels.functions.open_delegated(delegation_id, env.payee.address, 1_001),
-        env.payer2,
-    )
+    delegation_id = register(env, make(env, cap=10_000))
+    env.reverts("channels: balance too low", opening(env, delegation_id, 1_001), env.payer2)
     channel_id = open_delegated(env, delegation_id, 600)
     assert env.channel(channel_id)[:4] == (env.payer.address, env.payee.address, NATIVE, 600)
     env.send(env.channels.functions.topup(channel_id, 300), env.payer2)
@@ -379,8 +416,9 @@ def test_a_contract_wallet_delegates_with_erc1271(env: Env) -> None:
     env.send(env.channels.functions.close(channel_id), env.payer2)
     env.chain.advance_time(env.challenge_period + 1)
     env.send(env.channels.functions.settle(channel_id), env.relayer)
-    assert env.balance(wallet.address) == 450  # the refund goes to the contract wallet
-    assert spent(env, delegation_id) == 250
+    # The refund goes back to the wallet's balance here, where the deposit was drawn from.
+    assert DelegationClient(env.chain).balance(wallet.address) == 300 + 450
+    assert spent(env, delegation_id) == 700
 
 
 def test_an_independent_signature_is_accepted_and_an_edited_field_is_not(env: Env) -> None:

@@ -20,6 +20,7 @@ from web3.types import TxParams, TxReceipt
 from motet.chain import Chain
 from motet.errors import TransactionReverted
 from motet.payments import ChannelDomain, VoucherSigner
+from motet.payments._eip712 import keccak
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 """The test contracts: tokens that misbehave, a lens, a minimal ERC-1271 wallet."""
@@ -28,6 +29,8 @@ CHALLENGE_PERIOD = 3600
 MAX_UINT256 = 2**256 - 1
 TOKEN_SUPPLY = 10**30
 """Minted to every payer of every test token."""
+AGENT_CAPABILITIES = ("summarize", "translate")
+"""What the agents `deployed` registers for the payee and payee2 declare."""
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Env:
     reentrant: Contract
     fee: Contract
     lens: Contract
+    registry: Contract
     deployer: LocalAccount
     payer: LocalAccount
     payee: LocalAccount
@@ -51,6 +55,8 @@ class Env:
     payee2: LocalAccount
     stranger: LocalAccount
     snapshot: Any = field(default=None, repr=False)
+    agents: dict[str, int] = field(default_factory=dict)
+    """Agent ids in `registry` by payout: `deployed` registers the payee and payee2 (see `AGENT_CAPABILITIES`)."""
 
     native: str = NATIVE
     challenge_period: int = CHALLENGE_PERIOD
@@ -59,6 +65,20 @@ class Env:
     @property
     def tokens(self) -> list[Contract]:
         return [self.token, self.no_return, self.false_return, self.reentrant, self.fee]
+
+    def register_agent(
+        self,
+        payout: str,
+        capabilities: tuple[str, ...] = AGENT_CAPABILITIES,
+        owner: LocalAccount | None = None,
+    ) -> int:
+        """Register an agent paying `payout` in `registry` (owned by the deployer); returns its id."""
+        call = self.registry.functions.register(
+            "data:,agent", payout, NATIVE, 1, [keccak(c.encode()) for c in capabilities]
+        )
+        receipt = self.send(call, owner or self.deployer)
+        (event,) = self.events(receipt, "AgentRegistered", self.registry)
+        return int(event["agent_id"])
 
     # -- signing ---------------------------------------------------------------------------------------
 
