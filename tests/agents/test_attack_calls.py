@@ -166,8 +166,8 @@ async def test_channel_in_a_worthless_asset_is_402(echo: Echo) -> None:
     channel = payer.open(running.server.account.address, 10**21, asset=token.address).channel_id
     with pytest.raises(PaymentRequired, match=f"holds the asset {token.address}") as caught:
         await running.client.invoke("echo", {"text": "worthless"}, channel=channel)
-    (accepts,) = caught.value.requirements["accepts"]  # type: ignore[misc]
-    assert accepts["asset"] == running.server.agent.asset
+    accepts: Any = caught.value.requirements["accepts"]
+    assert accepts[0]["asset"] == running.server.agent.asset
     assert served == []
     assert owed(running, channel) == 0
 
