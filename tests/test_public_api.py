@@ -193,6 +193,7 @@ PUBLIC: dict[str, list[str]] = {
         "ReceiptSigner",
         "ReceiptVerifier",
         "Redemption",
+        "Rejection",
         "TASK_ORDER_TYPE",
         "TaskOrder",
         "VOUCHER_TYPE",

@@ -15,7 +15,7 @@ Example:
 """
 
 from motet.payments._calls import CALL_TYPE, Call, CallSigner, recover_call_signer
-from motet.payments._channels import Amount, ChannelClient, ChannelState, Redemption
+from motet.payments._channels import Amount, ChannelClient, ChannelState, Redemption, Rejection
 from motet.payments._delegation import (
     ANY_CAPABILITY,
     DELEGATION_TYPE,
@@ -72,6 +72,7 @@ __all__ = [
     "ReceiptSigner",
     "ReceiptVerifier",
     "Redemption",
+    "Rejection",
     "TaskOrder",
     "Voucher",
     "VoucherSigner",

@@ -251,7 +251,7 @@ class ChannelClient:
             sender=self.account,
             action=f"{doing} channel {channel_id}",
         )
-        (event,) = self.contract.events[event_name]().process_receipt(receipt)
+        (event,) = self.contract.events[event_name]().process_receipt(receipt, errors=DISCARD)
         self.channel(channel_id)
         return event["args"]
 
