@@ -36,12 +36,22 @@ async def test_the_page_delegates_runs_a_task_and_shows_the_settled_result(setup
 
     await page.fill("#cap", "500")
     await page.fill("#hours", "2")
+    # Before signing, the page says what the signature allows under the contract's rules.
+    meaning = page.locator("#delegation-meaning")
+    await expect(meaning).to_contain_text("may place up to 500 gwei of your balance in payment channels")
+    await expect(meaning).to_contain_text("money already placed in a channel stays payable to that agent")
     await page.click("#sign-delegation")
 
     delegation_id = await page.locator("#delegation-id").inner_text(timeout=30_000)
 
     await page.fill('[name="input-document"]', DOCUMENT)
     await page.fill("#budget", "150")
+    # A deadline past the delegation's expiry is refused before the wallet is asked to sign anything.
+    await page.fill("#minutes", "1440")
+    await page.click("#run")
+    await expect(page.locator("#error")).to_contain_text("after the delegation's expiry")
+    assert len(wallet.signed) == 1
+    await page.fill("#minutes", "15")
     await page.click("#run")
     await expect(page.locator("#run-status")).to_have_text("done", timeout=300_000)
     await expect(page.locator("#error")).to_be_hidden()
@@ -76,14 +86,17 @@ async def test_the_page_delegates_runs_a_task_and_shows_the_settled_result(setup
     paid = int(paid_text.removesuffix(" gwei").replace(",", "")) * GWEI
     tx_hash = (await page.locator("#settlement dd.transactions").inner_text()).split()[0]
 
-    # The chain agrees: the settlement transaction succeeded and the delegation spent exactly that, within its cap.
+    # The chain agrees: the settlement transaction succeeded, and the delegation's cap counts the money placed in
+    # its channels (what was paid, and what a channel holds unspent, refunded when it settles), within the cap.
     assert setup.chain.w3.eth.get_transaction_receipt(HexStr(tx_hash))["status"] == 1
     state = DelegationClient(setup.chain).state(delegation.digest(setup.domain))
     assert state is not None
-    assert 0 < state.spent == paid <= order.budget <= state.cap
+    assert 0 < paid <= state.spent <= state.cap and paid <= order.budget
     # The account table on the page was refreshed after the run.
     await expect(page.locator("#delegations tbody tr")).to_have_count(1)
-    await expect(page.locator("#delegations tbody tr td").nth(2)).to_have_text(paid_text)
+    whole, fraction = divmod(state.spent, GWEI)
+    placed = f"{whole:,}" + (f".{fraction:09d}".rstrip("0") if fraction else "") + " gwei"
+    await expect(page.locator("#delegations tbody tr td").nth(2)).to_have_text(placed)
     if SCREENSHOT:
         await page.screenshot(path=SCREENSHOT, full_page=True)
 

@@ -138,7 +138,11 @@ async function renderAccount() {
       const button = Object.assign(document.createElement("button"), { type: "button", className: "revoke", textContent: "Revoke" });
       button.addEventListener(
         "click",
-        guard(() => sendFromWallet({ function: "revoke", delegation: d.id }, `revoking delegation ${short(d.id)}`)),
+        guard(async () => {
+          await sendFromWallet({ function: "revoke", delegation: d.id }, `revoking delegation ${short(d.id)}`);
+          $("#tx-status").textContent +=
+            " No new channel opens under it; money already placed in channels stays payable to those agents.";
+        }),
       );
       cell.append(button);
     }
@@ -263,10 +267,31 @@ function delegationMessage() {
 
 function previewDelegation() {
   try {
-    $("#delegation-preview").textContent = JSON.stringify(delegationMessage(), null, 2);
+    const message = delegationMessage();
+    $("#delegation-preview").textContent = JSON.stringify(message, null, 2);
+    explainDelegation(message);
   } catch (error) {
     $("#delegation-preview").textContent = error.message;
+    $("#delegation-meaning").replaceChildren();
   }
+}
+
+// What the signature allows, in words: the rules the channels contract enforces (docs/gateway.md).
+function explainDelegation(message) {
+  const hours = Math.round((Number(message.expiry) - state.config.now) / 360) / 10;
+  const capabilities = message.capabilities.includes("*") ? "any capability" : message.capabilities.join(", ");
+  const lines = [
+    `The session key ${short(message.sessionKey)} may place up to ${formatGwei(message.cap)} of your balance in ` +
+      "payment channels, in total over all of them. The cap counts money placed in channels, not only what " +
+      "is paid: what a channel holds unspent comes back to your balance when it settles.",
+    `Only agents registered for ${capabilities} can be paid, never the session key itself.`,
+    `For ${hours} h from now (until ${new Date(Number(message.expiry) * 1000).toLocaleString()}). ` +
+      "After that, or once you revoke it, no channel opens and none is topped up; money already placed in " +
+      "a channel stays payable to that agent for the work it delivered.",
+  ];
+  $("#delegation-meaning").replaceChildren(
+    ...lines.map((text) => Object.assign(document.createElement("li"), { textContent: text })),
+  );
 }
 
 async function signDelegation(event) {
@@ -300,13 +325,21 @@ function orderMessage() {
   for (const field of workflow.inputs) {
     inputs[field.name] = document.querySelector(`[name="input-${field.name}"]`).value;
   }
+  const deadline = state.config.now + Number($("#minutes").value) * 60;
+  const expiry = Number(state.delegation.typedData.message.expiry);
+  if (deadline > expiry) {
+    throw new Error(
+      `The deadline is after the delegation's expiry (${relative(expiry, state.config.now)}): ` +
+        "no channel opens under an expired delegation. Choose an earlier deadline, or sign a new delegation.",
+    );
+  }
   return {
     delegation: state.delegation.id,
     workflow: workflow.name,
     goal: "",
     inputs: JSON.stringify(inputs),
     budget: toWei($("#budget").value).toString(),
-    deadline: String(state.config.now + Number($("#minutes").value) * 60),
+    deadline: String(deadline),
     nonce: nonce(),
   };
 }
