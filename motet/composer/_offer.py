@@ -8,6 +8,7 @@ agent's card, which says where to call it. Offers read from the registry (`regis
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from motet.agents import AgentCard, CapabilitySpec, fetch_card
@@ -15,6 +16,8 @@ from motet.errors import InvalidAmount, MotetError
 from motet.registry import Registry, capability_hash
 
 __all__ = ["Offer", "registry_offers"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,16 @@ async def registry_offers(registry: Registry) -> list[Offer]:
     for record in registry.search():
         try:
             card = await fetch_card(record.agent_uri)
-        except MotetError:
+        except MotetError as exc:
+            log.warning("agent %d is skipped: %s", record.agent_id, exc)
             continue
         if card.signer != record.payout:
+            log.warning(
+                "agent %d is skipped: its card's signer %s is not its payout %s",
+                record.agent_id,
+                card.signer,
+                record.payout,
+            )
             continue
         offers.extend(
             Offer(record.agent_id, card.name, spec, record.price, record.payout, record.bonded_stake, card)

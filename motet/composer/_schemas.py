@@ -3,8 +3,9 @@
 An object schema's `properties` are its fields; nested models sit under `$defs` (or `definitions`) and are
 pointed to with `$ref`. `fields_of` and `required_of` read a schema's top-level fields with every `$ref`
 inlined, cutting a recursive model where it recurs and giving up (leaving `{}`) on a schema that
-references its defs exponentially; the other functions read one keyword or describe a schema in words,
-for `motet.composer._types`' messages.
+references its defs exponentially or nests past `_MAX_DEPTH`; the other functions read one keyword or
+describe a schema in words, for `motet.composer._types`' messages. Schemas come from strangers' cards and
+users' workflow files, so every walk here is bounded in work and depth: none can recurse without end.
 
 Example:
     >>> fields_of({"properties": {"n": {"$ref": "#/$defs/N"}}, "$defs": {"N": {"type": "integer"}}})
@@ -25,6 +26,10 @@ JsonSchema = Mapping[str, Any]
 _MAX_EXPANSIONS: Final = 2_000
 """`$ref`s inlined per schema; past this (a hostile schema that references its defs exponentially), the rest
 are left as `{}` and their values checked at run time."""
+_MAX_DEPTH: Final = 32
+"""Objects and arrays nested in an inlined schema; deeper parts are left as `{}` and checked at run time."""
+_MAX_DESCRIBED: Final = 200
+"""Sub-schemas one `describe()` reads; past this the rest is `...`."""
 _DATA_KEYWORDS: Final = frozenset({"enum", "const", "default", "examples", "example"})
 """Keywords whose values are JSON data, not schemas: a `$ref` key in them is not a reference."""
 
@@ -86,7 +91,7 @@ def top_level(schema: JsonSchema) -> dict[str, Any]:
 def resolved(schema: JsonSchema) -> dict[str, Any]:
     """`schema` with its `$ref`s inlined, `$defs` dropped."""
     inliner = _Inliner(schema)
-    return as_schema(inliner.walk(schema, ()))
+    return as_schema(inliner.walk(schema, (), 0))
 
 
 class _Inliner:
@@ -95,38 +100,44 @@ class _Inliner:
     def __init__(self, root: JsonSchema) -> None:
         self.root = root
         self.expansions = 0
-        self.done: dict[str, dict[str, Any]] = {}
+        self.done: dict[tuple[str, int], dict[str, Any]] = {}
+        """Inlined targets by (reference, depth): a target walked at one depth is reused only there, so that
+        no reuse nests past `_MAX_DEPTH`."""
         self.cuts: list[str] = []
-        self.walked: dict[int, Any] = {}
+        self.walked: dict[tuple[int, int], Any] = {}
         """Walked values by `id()`: they live as long as `root`, which holds them, so ids stay unique."""
 
-    def walk(self, value: Any, stack: tuple[str, ...]) -> Any:
+    def walk(self, value: Any, stack: tuple[str, ...], depth: int) -> Any:
         if not isinstance(value, list | Mapping):
             return value
+        if depth > _MAX_DEPTH:
+            return {}  # too deep to compare at compile time: checked at run time
         # Inlined schemas share sub-dicts; walking each once keeps an inlined schema's walk linear too.
-        if not stack and id(value) in self.walked:
-            return self.walked[id(value)]
+        if not stack and (id(value), depth) in self.walked:
+            return self.walked[id(value), depth]
         out: Any
         if isinstance(value, list):
-            out = [self.walk(item, stack) for item in value]
+            out = [self.walk(item, stack, depth + 1) for item in value]
         else:
             ref = value.get("$ref")
-            out = dict(self.target(ref, stack)) if isinstance(ref, str) else {}
+            out = dict(self.target(ref, stack, depth)) if isinstance(ref, str) else {}
             for key, sub in value.items():
                 if key not in ("$ref", "$defs", "definitions"):
-                    out[key] = sub if key in _DATA_KEYWORDS else self.walk(sub, stack)
+                    out[key] = sub if key in _DATA_KEYWORDS else self.walk(sub, stack, depth + 1)
         if not stack:
-            self.walked[id(value)] = out
+            self.walked[id(value), depth] = out
         return out
 
-    def target(self, ref: str, stack: tuple[str, ...]) -> dict[str, Any]:
-        if ref in self.done:
-            return self.done[ref]
+    def target(self, ref: str, stack: tuple[str, ...], depth: int) -> dict[str, Any]:
+        if (ref, depth) in self.done:
+            return self.done[ref, depth]
         if ref in stack:
             self.cuts.append(ref)
             return {}  # the recursion is cut here; what goes deeper is checked at run time
-        if not ref.startswith("#") or self.expansions >= _MAX_EXPANSIONS:
-            return {}  # a remote reference, or a schema too costly to inline: checked at run time
+        if not ref.startswith("#") or self.expansions >= _MAX_EXPANSIONS or len(stack) >= _MAX_DEPTH:
+            # A remote reference, a schema too costly to inline, or a chain of references too long to
+            # follow: checked at run time.
+            return {}
         self.expansions += 1
         target: Any = self.root
         for raw in ref[1:].split("/")[1:]:
@@ -138,11 +149,11 @@ class _Inliner:
             else:
                 return {}
         mark = len(self.cuts)
-        result = as_schema(self.walk(target, (*stack, ref)))
+        result = as_schema(self.walk(target, (*stack, ref), depth))
         # Cut only at itself or below, it reads the same from anywhere: reuse it, so that defs shared
         # many times over are inlined once.
         if not set(self.cuts[mark:]) & set(stack):
-            self.done[ref] = result
+            self.done[ref, depth] = result
         return result
 
 
@@ -211,6 +222,13 @@ def show(value: Any) -> str:
 
 def describe(schema: JsonSchema) -> str:
     """`schema` in a few words for a message: `"string or null"`, `"one of 'a', 'b'"`, `"array of integer"`."""
+    return _describe(schema, [_MAX_DESCRIBED])
+
+
+def _describe(schema: JsonSchema, budget: list[int]) -> str:
+    budget[0] -= 1
+    if budget[0] < 0:
+        return "..."
     values = values_of(schema)
     if values is not None:
         shown = [show(value) for value in values[:5]] + (["..."] if len(values) > 5 else [])
@@ -219,7 +237,7 @@ def describe(schema: JsonSchema) -> str:
         branches = schema.get(key)
         if isinstance(branches, list):
             base = without_key(schema, key)
-            described = [describe(overlay(base, branch)) for branch in branches]
+            described = [_describe(overlay(base, branch), budget) for branch in branches]
             return " or ".join(dict.fromkeys(described))
     kinds = types_of(schema)
     if kinds is None:
@@ -231,7 +249,9 @@ def describe(schema: JsonSchema) -> str:
             return "any value"
     items = schema.get("items")
     described = [
-        f"array of {describe(items)}" if kind == "array" and isinstance(items, Mapping) and items else kind
+        f"array of {_describe(items, budget)}"
+        if kind == "array" and isinstance(items, Mapping) and items
+        else kind
         for kind in kinds
     ]
     return " or ".join(described)

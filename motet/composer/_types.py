@@ -58,6 +58,8 @@ _CONSTRAINING: Final = frozenset(
     {"type", "enum", "const", "anyOf", "oneOf", "allOf", "properties", "required", "items", "prefixItems"}
 )
 """Keywords that limit a value's type or shape; a schema with none of them accepts any value."""
+_MAX_VALUE_PAIRS: Final = 100_000
+"""`enum` values compared one by one between two schemas; past this the values are checked at run time."""
 _ITEMS: Final = "[]"
 
 
@@ -211,6 +213,8 @@ def _check_plain(provided: JsonSchema, required: JsonSchema, budget: list[int]) 
     values = values_of(provided)
     allowed = values_of(required)
     if allowed is not None:
+        if values is not None and len(values) * len(allowed) > _MAX_VALUE_PAIRS:
+            return None  # too many to compare here: each value is checked when the call runs
         if values is None:
             if untyped(provided):
                 return None

@@ -18,6 +18,7 @@ the edge.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,8 @@ from motet.errors import GraphError, MotetError
 from motet.registry import Registry
 
 __all__ = ["Node", "Policy", "Route", "Workflow"]
+
+log = logging.getLogger(__name__)
 
 Policy = Literal["cheapest", "most_staked"]
 """How `compile()` orders each node's offers: by price, or by the agent's bonded stake."""
@@ -228,6 +231,8 @@ async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[O
         found.append(
             Offer(record.agent_id, card.name, spec, record.price, record.payout, record.bonded_stake, card)
         )
+    for problem in problems:
+        log.warning("node %r skips %s", node.id, problem)
     if not found:
         cap = f" at or under {node.max_price}" if node.max_price is not None else ""
         why = f" ({'; '.join(problems)})" if problems else ""
