@@ -48,7 +48,9 @@ PUBLIC: dict[str, list[str]] = {
         "Service",
         "a2a_card",
         "builtin_agent",
+        "check_public_url",
         "fetch_card",
+        "private_endpoints_allowed",
     ],
     "motet.agents.builtins": [
         "Answer",

@@ -4,7 +4,8 @@
   returns an `Invocation`. `builtin_agent(...)` gives ready ones on the local model (summarize, translate,
   keywords, ...); `motet.agents.builtins` has their typed inputs and outputs.
 - `AgentCard` (with `CapabilitySpec`, `Pricing`, `Service`) is the registration file published on chain;
-  `fetch_card` reads one from a `data:` URI or a URL, `a2a_card` turns one into an A2A card.
+  `fetch_card` reads one from a `data:` URI or a URL (`check_public_url` and `private_endpoints_allowed`
+  keep strangers' URLs off the local network), `a2a_card` turns one into an A2A card.
 - `AgentServer` serves an agent with payment on delivery and signed receipts; `AgentClient` calls one, and
   its `invoke` returns a `PaidInvocation` (the `Invocation` plus price, receipt and what is owed).
 """
@@ -13,7 +14,7 @@ from motet.agents._a2a import a2a_card
 from motet.agents._cards import AgentCard, CapabilitySpec, Pricing, Service
 from motet.agents._client import AgentClient, PaidInvocation
 from motet.agents._define import Agent, CallContext, Capability, Invocation
-from motet.agents._fetch import fetch_card
+from motet.agents._fetch import check_public_url, fetch_card, private_endpoints_allowed
 from motet.agents._server import AgentServer
 from motet.agents.builtins import BUILTINS, builtin_agent
 
@@ -32,5 +33,7 @@ __all__ = [
     "Service",
     "a2a_card",
     "builtin_agent",
+    "check_public_url",
     "fetch_card",
+    "private_endpoints_allowed",
 ]

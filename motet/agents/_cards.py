@@ -181,6 +181,11 @@ class CapabilitySpec(_Strict):
     input_schema: JsonSchema = Field(alias="inputSchema")
     output_schema: JsonSchema = Field(alias="outputSchema")
     examples: list[CapabilityExample] = Field(default_factory=list, max_length=5)
+    max_tokens: int | None = Field(
+        default=None, alias="maxTokens", ge=1, le=10**9, exclude_if=lambda value: value is None
+    )
+    """The most tokens (read and written) one call is charged for: what bounds a per-token price's worst
+    case. A payer refuses an answer that reports more; an agent priced per token without it is not chosen."""
 
     @field_validator("examples")
     @classmethod

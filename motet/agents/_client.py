@@ -125,7 +125,10 @@ class AgentClient:
     async def card(self) -> AgentCard:
         """The agent's card, fetched once from `/.well-known/agent-registration.json`."""
         if self._card is None:
-            self._card = await fetch_card(f"{self.url}/.well-known/agent-registration.json")
+            # The caller named this URL, not a stranger: it may be on the local network.
+            self._card = await fetch_card(
+                f"{self.url}/.well-known/agent-registration.json", allow_private=True
+            )
         return self._card
 
     async def invoke(

@@ -1,26 +1,101 @@
 """Reading a card from where an agent's `agentURI` points: a `data:` URI, or an http(s) URL fetched within
-bounds (size, time, redirects), since the URL is a stranger's."""
+bounds (size, time, redirects), since the URL is a stranger's.
+
+A stranger's URL must not turn motet into a tool for reaching the local network: unless the caller allows
+private addresses (`Settings.allow_private_endpoints`; development chains do), a card URL, every redirect it
+leads through, and an agent's endpoint must resolve only to public addresses. Loopback, private,
+link-local, shared, reserved, multicast and unspecified addresses are refused, IPv4-mapped ones included.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import urllib.parse
+from typing import Final
 
 import httpx
 
 from motet.agents._cards import MAX_CARD_BYTES, AgentCard
+from motet.chain import Chain
 from motet.errors import AgentCallFailed, InvalidAgentCard
 
 # identity: a compressed body could expand far past max_bytes from a single chunk.
 _HEADERS = {"Accept": "application/json", "Accept-Encoding": "identity"}
+MAX_REDIRECTS: Final = 3
+"""Redirects a card fetch follows, each to a URL checked like the first."""
 
 
-async def fetch_card(uri: str, *, timeout: float = 10.0, max_bytes: int = MAX_CARD_BYTES) -> AgentCard:
+def private_endpoints_allowed(chain: Chain) -> bool:
+    """Whether cards and endpoints on `chain`'s market may be at private addresses: the chain's
+    `Settings.allow_private_endpoints`, or when that is None, whether it is a development chain.
+
+    Example:
+        >>> private_endpoints_allowed(Chain.embedded())
+        True
+    """
+    allowed = chain.settings.allow_private_endpoints
+    return chain.kind in ("embedded", "anvil") if allowed is None else allowed
+
+
+async def check_public_url(url: str, *, field: str = "uri") -> None:
+    """Raise `InvalidAgentCard` (naming `field`) unless every address `url`'s host resolves to is public.
+
+    A host that does not resolve is left to the request that follows (it fails there, as unreachable).
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(check_public_url("http://127.0.0.1:8000/invoke", field="services"))
+        Traceback (most recent call last):
+        ...
+        motet.errors.InvalidAgentCard: invalid agent card: services: 'http://127.0.0.1:8000/invoke' is at 127.0.0.1, a loopback address; cards and endpoints must be public unless allow_private_endpoints is set
+    """
+    host = urllib.parse.urlsplit(url).hostname
+    if not host:
+        raise InvalidAgentCard(field, f"{url[:80]!r} names no host")
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            return
+        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
+    for address in addresses:
+        kind = _private_kind(address)
+        if kind is not None:
+            raise InvalidAgentCard(
+                field,
+                f"{url[:80]!r} is at {address}, a {kind} address; cards and endpoints must be public unless "
+                f"allow_private_endpoints is set",
+            )
+
+
+def _private_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    checks = (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("private", address.is_private),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+        ("reserved", address.is_reserved),
+        ("non-global", not address.is_global),
+    )
+    return next((kind for kind, matches in checks if matches), None)
+
+
+async def fetch_card(
+    uri: str, *, timeout: float = 10.0, max_bytes: int = MAX_CARD_BYTES, allow_private: bool = False
+) -> AgentCard:
     """Read a card from a `data:` URI or an http(s) URL.
 
     The body is streamed and dropped past `max_bytes` (`InvalidAgentCard`); the whole fetch, redirects
-    included, must finish within `timeout` seconds. A network failure or an HTTP error status is
-    `AgentCallFailed`.
+    included (at most `MAX_REDIRECTS`), must finish within `timeout` seconds. Unless `allow_private`, the URL
+    and every redirect must be at public addresses (`check_public_url`). A network failure or an HTTP error
+    status is `AgentCallFailed`.
 
     Example:
         >>> import asyncio
@@ -36,7 +111,7 @@ async def fetch_card(uri: str, *, timeout: float = 10.0, max_bytes: int = MAX_CA
         raise InvalidAgentCard("uri", f"{uri[:80]!r} is not a data:, http:// or https:// URI")
     try:
         async with asyncio.timeout(timeout):
-            body = await _download(uri, timeout, max_bytes)
+            body = await _download(uri, timeout, max_bytes, allow_private)
     except TimeoutError:
         raise AgentCallFailed(uri, f"the card did not arrive within {timeout:g} s") from None
     except httpx.InvalidURL as exc:
@@ -46,22 +121,30 @@ async def fetch_card(uri: str, *, timeout: float = 10.0, max_bytes: int = MAX_CA
     return AgentCard.from_json(body)
 
 
-async def _download(uri: str, timeout: float, max_bytes: int) -> bytes:
+async def _download(uri: str, timeout: float, max_bytes: int, allow_private: bool) -> bytes:
     too_big = f"the card is larger than {max_bytes} bytes; refusing to read more"
-    async with (
-        httpx.AsyncClient(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
-        client.stream("GET", uri, headers=_HEADERS) as response,
-    ):
-        if response.status_code != 200:
-            raise AgentCallFailed(
-                uri, f"HTTP {response.status_code} instead of the card", response.status_code
-            )
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise InvalidAgentCard("card", too_big)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise InvalidAgentCard("card", too_big)
-        return bytes(body)
+    url = uri
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            if not allow_private:
+                await check_public_url(url)
+            async with client.stream("GET", url, headers=_HEADERS) as response:
+                if response.is_redirect:
+                    url = str(response.url.join(response.headers.get("Location", "")))
+                    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+                        raise InvalidAgentCard("uri", f"{uri[:80]!r} redirects to {url[:80]!r}, not http(s)")
+                    continue
+                if response.status_code != 200:
+                    raise AgentCallFailed(
+                        uri, f"HTTP {response.status_code} instead of the card", response.status_code
+                    )
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise InvalidAgentCard("card", too_big)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise InvalidAgentCard("card", too_big)
+                return bytes(body)
+    raise AgentCallFailed(uri, f"more than {MAX_REDIRECTS} redirects; refusing to follow more")

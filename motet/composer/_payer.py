@@ -13,6 +13,14 @@ the same key (the agent answers what it already delivered, without a second run 
 row signs the owed amount, or reuses the voucher the ledger already holds for it; a `signed` row re-sends
 its voucher (an agent accepts a voucher it already holds); a `paid` row is returned as it was. A failed
 attempt (unreachable, 402, invalid output, bad receipt, overcharge) costs nothing and is `failed`.
+
+An answer is accepted only within the offer's bounds, the same the `AgentClient` enforces: its price at most
+what the offer's pricing charges for the usage it reports (`Offer.price_of`) and at most its worst case, its
+tokens at most the capability's `maxTokens` when it is priced per token, its cumulative amount what was
+signed before plus its price. Anything else is refused with nothing signed, and the node fails over.
+
+Calls to one agent go one at a time (a lock per payee): parallel branches share the payee's channel, and
+each call must see the voucher the one before it signed, so both are served and paid exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
 
-from motet.agents import AgentClient, PaidInvocation
+from motet.agents import AgentClient, PaidInvocation, check_public_url, private_endpoints_allowed
 from motet.chain import Chain
 from motet.composer._budget import Budget
 from motet.composer._offer import Offer
@@ -122,6 +130,11 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         self._open: dict[str, tuple[int, int]] = {}
         """Payee → (channel id, deposit) of the channel this payer uses to pay it."""
         self._clients: dict[str, AgentClient] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        """Payee → the lock its calls take in turn: they share one channel."""
+        self._private_allowed = private_endpoints_allowed(chain)
+        self._public: set[str] = set()
+        """Agent URLs already found at public addresses."""
 
     async def aclose(self) -> None:
         """Close the connections to the agents; a later call opens them again."""
@@ -203,12 +216,13 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         recorded when it opened or topped one up is the deposit on chain.
         """
         known = self._open.get(offer.payout)
-        top_up = max(offer.price, 1) * self.deposit_calls
+        worst = offer.worst_case
+        top_up = max(worst, 1) * self.deposit_calls
         if known is not None:
             channel_id, deposit = known
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel_id)
             signed = highest.cumulative_amount if highest else 0
-            if deposit - signed < offer.price:
+            if deposit - signed < worst:
                 deposit = self.channels.topup(channel_id, top_up).deposit
                 self._open[offer.payout] = (channel_id, deposit)
             return channel_id
@@ -231,7 +245,8 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         url = offer.card.endpoint("motet").removesuffix("/invoke")
         client = self._clients.get(url)
         if client is None:
-            signer = CallSigner(bytes(self.channels.account.key), self.channels.domain)  # payer or session key
+            # The payer's key, or the delegation's session key.
+            signer = CallSigner(bytes(self.channels.account.key), self.channels.domain)
             client = AgentClient(url, signer=signer, timeout=self.timeout, card=offer.card)
             self._clients[url] = client
         return client
@@ -260,7 +275,7 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         if row is not None and row["status"] in ("delivered", "signed"):
             # Already owed, and counted in the budget by `spent()` when the run resumed: finish paying it.
             return await self._call(attempt, input, row, on_token)
-        reservation = budget.reserve(offer.price, what=f"node {node!r} on {offer.label}")
+        reservation = budget.reserve(offer.worst_case, what=f"node {node!r} on {offer.label}")
         try:
             paid = await self._call(attempt, input, row, on_token)
         except BaseException:
@@ -276,8 +291,23 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         row: dict[str, Any] | None,
         on_token: Callable[[str], None] | None,
     ) -> PaidCall:
-        offer, node = attempt.offer, attempt.node
+        offer = attempt.offer
         client = self._client(offer)
+        if not self._private_allowed and client.url not in self._public:
+            await check_public_url(client.url, field="services")
+            self._public.add(client.url)
+        async with self._locks.setdefault(offer.payout, asyncio.Lock()):
+            return await self._call_in_turn(attempt, client, input, row, on_token)
+
+    async def _call_in_turn(
+        self,
+        attempt: _Attempt,
+        client: AgentClient,
+        input: dict[str, JsonValue],
+        row: dict[str, Any] | None,
+        on_token: Callable[[str], None] | None,
+    ) -> PaidCall:
+        offer, node = attempt.offer, attempt.node
         replayed = row is not None
         invocation: PaidInvocation | None = None
         if row is None or row["status"] in ("calling", "failed"):
@@ -297,16 +327,15 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
                         channel=channel,
                         idempotency_key=f"{attempt.run_id}:{node}",
                         on_token=on_token,
+                        max_price=offer.worst_case,
+                        max_tokens=offer.max_tokens if offer.per_1k_tokens else None,
                     )
             except (MotetError, TimeoutError) as exc:
                 self._write(attempt, status="failed", problem=str(exc))
                 raise
             self._fault("after_call", node)
-            if invocation.price > offer.price or invocation.owed != signed_before + invocation.price:
-                problem = (
-                    f"asked {invocation.price} (registered price {offer.price}) and a cumulative "
-                    f"{invocation.owed} on a channel where {signed_before} was paid"
-                )
+            problem = _overcharge(offer, invocation, signed_before)
+            if problem is not None:
                 self._write(attempt, status="failed", problem=problem)
                 raise InvalidReceipt(f"{offer.label} overcharged: {problem}")
             answer = {"output": invocation.output, "receipt": invocation.receipt.to_dict()}
@@ -342,3 +371,23 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         self._write(attempt, status="paid")
         output = invocation.output if invocation is not None else json.loads(row["answer"])["output"]
         return PaidCall(invocation, output, price, channel, owed, replayed)
+
+
+def _overcharge(offer: Offer, call: PaidInvocation, signed_before: int) -> str | None:
+    """Why `call`'s charge is not owed, or None: a price above what its usage costs or above the offer's
+    worst case, tokens past the capability's bound, or a cumulative amount other than before plus price."""
+    usage = call.usage
+    fair = offer.price_of(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+    if offer.per_1k_tokens and offer.max_tokens is not None and usage.total_tokens > offer.max_tokens:
+        return f"reported {usage.total_tokens} tokens, above the capability's bound of {offer.max_tokens}"
+    if call.price > min(fair, offer.worst_case):
+        return (
+            f"asked {call.price}, but the offer charges {fair} for the {usage.total_tokens} tokens reported "
+            f"(registered price {offer.price}, worst case {offer.worst_case})"
+        )
+    if call.owed != signed_before + call.price:
+        return (
+            f"asked a cumulative {call.owed} for a call of {call.price} on a channel where {signed_before} "
+            f"was signed"
+        )
+    return None

@@ -27,17 +27,17 @@ from typing import Any, Literal, Self
 import networkx as nx
 from pydantic import BaseModel
 
-from motet.agents import fetch_card
 from motet.composer._budget import Budget
 from motet.composer._compiled import CompiledWorkflow
 from motet.composer._nodes import Node, Route
-from motet.composer._offer import Offer, registry_offers
+from motet.composer._offer import Offer, read_card, registry_offers
 from motet.composer._payer import Payer
 from motet.composer._planner import Plan, plan
 from motet.composer._schemas import fields_of
 from motet.composer._types import check_inputs
 from motet.errors import GraphError, MotetError
 from motet.registry import Registry
+from motet.units import format_amount
 
 __all__ = ["Node", "Policy", "Route", "Workflow"]
 
@@ -199,17 +199,22 @@ class Workflow:
                     raise GraphError(
                         node_id, f"routes on {route.on!r}, not a field of {node.capability}'s output"
                     )
-        worst = sum(max(c.price for c in candidates[n]) for n in self.nodes)
+        worst = sum(max(c.worst_case for c in candidates[n]) for n in self.nodes)
         Budget(budget).check_worst_case(worst, what=f"workflow {self.name!r} at worst case")
         return CompiledWorkflow(self, graph, order, candidates, feeds, worst, budget, payer, checkpoints)
 
 
 async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[Offer, ...]:
-    """The offers that can serve `node`, in the order `policy` tries them; `GraphError` when there is none."""
+    """The offers that can serve `node`, in the order `policy` tries them; `GraphError` when there is none.
+
+    A node that names its agent gets that agent whatever its stake; otherwise only agents with at least
+    `Settings.min_stake` bonded are candidates, so that an unstaked agent cannot take every call for free.
+    """
+    min_stake = registry.chain.settings.min_stake
     records = (
         [registry.get(node.agent)]
         if node.agent is not None
-        else registry.search(node.capability, max_price=node.max_price, refresh=False)
+        else registry.search(node.capability, max_price=node.max_price, min_stake=min_stake, refresh=False)
     )
     found: list[Offer] = []
     problems: list[str] = []
@@ -218,25 +223,23 @@ async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[O
             problems.append(f"agent {record.agent_id} is inactive")
             continue
         try:
-            card = await fetch_card(record.agent_uri)
+            card = await read_card(registry, record)
             spec = card.capability(node.capability)
+            offer = Offer(
+                record.agent_id, card.name, spec, record.price, record.payout, record.bonded_stake, card
+            )
+            offer.worst_case  # noqa: B018 - raises for a per-token price with no bound
         except MotetError as exc:
             problems.append(f"agent {record.agent_id}: {exc}")
             continue
-        if card.signer != record.payout:
-            problems.append(
-                f"agent {record.agent_id}'s card signer {card.signer} is not its payout {record.payout}"
-            )
-            continue
-        found.append(
-            Offer(record.agent_id, card.name, spec, record.price, record.payout, record.bonded_stake, card)
-        )
+        found.append(offer)
     for problem in problems:
         log.warning("node %r skips %s", node.id, problem)
     if not found:
         cap = f" at or under {node.max_price}" if node.max_price is not None else ""
+        staked = f" with {format_amount(min_stake)} staked" if node.agent is None and min_stake else ""
         why = f" ({'; '.join(problems)})" if problems else ""
-        raise GraphError(node.id, f"no active agent offers {node.capability!r}{cap}{why}")
+        raise GraphError(node.id, f"no active agent{staked} offers {node.capability!r}{cap}{why}")
     if policy == "most_staked":
         found.sort(key=lambda offer: (-offer.stake, offer.price, offer.agent_id))
     else:

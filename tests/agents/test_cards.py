@@ -493,9 +493,9 @@ async def card_server() -> AsyncIterator[CardServer]:
 
 
 async def test_fetch_card_over_http(card_server: CardServer) -> None:
-    fetched = await fetch_card(f"{card_server.base_url}/card.json")
+    fetched = await fetch_card(f"{card_server.base_url}/card.json", allow_private=True)
     assert fetched == card()
-    assert await fetch_card(f"{card_server.base_url}/redirect") == fetched
+    assert await fetch_card(f"{card_server.base_url}/redirect", allow_private=True) == fetched
 
 
 async def test_fetch_card_reads_data_uris() -> None:
@@ -505,7 +505,7 @@ async def test_fetch_card_reads_data_uris() -> None:
 async def test_fetch_card_stops_an_endless_body_at_max_bytes(card_server: CardServer) -> None:
     started = time.monotonic()
     with pytest.raises(InvalidAgentCard) as caught:
-        await fetch_card(f"{card_server.base_url}/endless", max_bytes=100_000)
+        await fetch_card(f"{card_server.base_url}/endless", max_bytes=100_000, allow_private=True)
     assert caught.value.field == "card"
     assert "larger than 100000 bytes" in caught.value.problem
     assert time.monotonic() - started < 2
@@ -516,23 +516,23 @@ async def test_fetch_card_stops_an_endless_body_at_max_bytes(card_server: CardSe
 
 async def test_fetch_card_trusts_no_declared_length_over_the_limit(card_server: CardServer) -> None:
     with pytest.raises(InvalidAgentCard, match="larger than"):
-        await fetch_card(f"{card_server.base_url}/declared-huge")
+        await fetch_card(f"{card_server.base_url}/declared-huge", allow_private=True)
 
 
 async def test_fetch_card_gives_up_on_a_trickle(card_server: CardServer) -> None:
     started = time.monotonic()
     with pytest.raises(AgentCallFailed, match=r"did not arrive within 0\.5 s"):
-        await fetch_card(f"{card_server.base_url}/trickle", timeout=0.5)
+        await fetch_card(f"{card_server.base_url}/trickle", timeout=0.5, allow_private=True)
     assert time.monotonic() - started < 2
 
 
 async def test_fetch_card_http_error_and_bad_bodies(card_server: CardServer) -> None:
     with pytest.raises(AgentCallFailed) as caught:
-        await fetch_card(f"{card_server.base_url}/missing")
+        await fetch_card(f"{card_server.base_url}/missing", allow_private=True)
     assert caught.value.status == 404
     assert "HTTP 404" in str(caught.value)
     with pytest.raises(InvalidAgentCard) as invalid:
-        await fetch_card(f"{card_server.base_url}/not-json")
+        await fetch_card(f"{card_server.base_url}/not-json", allow_private=True)
     assert invalid.value.problem.startswith("not valid JSON")
 
 
@@ -542,7 +542,7 @@ async def test_fetch_card_unreachable_and_unsupported() -> None:
     server.close()
     await server.wait_closed()  # the port is now closed: connecting is refused
     with pytest.raises(AgentCallFailed, match="could not fetch the card") as caught:
-        await fetch_card(f"http://127.0.0.1:{port}/card.json")
+        await fetch_card(f"http://127.0.0.1:{port}/card.json", allow_private=True)
     assert caught.value.status is None
     with pytest.raises(InvalidAgentCard) as unsupported:
         await fetch_card("ipfs://bafy/card.json")

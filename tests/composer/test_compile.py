@@ -61,7 +61,7 @@ async def shop(chain: Chain) -> AsyncIterator[Shop]:
         for index, agent in enumerate([injector, counter], start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
-            await server.register(registry)
+            await server.register(registry, stake=10**17)
             payees.add(server.account.address)
         yield Shop(chain, registry, served, payees)
 
@@ -98,7 +98,10 @@ async def test_a_worst_case_above_the_budget_fails_at_compile_with_the_number(sh
 async def test_compile_errors_name_the_node_or_edge(shop: Shop) -> None:
     payer = Payer(shop.chain)
     cases: list[tuple[Workflow, str]] = [
-        (Workflow("a", inputs=Text).add("x", "translate"), "x: no active agent offers 'translate'"),
+        (
+            Workflow("a", inputs=Text).add("x", "translate"),
+            "x: no active agent with 0.001 ETH staked offers 'translate'",
+        ),
         (Workflow("b", inputs=Count).add("x", "count"), "x: input field 'text' of node 'x' is not provided"),
         (
             Workflow("b2", inputs={"properties": {"text": {"type": "integer"}}}).add("x", "count"),

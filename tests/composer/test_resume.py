@@ -94,7 +94,7 @@ async def shop(chain: Chain) -> AsyncIterator[Shop]:
         for index, agent in enumerate(agents(served, echo_done), start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
-            await server.register(registry)
+            await server.register(registry, stake=10**17)
             accounts[agent.name] = server.account.address
         yield Shop(chain, registry, served, accounts, echo_done)
 

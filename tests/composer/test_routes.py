@@ -56,7 +56,7 @@ async def registry(chain: Chain) -> AsyncIterator[Registry]:
         for index, agent in enumerate([judge, soothe, cheer], start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
-            await server.register(registry)
+            await server.register(registry, stake=10**17)
         yield registry
 
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from motet.agents import AgentCard, fetch_card
+from motet.agents import AgentCard, fetch_card, private_endpoints_allowed
 from motet.errors import InvalidAmount, MotetError
 from motet.registry import AgentRecord
 from motet.tui._session import Session
@@ -106,7 +106,7 @@ class AgentsScreen(Screen[None]):
         for record in sorted(records, key=lambda r: r.agent_id):
             row = self.rows.get(record.agent_id)
             if row is None or row.record != record:
-                row = await _load(record)
+                row = await _load(record, private_endpoints_allowed(self.session.chain))
                 self.rows[record.agent_id] = row
             card = row.card
             table.add_row(
@@ -142,9 +142,9 @@ class AgentsScreen(Screen[None]):
         self.query_one("#card", VerticalScroll).border_title = f"card of {row.card.name} (#{agent_id})"
 
 
-async def _load(record: AgentRecord) -> AgentRow:
+async def _load(record: AgentRecord, allow_private: bool) -> AgentRow:
     try:
-        return AgentRow(record, await fetch_card(record.agent_uri))
+        return AgentRow(record, await fetch_card(record.agent_uri, allow_private=allow_private))
     except MotetError as exc:
         return AgentRow(record, None, str(exc))
 
