@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from motet.chain import Chain
+    from motet.payments import Delegation
     from motet.registry import Registry
 
 Key = Annotated[
@@ -232,6 +233,7 @@ def delegate(
             nonce=secrets.randbits(64),
         )
         typed = grant.typed_data(domain(config))
+        _explain(grant, hours)
         signature = sign_typed(typed, key, "delegation")
         registered = answer(http.post("/api/delegations", json={"typedData": typed, "signature": signature}))
     saved = home() / "delegations" / f"{registered['id']}.json"
@@ -240,6 +242,22 @@ def delegate(
     tx = f" in transaction {registered['tx']}" if registered["tx"] else " (already registered)"
     err.print(f"[green]delegation {registered['id']} registered{tx}[/] (cap {format_gwei(cap)})")
     err.print(f"run a task under it: motet order --delegation {registered['id']} …")
+
+
+def _explain(grant: Delegation, hours: float) -> None:
+    """What signing `grant` allows, under the channels contract's rules (docs/gateway.md)."""
+    from motet.payments import ANY_CAPABILITY
+
+    capabilities = "any capability" if ANY_CAPABILITY in grant.capabilities else ", ".join(grant.capabilities)
+    for line in (
+        f"this delegation lets the session key {grant.session_key} place up to {format_gwei(grant.cap)} of your "
+        "balance in payment channels, in total over all of them: the cap counts money placed in channels, and "
+        "what a channel holds unspent comes back to your balance when it settles",
+        f"only agents registered for {capabilities} can be paid, never the session key itself",
+        f"for {hours:g} h; after that, or once you `motet revoke` it, no channel opens and none is topped up, "
+        "but money already placed in a channel stays payable to that agent for the work it delivered",
+    ):
+        err.print(line, highlight=False)
 
 
 def order(
@@ -263,21 +281,30 @@ def order(
             f"no saved delegation {delegation}: run `motet delegate` first", param_hint="--delegation"
         )
     values = parse_inputs(inputs)
+    signed_delegation = json.loads(saved.read_text())
+    expiry = int(signed_delegation["typedData"]["message"]["expiry"])
     with client(url) as http:
         config = answer(http.get("/api/config"))
+        now = int(config["now"])
+        if now + int(minutes * 60) > expiry:
+            raise typer.BadParameter(
+                f"the deadline would be after the delegation's expiry (in {max(0, expiry - now) // 60} minutes): "
+                "no channel opens under an expired delegation; give fewer --minutes, or run `motet delegate` again",
+                param_hint="--minutes",
+            )
         task = TaskOrder(
             delegation=bytes.fromhex(delegation.removeprefix("0x")),
             workflow=workflow or "",
             goal=goal or "",
             inputs=json.dumps(values),
             budget=budget,
-            deadline=int(config["now"]) + int(minutes * 60),
+            deadline=now + int(minutes * 60),
             nonce=secrets.randbits(64),
         )
         typed = task.typed_data(domain(config))
         signature = sign_typed(typed, key, "task order")
         body = {
-            "delegation": json.loads(saved.read_text()),
+            "delegation": signed_delegation,
             "order": {"typedData": typed, "signature": signature},
         }
         accepted = answer(http.post("/api/orders", json=body))

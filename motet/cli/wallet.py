@@ -158,7 +158,8 @@ def revoke(
     key: SenderKey = None,
     rpc_url: RpcURL = None,
 ) -> None:
-    """Revoke one of your delegations: from then on no channel opens and no voucher redeems under it.
+    """Revoke one of your delegations: from then on no channel opens and none is topped up under it; money
+    already placed in its channels stays payable to those agents for the work they delivered.
 
     Works on a delegation registered or not. Signed and sent with --key; without it, the unsigned transaction
     is printed as one JSON line for a wallet to send."""
@@ -174,6 +175,11 @@ def revoke(
             address, tx_hash = sent
             mine = {d["id"] for d in answer(http.get(f"/api/accounts/{address}"))["delegations"]}
             err.print(f"[green]delegation {delegation} revoked in {tx_hash}[/]", highlight=False)
+            err.print(
+                "no new channel opens and none is topped up under it; money already placed in its channels stays "
+                "payable to those agents",
+                highlight=False,
+            )
             if delegation.lower() not in mine:
                 err.print(
                     f"(no delegation of {address} with this id is registered; now none can be: revocation is per "

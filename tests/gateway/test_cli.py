@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,6 +42,13 @@ async def motet(
     return process.returncode, out.decode(), err.decode()
 
 
+def registered_id(said: str) -> str:
+    """The delegation id `motet delegate` says it registered."""
+    found = re.search(r"delegation (0x[0-9a-f]{64}) registered", " ".join(said.split()))
+    assert found, said
+    return found.group(1)
+
+
 def hex_key(account: LocalAccount) -> str:
     """The account's private key as `--key` takes it: 0x-hex."""
     return "0x" + bytes(account.key).hex()
@@ -65,7 +73,11 @@ async def test_delegate_with_a_pasted_signature_then_order_with_a_key(setup: Set
     _, delegated = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, delegated.decode()
     delegation_id = "0x" + delegation.digest(setup.domain).hex()
-    assert f"delegation {delegation_id} registered in transaction 0x" in " ".join(delegated.decode().split())
+    said = " ".join(delegated.decode().split())
+    assert f"delegation {delegation_id} registered in transaction 0x" in said
+    # Before the signature, what it allows under the contract's rules.
+    assert "place up to 300 gwei of your balance in payment channels" in said
+    assert "money already placed in a channel stays payable to that agent" in said
 
     code, out, err = await motet(
         "order", "--gateway", setup.url, "--delegation", delegation_id, "--workflow", "research-brief",
@@ -76,7 +88,8 @@ async def test_delegate_with_a_pasted_signature_then_order_with_a_key(setup: Set
     assert "report" in json.loads(out)
     assert "settled 75 gwei for 5 paid calls" in " ".join(err.split())
     state = DelegationClient(setup.chain).state(delegation.digest(setup.domain))
-    assert state is not None and state.spent == 75 * GWEI
+    # The cap counts the money placed in the delegation's channels: what was paid, and any deposit left unspent.
+    assert state is not None and 75 * GWEI <= state.spent <= state.cap
 
 
 async def test_order_refusals_print_the_gateways_reason(setup: Setup, tmp_path: Path) -> None:
@@ -85,7 +98,7 @@ async def test_order_refusals_print_the_gateways_reason(setup: Setup, tmp_path: 
         "delegate", "--gateway", setup.url, "--cap", "100", "--key", key, home=tmp_path
     )
     assert code == 0, err
-    delegation_id = err.split("delegation ")[1].split()[0]
+    delegation_id = registered_id(err)
     code, _, err = await motet(
         "order", "--gateway", setup.url, "--delegation", delegation_id, "--workflow", "research-brief",
         "-i", "document=x", "--budget", "150", "--key", key, home=tmp_path,
@@ -94,6 +107,17 @@ async def test_order_refusals_print_the_gateways_reason(setup: Setup, tmp_path: 
     assert "error: the gateway refused: over budget" in " ".join(err.split())
     code, _, err = await motet("delegate", "--gateway", setup.url, "--cap", "0", "--key", key, home=tmp_path)
     assert code == 2 and "the amount must be more than 0, not '0'" in " ".join(err.split())
+    # A task whose deadline is past its delegation's expiry is refused before anything is signed.
+    code, _, err = await motet(
+        "delegate", "--gateway", setup.url, "--cap", "300", "--hours", "0.5", "--key", key, home=tmp_path
+    )
+    assert code == 0, err
+    short_lived = registered_id(err)
+    code, _, err = await motet(
+        "order", "--gateway", setup.url, "--delegation", short_lived, "--workflow", "research-brief",
+        "-i", "document=x", "--budget", "150", "--minutes", "60", "--key", key, home=tmp_path,
+    )  # fmt: skip
+    assert code == 2 and "after the delegation's expiry" in " ".join(err.split()), err
 
 
 @pytest.mark.parametrize("chain_kind", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -220,11 +244,12 @@ async def test_deposit_withdraw_and_revoke_with_a_key_on_a_node(anvil_chain: Cha
 
         code, _, err = await motet("delegate", "--gateway", url, "--cap", "100", "--key", key, home=tmp_path)
         assert code == 0, err
-        delegation_id = err.split("delegation ")[1].split()[0]
+        delegation_id = registered_id(err)
         code, _, err = await motet("revoke", delegation_id, "--gateway", url, "--key", key, home=tmp_path)
         assert code == 0, err
         assert f"delegation {delegation_id} revoked in 0x" in " ".join(err.split())
         assert "no delegation of" not in err
+        assert "money already placed in its channels stays payable to those agents" in " ".join(err.split())
         state = channels.state(bytes.fromhex(delegation_id[2:]))
         assert state is not None and state.revoked
         async with httpx.AsyncClient(base_url=url) as http:  # the gateway runs on this test's event loop
