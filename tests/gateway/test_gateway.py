@@ -40,10 +40,14 @@ async def test_an_order_runs_under_its_delegation_and_settles_within_the_cap(set
     )
     delegation_id = delegation.digest(setup.domain)
     order, signed_order = setup.order(delegation)
+    key_balance = setup.chain.balance(setup.session_key.address)
     response = await setup.post_order(signed_delegation, signed_order)
     assert response.status_code == 202, response.text
     order_id = response.json()["id"]
     events = await setup.events(order_id)
+    # Every wei of gas the session key paid (registering, opening channels, settling) is counted for the wallet.
+    gas = key_balance - setup.chain.balance(setup.session_key.address)
+    assert gas > 0 and setup.gateway.orders.gas.spent(setup.wallet.address) == gas
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "accepted" and kinds[-1] == "result", kinds
     assert kinds.count("node_done") == 5 and "settled" in kinds
