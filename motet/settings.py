@@ -35,8 +35,8 @@ class GatewayLimits:
     """
 
     hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
-    """Host names the gateway answers to (the `Host` header, port aside); any other is 403, which stops DNS
-    rebinding. The address it listens on is added; give the public name when it is served behind one."""
+    """Host names the gateway answers to (the `Host` header, port aside), besides IP addresses; any other name is
+    403, which stops DNS rebinding. Give the public name when it is served under one."""
     origins: tuple[str, ...] = ()
     """Origins other than the gateway's own whose pages may send it requests; any other `Origin` is 403."""
     max_body: int = 256 * 1024

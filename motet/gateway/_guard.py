@@ -9,6 +9,7 @@ nobody foresaw answers 500 with a generic message and an id; the details go to t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -105,7 +106,7 @@ class Guard:
                 {"Retry-After": str(seconds)},
             )
         host = headers.get("host", "")
-        if host_name(host) not in self.hosts:
+        if not self.host_allowed(host):
             return (
                 403,
                 f"this gateway does not answer to the host {host!r} (a page on another name that resolves here "
@@ -132,6 +133,18 @@ class Guard:
             if length is not None and (not length.isdigit() or int(length) > self.limits.max_body):
                 return 413, f"the body is over {self.limits.max_body} bytes, the most this gateway takes", {}
         return None
+
+    def host_allowed(self, host: str) -> bool:
+        """A name in `hosts`, or an IP address: rebinding needs a DNS name, so an address is never a page's trick
+        (and a gateway listening on every interface is reached by its addresses)."""
+        name = host_name(host)
+        if name in self.hosts:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
         origin = origin.strip().rstrip("/").lower()

@@ -27,7 +27,14 @@ from typing import Any, cast
 
 from motet.chain import Chain
 from motet.composer import CompiledWorkflow, Payer, Workflow
-from motet.errors import InvalidDelegation, MotetError, OrderRefused, TransactionReverted
+from motet.errors import (
+    AgentCallFailed,
+    ChainError,
+    InvalidDelegation,
+    MotetError,
+    OrderRefused,
+    TransactionReverted,
+)
 from motet.gateway._gas import GasMeter, MeteredChain
 from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
 from motet.registry import Registry
@@ -380,5 +387,11 @@ class OrderDesk:
             )
         except OrderRefused:
             raise
+        except (ChainError, AgentCallFailed) as exc:  # their text may name a node's URL or an agent's host
+            incident = uuid.uuid4().hex[:12]
+            log.warning("compiling an order failed (incident %s): %s", incident, exc)
+            raise OrderRefused(
+                503, f"cannot plan this order now (incident {incident}; the gateway's log has the details)"
+            ) from None
         except MotetError as exc:
             raise OrderRefused(400, f"cannot run this order: {exc}") from None

@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 HEX20 = re.compile(r"0x[0-9a-fA-F]{40}")
+WORKFLOWS_FRESH = 10.0
+"""Seconds `/api/config` reuses its list of workflows and their worst cases."""
 
 
 class Gateway:
@@ -112,6 +115,7 @@ class Gateway:
         self._runs: dict[str, OrderRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stale = self.orders.release_stale()
+        self._workflows_listed: tuple[float, list[dict[str, Any]]] | None = None
         self.routes = Starlette(
             routes=[
                 Route("/", self._page),
@@ -220,6 +224,29 @@ class Gateway:
         return FileResponse(STATIC / "index.html")
 
     async def _config(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "chainId": self.chain.chain_id,
+                "contract": self.domain.contract,
+                "sessionKey": self.session_key.address,
+                "asset": NATIVE_ASSET,
+                "domain": self.domain.typed_data_domain(),
+                "types": {
+                    "Delegation": eip712_fields(DELEGATION_TYPE),
+                    "TaskOrder": eip712_fields(TASK_ORDER_TYPE),
+                },
+                "workflows": await self._workflow_list(),
+                "now": await asyncio.to_thread(self.chain.timestamp),
+                "rpcUrl": self.chain.url,
+            }
+        )
+
+    async def _workflow_list(self) -> list[dict[str, Any]]:
+        """The workflows as `/api/config` lists them, each with its worst case against the market as it stands:
+        compiled at most once every `WORKFLOWS_FRESH` seconds, however often the page is asked for."""
+        now = time.monotonic()
+        if self._workflows_listed is not None and now - self._workflows_listed[0] < WORKFLOWS_FRESH:
+            return self._workflows_listed[1]
         workflows = []
         for name, flow in self.workflows.items():
             properties = flow.input_schema.get("properties", {})
@@ -242,22 +269,8 @@ class Gateway:
                     "worstCase": str(await self._worst_case(flow)),
                 }
             )
-        return JSONResponse(
-            {
-                "chainId": self.chain.chain_id,
-                "contract": self.domain.contract,
-                "sessionKey": self.session_key.address,
-                "asset": NATIVE_ASSET,
-                "domain": self.domain.typed_data_domain(),
-                "types": {
-                    "Delegation": eip712_fields(DELEGATION_TYPE),
-                    "TaskOrder": eip712_fields(TASK_ORDER_TYPE),
-                },
-                "workflows": workflows,
-                "now": await asyncio.to_thread(self.chain.timestamp),
-                "rpcUrl": self.chain.url,
-            }
-        )
+        self._workflows_listed = (time.monotonic(), workflows)
+        return workflows
 
     async def _worst_case(self, flow: Workflow) -> int:
         try:

@@ -48,8 +48,14 @@ async def test_dns_rebinding_host_is_403(bare: Setup) -> None:
         assert response.status_code == 403, (path, response.text)
         assert "does not answer to the host 'evil.example:" in response.json()["error"]
     nothing_happened(bare, delegation.digest(bare.domain), session_balance)
-    # The gateway's own names keep working.
-    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+    # The gateway's own names keep working, and so do IP addresses (no DNS, so nothing to rebind).
+    for host in (
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+        f"LOCALHOST:{port}",
+        f"10.1.2.3:{port}",
+        f"[::1]:{port}",
+    ):
         assert (await bare.http.get("/api/config", headers={"Host": host})).status_code == 200
 
 
