@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from motet.composer import CallPaid, Event, ReceiptChecked, RunDone, Settled
-from motet.errors import MotetError
+from motet.errors import ChainError, MotetError, TransactionReverted
 from motet.gateway._orders import Accepted, OrderDesk
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,15 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
     except asyncio.CancelledError:
         error = "the gateway stopped before the run finished"
         raise
+    except ChainError as exc:  # its text may name the node's URL, which can hold an API key
+        incident = uuid.uuid4().hex[:12]
+        log.warning("order %s: the chain failed (incident %s): %s", order_id, incident, exc)
+        reason = (
+            f"the contract refused: {exc.reason}"
+            if isinstance(exc, TransactionReverted)
+            else "the chain failed"
+        )
+        error = f"{reason} (incident {incident}; the gateway's log has the details)"
     except MotetError as exc:
         error = str(exc)
     except Exception:  # a bug must not leave the order 'running' for ever
