@@ -167,6 +167,9 @@ class Agent:
         price: per call, in the smallest unit of `asset` (wei for the native coin).
         price_per_1k_tokens: added per 1,000 tokens read and written, rounded up.
         asset: `NATIVE_ASSET` or an ERC-20 address.
+        max_prompt_tokens: with a per-token price, the prompt tokens one call is charged for at most: the card
+            states each capability's `maxTokens` as this plus the capability's `max_tokens`, and payers refuse
+            an answer that reports more.
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class Agent:
         price: int = 0,
         price_per_1k_tokens: int = 0,
         asset: str = NATIVE_ASSET,
+        max_prompt_tokens: int = 2048,
     ) -> None:
         if not name or len(name) > 64:
             raise InvalidAgentDefinition(f"agent name {name!r} must be 1 to 64 characters")
@@ -189,6 +193,7 @@ class Agent:
         self.price = price
         self.price_per_1k_tokens = price_per_1k_tokens
         self.asset = asset
+        self.max_prompt_tokens = max_prompt_tokens
         self.capabilities: dict[str, Capability[Any, Any]] = {}
 
     def __repr__(self) -> str:
@@ -316,6 +321,11 @@ class Agent:
                         "inputSchema": capability.input.model_json_schema(),
                         "outputSchema": capability.output.model_json_schema(),
                         "examples": [{"input": i, "output": o} for i, o in capability.examples],
+                        **(
+                            {"maxTokens": self.max_tokens_of(capability.name)}
+                            if self.price_per_1k_tokens
+                            else {}
+                        ),
                     }
                     for capability in self.capabilities.values()
                 ],
@@ -373,10 +383,14 @@ class Agent:
         per_token = -(-self.price_per_1k_tokens * usage.total_tokens // 1000)
         return self.price + per_token
 
-    def worst_case_price(self, capability: str, prompt_tokens: int = 0) -> int:
+    def max_tokens_of(self, capability: str) -> int:
+        """The most tokens one call to `capability` is charged for: `max_prompt_tokens` read plus the
+        capability's `max_tokens` written (the card's `maxTokens` under a per-token price)."""
+        return self.max_prompt_tokens + self.get(capability).max_tokens
+
+    def worst_case_price(self, capability: str) -> int:
         """The most one call to `capability` can cost: its token bound at the per-token price."""
-        bound = self.get(capability).max_tokens + prompt_tokens
-        return self.price_of(Usage(0, bound))
+        return self.price_of(Usage(0, self.max_tokens_of(capability)))
 
     async def invoke(
         self, capability: str, input: object, *, on_token: Callable[[str], None] | None = None
