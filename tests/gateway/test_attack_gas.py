@@ -4,10 +4,16 @@ refused past `GatewayLimits.gas_per_wallet`; a wallet with nothing deposited get
 
 from __future__ import annotations
 
+import sqlite3
+from typing import cast
+
+import pytest
 from eth_account import Account
 from support.gateway import bare_gateway
 
 from motet.chain import Chain
+from motet.errors import OrderRefused
+from motet.gateway._gas import GasMeter, MeteredChain
 from motet.payments import DelegationClient
 from motet.settings import GatewayLimits
 from motet.units import GWEI
@@ -52,3 +58,18 @@ async def test_a_wallet_with_nothing_deposited_gets_no_delegation_registered(cha
         assert DelegationClient(chain).state(delegation.digest(s.domain)) is None
         assert chain.balance(s.session_key.address) == before
         assert s.gateway.orders.gas.spent(stranger.address) == 0
+
+
+def test_the_session_key_sends_nothing_more_for_a_wallet_past_its_budget(chain: Chain) -> None:
+    # Mid-run, every transaction for the wallet (a channel opened or topped up) goes through its meter.
+    wallet, key = chain.accounts[9].address, chain.accounts[8]
+    meter = GasMeter(sqlite3.connect(":memory:"), budget=1)
+    client = DelegationClient(cast(Chain, MeteredChain(chain, meter, wallet)), key)
+    client.deposit(GWEI, owner=wallet)  # within the budget: sent, and counted
+    spent = meter.spent(wallet)
+    assert spent > 0
+    before = chain.balance(key.address)
+    with pytest.raises(OrderRefused, match="gas budget spent") as refused:
+        client.deposit(GWEI, owner=wallet)
+    assert refused.value.status == 403
+    assert chain.balance(key.address) == before and meter.spent(wallet) == spent
