@@ -38,6 +38,9 @@ from motet.units import UINT256_MAX
 MAX_URI_BYTES = 8192
 """Longest agent URI, in UTF-8 bytes (the contract's `MAX_URI`)."""
 
+DEFAULT_CONFIRMATIONS = 12
+"""Blocks on top of a block before its events are indexed, on chains other than development ones."""
+
 SYNC_CHUNK_BLOCKS = 2_000
 """Blocks per `eth_getLogs` request: small enough for public RPC limits, large enough to catch up fast."""
 
@@ -66,7 +69,10 @@ class Registry:
     `owner` signs every transaction unless a call names another (default: the chain's first account).
     `index_path` is the SQLite file of the search index (None: in memory, rebuilt from the logs).
     `contract` picks a deployed AgentRegistry (default: motet's, deployed on first use); `start_block`
-    is where indexing starts, which saves scanning a long chain from genesis.
+    is where indexing starts, which saves scanning a long chain from genesis. `confirmations` is how many
+    blocks must be on top of a block before its events are indexed, so that a reorganisation rarely undoes
+    what search shows (default: `Settings.registry_confirmations`, which is 0 on development chains and
+    `DEFAULT_CONFIRMATIONS` elsewhere).
 
     Example:
         >>> registry = Registry(Chain.embedded(), index_path=None)
@@ -83,9 +89,17 @@ class Registry:
         contract: Contract | None = None,
         start_block: int = 0,
         chunk_blocks: int = SYNC_CHUNK_BLOCKS,
+        confirmations: int | None = None,
     ) -> None:
         if chunk_blocks < 1:
             raise InvalidRegistryArgument("chunk_blocks", chunk_blocks, "must be at least 1")
+        if confirmations is None:
+            confirmations = chain.settings.registry_confirmations
+        if confirmations is None:
+            confirmations = 0 if chain.kind in ("embedded", "anvil") else DEFAULT_CONFIRMATIONS
+        if confirmations < 0:
+            raise InvalidRegistryArgument("confirmations", confirmations, "must be 0 or more")
+        self.confirmations = confirmations
         self.chain = chain
         self.contract = contract if contract is not None else chain.contract("AgentRegistry")
         self.owner = owner if owner is not None else chain.default_account
@@ -340,7 +354,8 @@ class Registry:
         )
 
     def sync(self) -> int:
-        """Apply the contract's events since the last indexed block; returns how many were applied.
+        """Apply the contract's events since the last indexed block, up to the block `confirmations` below
+        the chain's head; returns how many were applied.
 
         Logs are fetched `chunk_blocks` at a time and each chunk is applied in one transaction, so an
         interrupted sync resumes where it stopped. If the last indexed block is no longer on the chain
@@ -353,7 +368,7 @@ class Registry:
         w3 = self.chain.w3
         with self._sync_lock:
             self._reset_if_forked()
-            latest = w3.eth.block_number
+            latest = w3.eth.block_number - self.confirmations
             applied = 0
             # Re-read the position each round: another process on the same file may have moved it.
             while (start := self._index.last_block + 1) <= latest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from motet.registry import (
     capability_hashes,
     validate_capability_name,
 )
+from motet.registry._client import DEFAULT_CONFIRMATIONS
+from motet.settings import Settings
 
 ETH = 10**18
 
@@ -419,3 +422,40 @@ def test_two_writers_on_one_index_never_apply_a_block_twice(registry_chain: Chai
         assert index.apply([], first_block=0, last_block=index.last_block, last_block_hash="00") == 0
         (record,) = second.search("translate")
         assert record.capability_hashes == (capability_hash("summarize"), capability_hash("translate"))
+
+
+# -- confirmation depth -----------------------------------------------------------------------------------
+
+
+def test_the_index_waits_for_confirmations_before_showing_an_agent(registry_chain: Chain) -> None:
+    assert Registry(registry_chain).confirmations == 0  # a development chain: at once
+    with Registry(registry_chain, confirmations=3) as registry:
+        agent_id = registry.register("https://new.example/card.json", ["summarize"], 1, stake=ETH)
+        assert (
+            registry.search("summarize") == []
+        )  # in a block nothing is on top of yet: a reorg could undo it
+        assert registry.get(agent_id).agent_uri == "https://new.example/card.json"  # the chain itself has it
+        registry_chain.w3.provider.ethereum_tester.mine_blocks(2)  # type: ignore[attr-defined]
+        assert registry.search("summarize") == []
+        registry_chain.w3.provider.ethereum_tester.mine_blocks(1)  # type: ignore[attr-defined]
+        assert ids(registry.search("summarize")) == [agent_id]
+
+
+def test_confirmations_come_from_the_settings_and_default_to_twelve_off_development_chains(
+    registry_chain: Chain, registry_settings: Settings
+) -> None:
+    deep = Chain.embedded(settings=replace(registry_settings, registry_confirmations=5))
+    assert Registry(deep).confirmations == 5
+    assert DEFAULT_CONFIRMATIONS == 12
+    with pytest.raises(InvalidRegistryArgument, match="confirmations"):
+        Registry(registry_chain, confirmations=-1)
+
+
+def test_an_agent_shows_on_anvil_only_at_confirmation_depth(anvil_chain: Chain) -> None:
+    with Registry(anvil_chain, confirmations=2) as registry:
+        agent_id = registry.register("https://anvil.example/card.json", ["summarize"], 1, stake=ETH)
+        assert agent_id not in ids(registry.search("summarize"))
+        anvil_chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert agent_id not in ids(registry.search("summarize"))
+        anvil_chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert agent_id in ids(registry.search("summarize"))
