@@ -26,8 +26,8 @@ signature of the channel's payer, or of the session key of the delegation the ch
 the channel's next call number; it is checked before any work and before any idempotency lookup. A wrong
 call number is `409` with `nextSeq`.
 
-Chain reads and transactions run on worker threads, never on the event loop, so a slow node delays only the
-requests that wait for it. While serving, the agent redeems on its own: at once for a channel whose payer
+Chain reads and transactions on a node run on worker threads, never on the event loop, so a slow node
+delays only the requests that wait for it (the in-process embedded chain answers at once, on the loop). While serving, the agent redeems on its own: at once for a channel whose payer
 started closing it, and for every channel once what it holds unredeemed passes `redeem_above` or has waited
 `redeem_after` seconds.
 """
@@ -164,9 +164,10 @@ class AgentServer:
         self._session_keys: dict[bytes, str] = {}
         self._busy: set[int] = set()
         self._unredeemed_since: dict[int, float] = {}
-        # The in-process chain is not safe to use from two threads at once; a node is.
-        self._pool = ThreadPoolExecutor(
-            max_workers=1 if chain.kind == "embedded" else 8, thread_name_prefix="agent-chain"
+        # A node's reads wait on the network: worker threads. The in-process chain answers at once and is not
+        # safe to use from two threads (the caller's own code uses it too): it stays on the event loop.
+        self._pool = (
+            None if chain.kind == "embedded" else ThreadPoolExecutor(8, thread_name_prefix="agent-chain")
         )
         self._redeeming = asyncio.Lock()
         self.app = Starlette(
@@ -249,6 +250,8 @@ class AgentServer:
         """Run a blocking chain read or transaction on a worker thread, not on the event loop; a failure of
         the node (not a motet error) is a `ChainError`."""
         try:
+            if self._pool is None:
+                return call()
             return await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except MotetError:
             raise
@@ -259,16 +262,20 @@ class AgentServer:
 
     async def _watch(self) -> None:
         """Poll the chain for channels starting to close, and redeem past the amount or age thresholds."""
-        block = await self._chain(lambda: int(self.chain.w3.eth.block_number))
-        await self._redeem_closing(None)  # channels that started closing while the server was down
+        block: int | None = None
         while True:
-            await asyncio.sleep(self.watch_interval)
             try:
-                block = await self._watch_once(block)
+                if block is None:
+                    start = await self._chain(lambda: int(self.chain.w3.eth.block_number))
+                    await self._redeem_closing(None)  # channels that started closing while it was down
+                    block = start
+                else:
+                    block = await self._watch_once(block)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("watching channels failed; trying again in %ss", self.watch_interval)
+            await asyncio.sleep(self.watch_interval)
 
     async def _watch_once(self, from_block: int) -> int:
         """One poll: `ChannelClosing` events since `from_block`, then the thresholds. Returns the next block."""
