@@ -136,7 +136,7 @@ def gateway(
     from motet.cli._market import market_registry, workflow_catalog
     from motet.gateway import Gateway
     from motet.payments import DelegationClient
-    from motet.settings import GatewayLimits
+    from motet.settings import Settings
 
     if fund and not chain.dev:
         raise typer.BadParameter("--fund works on dev chains only (embedded, anvil)", param_hint="--fund")
@@ -150,7 +150,7 @@ def gateway(
 
     async def serve(registry: Registry) -> None:
         data_dir = None if chain.kind == "embedded" else home() / f"gateway-{node.chain_id}"
-        defaults = GatewayLimits()
+        defaults = Settings.from_env().gateway
         limits = dataclasses.replace(
             defaults,
             hosts=defaults.hosts + tuple(allow_hosts or ()),
