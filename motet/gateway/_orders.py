@@ -8,9 +8,9 @@ the order's budget. Every refusal is an `OrderRefused` whose `status` is the HTT
 The money rule (INVARIANTS D1) holds off chain as on chain: an order is accepted only if its budget fits in the
 delegation's cap less what earlier orders spent and running orders reserved, decided under one lock, and a run
 never signs more than its budget; the contract refuses anything above the cap regardless. The lock is held only
-for that decision, never across a call to the chain; chain calls run in threads, off the event loop. An order
-whose deadline is past its delegation's expiry is refused, and orders a stopped gateway left running are released
-when it starts again (`release_stale`).
+for that decision, never across a call to the chain; a node's calls run on worker threads, off the event loop.
+An order whose deadline is past its delegation's expiry is refused, and orders a stopped gateway left running are
+released when it starts again (`release_stale`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from motet.errors import (
     TransactionReverted,
 )
 from motet.gateway._gas import GasMeter, MeteredChain
+from motet.gateway._offloop import off_loop
 from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
 from motet.registry import Registry
 
@@ -144,8 +145,8 @@ class OrderDesk:
                 f"{self.session_key}: fetch /api/config and sign again",
             )
         delegation_id = delegation.digest(self.domain)
-        signed = await asyncio.to_thread(
-            self.delegations.signed_by, delegation.delegator, delegation_id, signature
+        signed = await off_loop(
+            self.chain, self.delegations.signed_by, delegation.delegator, delegation_id, signature
         )
         if not signed:
             raise OrderRefused(403, f"the delegation is not signed by its delegator {delegation.delegator}")
@@ -168,11 +169,11 @@ class OrderDesk:
                 self._registering.pop(delegation_id, None)
 
     async def _register(self, delegation: Delegation, delegation_id: bytes, signature: bytes) -> str | None:
-        if await asyncio.to_thread(self.delegations.state, delegation_id) is not None:
+        if await off_loop(self.chain, self.delegations.state, delegation_id) is not None:
             return None
         self.gas.check(delegation.delegator, "registering a delegation")
         if (
-            await asyncio.to_thread(self.delegations.balance, delegation.delegator, asset=delegation.asset)
+            await off_loop(self.chain, self.delegations.balance, delegation.delegator, asset=delegation.asset)
             == 0
         ):
             raise OrderRefused(
@@ -183,7 +184,7 @@ class OrderDesk:
         metered = MeteredChain(self.chain, self.gas, delegation.delegator)
         client = DelegationClient(cast(Chain, metered), self.delegations.account)
         try:
-            await asyncio.to_thread(client.register, delegation, signature)
+            await off_loop(self.chain, client.register, delegation, signature)
         except OrderRefused:
             raise
         except TransactionReverted as exc:
@@ -212,7 +213,7 @@ class OrderDesk:
         typed_order, order_signature = signed_part(signed_order, "order")
         order, delegation = await self._signed_order(typed_delegation, typed_order, order_signature)
         delegation_id = delegation.digest(self.domain)
-        now = await asyncio.to_thread(self.chain.timestamp)
+        now = await off_loop(self.chain, self.chain.timestamp)
         if order.deadline <= now:
             raise OrderRefused(400, f"the order's deadline {order.deadline} has passed (chain time {now})")
         if order.deadline > delegation.expiry:
@@ -228,13 +229,13 @@ class OrderDesk:
             )
         self.gas.check(delegation.delegator, "running an order")
         await self.take_delegation(typed_delegation, delegation_signature)
-        state = await asyncio.to_thread(self.delegations.state, delegation_id)
+        state = await off_loop(self.chain, self.delegations.state, delegation_id)
         assert state is not None  # registered just above, or before
         problem = state.problem(now)
         if problem is not None:
             raise OrderRefused(403, f"{problem}: sign a new delegation")
         compiled = await self._compile(order, delegation, delegation_id)
-        balance = await asyncio.to_thread(self.delegations.balance, delegation.delegator)
+        balance = await off_loop(self.chain, self.delegations.balance, delegation.delegator)
         funds = balance + compiled.payer.unspent_deposits()
         needed = min(order.budget, compiled.worst_case)
         if funds < needed:
@@ -345,8 +346,8 @@ class OrderDesk:
                 f"the order names delegation 0x{order.delegation.hex()}, not the one sent (0x{delegation_id.hex()})",
             )
         digest = order.digest(self.domain)
-        if not await asyncio.to_thread(
-            self.delegations.signed_by, delegation.delegator, digest, order_signature
+        if not await off_loop(
+            self.chain, self.delegations.signed_by, delegation.delegator, digest, order_signature
         ):
             raise OrderRefused(403, f"the task order is not signed by the delegator {delegation.delegator}")
         return order, delegation

@@ -5,7 +5,8 @@ budget (`_orders`), runs the workflow paying each call with vouchers the session
 channels, settles, and keeps the outcome (`_runs`). Progress streams as server-sent events; the signing page
 (`static/`) is served at `/`, and builds the wallet's own transactions through `/api/calls` (`_wallet`).
 Every request passes the `GatewayLimits` first (`_guard`: host, origin, JSON, size, rate), and the gas the
-session key spends is counted per wallet (`_gas`). Chain calls run in threads, never on the event loop.
+session key spends is counted per wallet (`_gas`). A node's chain calls run on worker threads, never on the
+event loop (`_offloop`).
 
 Routes:
 
@@ -49,6 +50,7 @@ from motet.composer import Payer, Workflow
 from motet.errors import MotetError, OrderRefused
 from motet.gateway._gas import MeteredChain
 from motet.gateway._guard import Guard, failure_message, incident_id
+from motet.gateway._offloop import off_loop
 from motet.gateway._orders import OrderDesk, signed_part
 from motet.gateway._runs import OrderRun, run_order
 from motet.gateway._wallet import transaction_status, wallet_transaction
@@ -198,7 +200,7 @@ class Gateway:
             if not payer.paid_calls(order_id):
                 continue
             try:
-                await asyncio.to_thread(payer.settle, order_id)
+                await off_loop(self.chain, payer.settle, order_id)
             except MotetError as exc:
                 log.warning("order %s: settling after a restart failed: %s", order_id, exc)
 
@@ -236,7 +238,7 @@ class Gateway:
                     "TaskOrder": eip712_fields(TASK_ORDER_TYPE),
                 },
                 "workflows": await self._workflow_list(),
-                "now": await asyncio.to_thread(self.chain.timestamp),
+                "now": await off_loop(self.chain, self.chain.timestamp),
                 "rpcUrl": self.chain.url,
             }
         )
@@ -285,7 +287,7 @@ class Gateway:
         if not HEX20.fullmatch(address):
             raise OrderRefused(400, f"{address[:80]!r} is not an address (0x + 40 hex digits)")
         try:
-            balance, found, now = await asyncio.to_thread(self._account_state, address)
+            balance, found, now = await off_loop(self.chain, self._account_state, address)
         except ValueError:
             raise OrderRefused(
                 400, f"{address!r} is not an address (a mixed-case one must be checksummed)"
@@ -345,7 +347,7 @@ class Gateway:
 
     async def _transaction(self, request: Request) -> Response:
         tx_hash = request.path_params["tx_hash"]
-        return JSONResponse(await asyncio.to_thread(transaction_status, self.chain, tx_hash))
+        return JSONResponse(await off_loop(self.chain, transaction_status, self.chain, tx_hash))
 
     # -- delegations and orders -----------------------------------------------------------------------
 

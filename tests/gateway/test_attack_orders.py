@@ -1,6 +1,6 @@
 """Orders that could strand money or the gateway: one whose deadline outlives its delegation, one a crashed gateway
 left running (its budget reserved for ever), runs that stream without end, and a slow chain node that would stall
-every request while one waits on it. Real gateway on 127.0.0.1, embedded chain."""
+every request while one waits on it. Real gateway on 127.0.0.1, embedded chain (anvil for the slow node)."""
 
 from __future__ import annotations
 
@@ -89,10 +89,12 @@ async def test_gateway_keeps_the_events_of_a_bounded_number_of_runs(chain: Chain
         assert kept.status_code == 200 and '"n": 4' in kept.text
 
 
+@pytest.mark.anvil
 async def test_a_slow_chain_call_does_not_stall_other_requests(
-    chain: Chain, monkeypatch: pytest.MonkeyPatch
+    anvil_chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with bare_gateway(chain) as s:
+    # On a node (anvil): its calls wait on the network, so they run on worker threads.
+    async with bare_gateway(anvil_chain) as s:
         real_signed_by = s.gateway.delegations.signed_by
 
         def slow_balance(*args: Any, **kwargs: Any) -> int:
