@@ -252,6 +252,10 @@ class AgentClient:
                         if received > self.max_answer_bytes:
                             raise self._too_large()
                         buffer += piece
+                        # Split only when this piece may end an event: splitting the whole buffer on every
+                        # piece would take quadratic time on one huge event.
+                        if b"\n\n" not in buffer[-len(piece) - 3 :].replace(b"\r\n", b"\n"):
+                            continue
                         *events, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
                         for raw in events:
                             name, event = _event(raw, self.url)

@@ -41,7 +41,7 @@ from motet.agents import AgentClient, PaidInvocation, check_public_url, private_
 from motet.chain import Chain
 from motet.composer._budget import Budget
 from motet.composer._offer import Offer
-from motet.errors import AgentCallFailed, InvalidComposeArgument, InvalidReceipt, MotetError
+from motet.errors import AgentCallFailed, AgentTimeout, InvalidComposeArgument, InvalidReceipt, MotetError
 from motet.payments import CallSigner, ChannelClient, Ledger, Voucher
 
 _SCHEMA = """
@@ -330,14 +330,18 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
                         max_price=offer.worst_case,
                         max_tokens=offer.max_tokens if offer.per_1k_tokens else None,
                     )
-            except (MotetError, TimeoutError) as exc:
+            except MotetError as exc:  # AgentTimeout included: the client's own bounds name themselves
                 self._write(attempt, status="failed", problem=str(exc))
                 raise
+            except TimeoutError:
+                timed_out = f"no answer within {self.timeout:g} s; nothing is owed"
+                self._write(attempt, status="failed", problem=timed_out)
+                raise AgentTimeout(offer.label, timed_out) from None
             self._fault("after_call", node)
-            problem = _overcharge(offer, invocation, signed_before)
-            if problem is not None:
-                self._write(attempt, status="failed", problem=problem)
-                raise InvalidReceipt(f"{offer.label} overcharged: {problem}")
+            overcharged = _overcharge(offer, invocation, signed_before)
+            if overcharged is not None:
+                self._write(attempt, status="failed", problem=overcharged)
+                raise InvalidReceipt(f"{offer.label} overcharged: {overcharged}")
             answer = {"output": invocation.output, "receipt": invocation.receipt.to_dict()}
             self._write(
                 attempt,
