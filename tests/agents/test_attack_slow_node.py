@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from support.agents import PRICE, call_signer, echo_agent
 from motet.agents import AgentClient, AgentServer
 from motet.chain import Chain
 from motet.payments import ChannelClient
+from motet.settings import Settings
 
 
 class HeldProxy:
@@ -69,11 +71,16 @@ def proxy(anvil_chain: Chain) -> Iterator[HeldProxy]:
 
 
 @pytest.mark.anvil
-async def test_a_stalled_node_does_not_stall_the_agent_server(anvil_chain: Chain, proxy: HeldProxy) -> None:
+async def test_a_stalled_node_does_not_stall_the_agent_server(
+    anvil_chain: Chain, proxy: HeldProxy, tmp_path: Path
+) -> None:
+    assert anvil_chain.url is not None
     agent_account, payer_account = anvil_chain.accounts[7], anvil_chain.accounts[8]
-    slow = Chain.connect(proxy.url, "0x" + bytes(agent_account.key).hex())
-    slow.use("PaymentChannels", anvil_chain.contract("PaymentChannels").address)
-    payer = ChannelClient(anvil_chain, payer_account)  # straight to anvil: only the agent's node is slow
+    own = Settings(home=tmp_path)  # this test's deployments, apart from the session's
+    slow = Chain.connect(proxy.url, "0x" + bytes(agent_account.key).hex(), settings=own)
+    slow.contract("PaymentChannels")  # deployed through the proxy while it still answers
+    direct = Chain.connect(anvil_chain.url, "0x" + bytes(payer_account.key).hex(), settings=own)
+    payer = ChannelClient(direct, payer_account)  # straight to anvil: only the agent's node is slow
     channel = payer.open(agent_account.address, 10 * PRICE).channel_id
     agent, served = echo_agent()
     server = AgentServer(agent, chain=slow, account=agent_account)
@@ -98,3 +105,4 @@ async def test_a_stalled_node_does_not_stall_the_agent_server(anvil_chain: Chain
         done = await asyncio.wait_for(call, 30)
     assert done.owed == PRICE and served == ["waits"]
     slow.close()
+    direct.close()
