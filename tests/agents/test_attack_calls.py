@@ -20,8 +20,11 @@ from motet.payments import (
     CallSigner,
     ChannelClient,
     ChannelDomain,
+    Delegation,
+    DelegationClient,
     recover_call_signer,
     request_hash,
+    sign_typed,
 )
 
 Echo = tuple[Running, list[str]]
@@ -196,3 +199,45 @@ def test_call_signatures_are_eip712_and_cost_well_under_a_millisecond() -> None:
     per_call = (time.perf_counter() - started) / 1_000
     print(f"call signature check: {per_call * 1e6:.0f} µs per call")
     assert per_call < 1e-3
+
+
+async def test_stranger_and_delegator_cannot_spend_a_delegated_channel(echo: Echo) -> None:
+    running, served = echo
+    chain = running.chain
+    wallet, session = chain.accounts[5], chain.accounts[6]
+    DelegationClient(chain, wallet).deposit(20 * PRICE)
+    now = chain.timestamp()
+    delegation = Delegation(
+        delegator=wallet.address,
+        session_key=session.address,
+        cap=10 * PRICE,
+        valid_after=now - 1,
+        expiry=now + 3600,
+        capabilities=("echo",),
+        nonce=1,
+    )
+    signature = sign_typed(bytes(wallet.key), delegation.digest(running.payer.domain))
+    delegation_id = DelegationClient(chain, session).register(delegation, signature)
+    session_channels = ChannelClient(chain, session)
+    channel = session_channels.open(
+        running.server.account.address,
+        5 * PRICE,
+        delegation=delegation_id,
+        agent_id=running.agent_id,
+        capability="echo",
+    ).channel_id
+    refused = {
+        "a stranger": call_signer(ChannelClient(chain, chain.accounts[4])),
+        "the delegator, whose session key signs this channel's calls": call_signer(
+            ChannelClient(chain, wallet)
+        ),
+    }
+    for who, signer in refused.items():
+        async with AgentClient(running.url, signer=signer) as client:
+            with pytest.raises(InvalidCallSignature):
+                await client.invoke("echo", {"text": who}, channel=channel)
+    assert served == []
+    async with AgentClient(running.url, signer=call_signer(session_channels)) as client:
+        call = await client.invoke("echo", {"text": "session"}, channel=channel)
+        await client.pay(channel, session_channels.sign(channel, call.owed))
+    assert served == ["session"] and call.owed == PRICE
