@@ -246,7 +246,7 @@ class AgentClient:
                         answer = _json(bytes(data), self.url, response.status_code)
                         raise _error(self.url, response.status_code, answer, body.get("capability"))
                     received = 0
-                    buffer = b""
+                    buffer = bytearray()  # grows in place: one huge event costs linear time
                     async for piece in response.aiter_bytes():
                         received += len(piece)
                         if received > self.max_answer_bytes:
@@ -254,9 +254,10 @@ class AgentClient:
                         buffer += piece
                         # Split only when this piece may end an event: splitting the whole buffer on every
                         # piece would take quadratic time on one huge event.
-                        if b"\n\n" not in buffer[-len(piece) - 3 :].replace(b"\r\n", b"\n"):
+                        if b"\n\n" not in bytes(buffer[-len(piece) - 3 :]).replace(b"\r\n", b"\n"):
                             continue
-                        *events, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+                        *events, rest = bytes(buffer).replace(b"\r\n", b"\n").split(b"\n\n")
+                        buffer = bytearray(rest)
                         for raw in events:
                             name, event = _event(raw, self.url)
                             if name == "token":
