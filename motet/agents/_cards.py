@@ -40,6 +40,7 @@ import binascii
 import dataclasses
 import functools
 import re
+import time
 import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
@@ -59,7 +60,7 @@ from pydantic import (
     model_validator,
 )
 
-from motet.agents._schemas import check_json_schema, first_mismatch
+from motet.agents._schemas import MAX_CHECK_SECONDS, check_json_schema, first_mismatch
 from motet.chain import NATIVE_ASSET
 from motet.errors import InvalidAgentCard, UnknownCapability
 from motet.registry import MAX_CAPABILITIES, validate_capability_name
@@ -193,12 +194,14 @@ class CapabilitySpec(_Strict):
         cls, examples: list[CapabilityExample], info: ValidationInfo
     ) -> list[CapabilityExample]:
         schemas = {side: info.data.get(f"{side}_schema") for side in ("input", "output")}
+        # One time bound for all the examples: a hostile schema cannot cost one bound per example.
+        deadline = time.monotonic() + MAX_CHECK_SECONDS
         for index, example in enumerate(examples):
             for side, value in (("input", example.input), ("output", example.output)):
                 schema = schemas[side]
                 if schema is None:  # the schema itself was invalid, and that error is the one reported
                     continue
-                error = first_mismatch(schema, value)
+                error = first_mismatch(schema, value, seconds=max(deadline - time.monotonic(), 0.0))
                 if error is not None:
                     raise ValueError(
                         f"example {index} {side} does not match the {side} schema: {error.message}"

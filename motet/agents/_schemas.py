@@ -84,23 +84,25 @@ def check_json_schema(schema: dict[str, JsonValue]) -> dict[str, JsonValue]:
     return schema
 
 
-def first_mismatch(schema: Mapping[str, Any], value: object) -> jsonschema.exceptions.ValidationError | None:
+def first_mismatch(
+    schema: Mapping[str, Any], value: object, *, seconds: float = MAX_CHECK_SECONDS
+) -> jsonschema.exceptions.ValidationError | None:
     """The most relevant way `value` breaks `schema` (a schema already checked), or None when it fits.
 
-    A value too costly to check (nested past `MAX_VALUE_DEPTH`, or checked for longer than
-    `MAX_CHECK_SECONDS`) is a mismatch.
+    A value too costly to check (nested past `MAX_VALUE_DEPTH`, or checked for longer than `seconds`) is a
+    mismatch.
     """
     if _nesting(value) > MAX_VALUE_DEPTH:
         return jsonschema.exceptions.ValidationError(
             f"the value is nested more than {MAX_VALUE_DEPTH} levels deep; refused"
         )
     validator = validator_class(schema)(schema)
-    token = _clock.set(_Clock(time.monotonic() + MAX_CHECK_SECONDS))
+    token = _clock.set(_Clock(time.monotonic() + seconds))
     try:
         return jsonschema.exceptions.best_match(validator.iter_errors(value))
     except _TooCostly:
         return jsonschema.exceptions.ValidationError(
-            f"checking the value against the schema takes longer than {MAX_CHECK_SECONDS:g} s; refused"
+            f"checking the value against the schema takes longer than {seconds:g} s; refused"
         )
     except RecursionError:
         return jsonschema.exceptions.ValidationError("the value is nested too deeply to check")

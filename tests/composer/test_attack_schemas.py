@@ -209,3 +209,16 @@ async def _market_skips_them(
     )
     with pytest.raises(GraphError, match="refers to itself"):
         await pinned.compile(registry, payer=Payer(chain), budget=10**18)
+
+
+def test_a_card_whose_examples_explode_its_schema_is_refused_within_one_bound() -> None:
+    value: list[Any] = [1]
+    for _ in range(40):
+        value = [value]
+    signer = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+    data = json.loads(base64.b64decode(_card_uri("hostile", signer, _exponential()).partition(",")[2]))
+    data["capabilities"][0]["examples"] = [{"input": value, "output": {"summary": "x"}}] * 5
+    started = time.perf_counter()
+    with pytest.raises(InvalidAgentCard, match="takes longer than"):
+        AgentCard.from_dict(data)
+    assert time.perf_counter() - started < MAX_CHECK_SECONDS + 0.5  # one bound, not one per example
