@@ -5,11 +5,15 @@ A stranger's URL must not turn motet into a tool for reaching the local network:
 private addresses (`Settings.allow_private_endpoints`; development chains do), a card URL, every redirect it
 leads through, and an agent's endpoint must resolve only to public addresses. Loopback, private,
 link-local, shared, reserved, multicast and unspecified addresses are refused, IPv4-mapped ones included.
+A card fetch then connects to the address it checked (the `Host` header and TLS name stay the URL's), so a
+name that resolves to a public address for the check and to an internal one for the request (DNS
+rebinding) gains nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import urllib.parse
@@ -51,6 +55,12 @@ async def check_public_url(url: str, *, field: str = "uri") -> None:
         ...
         motet.errors.InvalidAgentCard: invalid agent card: services: 'http://127.0.0.1:8000/invoke' is at 127.0.0.1, a loopback address; cards and endpoints must be public unless allow_private_endpoints is set
     """
+    await _public_addresses(url, field)
+
+
+async def _public_addresses(url: str, field: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses `url`'s host resolves to, every one public (else `InvalidAgentCard`); [] when it does
+    not resolve."""
     host = urllib.parse.urlsplit(url).hostname
     if not host:
         raise InvalidAgentCard(field, f"{url[:80]!r} names no host")
@@ -60,7 +70,7 @@ async def check_public_url(url: str, *, field: str = "uri") -> None:
         try:
             found = await asyncio.get_running_loop().getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
         except OSError:
-            return
+            return []
         addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
     for address in addresses:
         kind = _private_kind(address)
@@ -70,6 +80,7 @@ async def check_public_url(url: str, *, field: str = "uri") -> None:
                 f"{url[:80]!r} is at {address}, a {kind} address; cards and endpoints must be public unless "
                 f"allow_private_endpoints is set",
             )
+    return addresses
 
 
 def _private_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -126,11 +137,14 @@ async def _download(uri: str, timeout: float, max_bytes: int, allow_private: boo
     url = uri
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
         for _hop in range(MAX_REDIRECTS + 1):
-            if not allow_private:
-                await check_public_url(url)
-            async with client.stream("GET", url, headers=_HEADERS) as response:
+            request = (
+                client.build_request("GET", url, headers=_HEADERS)
+                if allow_private
+                else _pinned(client, url, await _public_addresses(url, "uri"))
+            )
+            async with contextlib.aclosing(await client.send(request, stream=True)) as response:
                 if response.is_redirect:
-                    url = str(response.url.join(response.headers.get("Location", "")))
+                    url = str(httpx.URL(url).join(response.headers.get("Location", "")))
                     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
                         raise InvalidAgentCard("uri", f"{uri[:80]!r} redirects to {url[:80]!r}, not http(s)")
                     continue
@@ -148,3 +162,21 @@ async def _download(uri: str, timeout: float, max_bytes: int, allow_private: boo
                         raise InvalidAgentCard("card", too_big)
                 return bytes(body)
     raise AgentCallFailed(uri, f"more than {MAX_REDIRECTS} redirects; refusing to follow more")
+
+
+def _pinned(
+    client: httpx.AsyncClient, url: str, addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]
+) -> httpx.Request:
+    """A GET of `url` sent to the first of `addresses` (checked public), with the URL's host as `Host` and as
+    the TLS server name; a plain GET when the host did not resolve (it fails as unreachable)."""
+    if not addresses:
+        return client.build_request("GET", url, headers=_HEADERS)
+    target = httpx.URL(url)
+    request = client.build_request(
+        "GET",
+        target.copy_with(host=str(addresses[0])),
+        headers={**_HEADERS, "Host": target.netloc.decode("ascii")},
+    )
+    if target.scheme == "https":
+        request.extensions["sni_hostname"] = target.host
+    return request

@@ -4,6 +4,7 @@ prices. Real agents on 127.0.0.1, the embedded chain."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
@@ -117,6 +118,30 @@ async def test_card_redirect_to_internal_address_is_refused(monkeypatch: pytest.
             public.redirects[f"/r{hop}"] = public.url(f"/r{hop + 1}")
         with pytest.raises(Exception, match="more than 3 redirects"):
             await fetch_card(public.url("/r0"))
+
+
+async def test_a_card_fetch_connects_to_the_address_it_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS rebinding: a name checked as public must not be resolved again to something else for the request.
+    # Here 127.0.0.1 stands for the public address "localhost" resolves to; the request goes to the address
+    # that was checked, with the name kept in the Host header.
+    judge = fetch_module._private_kind
+    checked = ipaddress.ip_address("127.0.0.1")
+    monkeypatch.setattr(fetch_module, "_private_kind", lambda a: None if a == checked else judge(a))
+    resolved: list[str] = []
+
+    async def resolve_once(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        resolved.append(host)
+        return [(0, 0, 0, "", ("127.0.0.1", 0))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve_once)
+    agent, _served = echo("pinned")
+    card = agent.card("https://agent.example", signer="0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf")
+    async with card_host("127.0.0.1") as host:
+        host.pages["/card.json"] = card.to_json().encode()
+        port = host.base.rsplit(":", 1)[1]
+        assert await fetch_card(f"http://rebind.example:{port}/card.json") == card
+        assert host.hosts == [f"rebind.example:{port}"]
+    assert resolved == ["rebind.example"]  # resolved once, for the check; the request used that address
 
 
 async def test_card_endpoint_at_internal_address_is_refused() -> None:

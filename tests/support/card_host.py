@@ -23,6 +23,8 @@ class CardHost:
     pages: dict[str, bytes] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    """The `Host` header of each request."""
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -35,6 +37,7 @@ async def card_host(host: str = "127.0.0.1") -> AsyncIterator[CardHost]:
     async def page(request: Request) -> Response:
         path = request.url.path
         served.hits.append(path)
+        served.hosts.append(request.headers.get("host", ""))
         if path in served.redirects:
             return RedirectResponse(served.redirects[path], status_code=302)
         if path in served.pages:
