@@ -122,7 +122,7 @@ async def _measure(runs: int, threads: int) -> tuple[float, float, int, int]:
                 account=chain.accounts[index],
             )
             await stack.enter_async_context(server.running())
-            await server.register(registry)
+            await server.register(registry, stake=10**17)
         payer = Payer(chain, chain.accounts[8], deposit_calls=10 * runs)
         runnable = await workflow().compile(registry, payer=payer, budget=10**18)
         inputs = {"text": TEXT, "question": question}

@@ -82,7 +82,7 @@ async def _motet_rate(runs: int) -> float:
         for index, agent in enumerate(_graph_agents(), start=1):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
-            await server.register(registry)
+            await server.register(registry, stake=10**17)
         payer = Payer(chain, chain.accounts[8], deposit_calls=10 * runs)
         runnable = await _flow().compile(registry, payer=payer, budget=10**18)
         await runnable.run({"text": "x"}, settle=False)  # opens the channels
@@ -145,7 +145,7 @@ def _market(registry: Registry, chain: Chain, capabilities: int, per_capability:
 
             agent.capability(f"step{c}")(step)
             account = chain.accounts[1 + (c * per_capability + a) % (len(chain.accounts) - 1)]
-            agent.register(registry, url=f"http://127.0.0.1:9/{c}/{a}", account=account)
+            agent.register(registry, url=f"http://127.0.0.1:9/{c}/{a}", account=account, stake=10**15)
 
 
 def bench_b6(repetitions: int = 5) -> tuple[float, float, float]:
