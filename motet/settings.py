@@ -101,6 +101,11 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Settings from `MOTET_HOME`, `MOTET_CACHE_DIR` and `MOTET_CHALLENGE_PERIOD`."""
+        """Settings from `MOTET_HOME`, `MOTET_CACHE_DIR`, `MOTET_CHALLENGE_PERIOD` and
+        `MOTET_ALLOW_PRIVATE_ENDPOINTS` (`1` allows, `0` refuses; for a development node reached by URL)."""
         period = os.environ.get("MOTET_CHALLENGE_PERIOD")
-        return cls(challenge_period=int(period)) if period else cls()
+        private = os.environ.get("MOTET_ALLOW_PRIVATE_ENDPOINTS", "").strip().lower()
+        allow = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(private)
+        if period:
+            return cls(challenge_period=int(period), allow_private_endpoints=allow)
+        return cls(allow_private_endpoints=allow)

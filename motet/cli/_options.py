@@ -45,12 +45,13 @@ class ChainChoice:
     def open(self) -> Chain:
         """Start or connect to the chain."""
         from motet.chain import Chain
+        from motet.settings import Settings
 
         if self.kind == "embedded":
             return Chain.embedded()
         if self.kind == "anvil":
             return Chain.anvil()
-        return Chain.connect(self.url)
+        return Chain.connect(self.url, settings=Settings.from_env())
 
 
 CHAIN_HELP = (

@@ -73,11 +73,18 @@ async def serve(
 # -- item 9: server-side requests to internal addresses --------------------------------------------------
 
 
-def test_development_chains_allow_private_endpoints_and_others_do_not() -> None:
+def test_development_chains_allow_private_endpoints_and_others_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert fetch_module.private_endpoints_allowed(Chain.embedded())
     assert not fetch_module.private_endpoints_allowed(
         Chain.embedded(settings=Settings(allow_private_endpoints=False))
     )
+    assert Settings.from_env().allow_private_endpoints is None  # decided by the chain's kind
+    monkeypatch.setenv("MOTET_ALLOW_PRIVATE_ENDPOINTS", "1")  # a development node reached by URL
+    assert Settings.from_env().allow_private_endpoints is True
+    monkeypatch.setenv("MOTET_ALLOW_PRIVATE_ENDPOINTS", "0")
+    assert Settings.from_env().allow_private_endpoints is False
 
 
 @pytest.mark.parametrize(
