@@ -237,6 +237,17 @@ def test_an_expiry_of_zero_is_refused_not_read_as_forever(env: Env) -> None:
     )
 
 
+def test_a_delegation_lists_at_most_32_capabilities(env: Env) -> None:
+    with pytest.raises(InvalidDelegation, match="a delegation lists at most 32"):
+        make(env, capabilities=tuple(f"capability-{i}" for i in range(33)))
+    many = make(env, capabilities=("summarize", *(f"capability-{i}" for i in range(31))))
+    delegation_id = register(env, many)
+    stored = env.channels.functions.delegation_capabilities(delegation_id).call()
+    assert [bytes(h) for h in stored] == [keccak(c.encode()) for c in many.capabilities]
+    deposit(env, 100)
+    open_delegated(env, delegation_id, 100)
+
+
 # -- D3: revocation stops new money, never placed money (D5) -----------------------------------------
 
 
