@@ -9,7 +9,13 @@ import pytest
 from eth_account import Account
 
 from motet.chain import Chain
-from motet.errors import AccountError, ChainConnectionError, InsufficientFunds, TransactionReverted
+from motet.errors import (
+    AccountError,
+    ChainConnectionError,
+    ChainError,
+    InsufficientFunds,
+    TransactionReverted,
+)
 from motet.settings import Settings
 
 
@@ -84,6 +90,20 @@ def test_connect_records_deployments_per_chain_id(anvil_chain: Chain, tmp_path: 
     assert recorded[str(anvil_chain.chain_id)]["AgentRegistry"]["address"] == first.address
     again = Chain.connect(anvil_chain.url, key, settings=settings).contract("AgentRegistry")
     assert again.address == first.address  # found, not redeployed
+
+
+def test_a_recorded_deployment_with_other_immutables_is_not_used(anvil_chain: Chain, tmp_path: Path) -> None:
+    # Same code, other immutables: a deployment made with another challenge period is not motet's contract
+    # for these settings, so it is neither reused nor trusted.
+    key = "0x" + bytes(anvil_chain.accounts[5].key).hex()
+    hour = Settings(home=tmp_path, cache_dir=tmp_path / "cache")
+    minute = Settings(home=tmp_path, cache_dir=tmp_path / "cache", challenge_period=60)
+    first = Chain.connect(anvil_chain.url, key, settings=hour).contract("PaymentChannels")
+    again = Chain.connect(anvil_chain.url, key, settings=minute).contract("PaymentChannels")
+    assert again.address != first.address
+    assert again.functions.CHALLENGE_PERIOD().call() == 60
+    with pytest.raises(ChainError, match="its challenge period is 3600 s, but motet's is 60 s"):
+        Chain.connect(anvil_chain.url, key, settings=minute).use("PaymentChannels", first.address)
 
 
 def test_anvil_stops_cleanly() -> None:
