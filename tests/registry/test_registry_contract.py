@@ -280,6 +280,22 @@ def test_set_active_toggles_and_rejects_a_repeat(registry_chain: Chain, registry
     assert list(fns.agents(agent_id).call())[6] is True
 
 
+def test_payee_for_names_the_payout_of_an_active_agent_with_the_capability(
+    registry_chain: Chain, registry_contract: Contract
+) -> None:
+    owner, payout = registry_chain.accounts[1], registry_chain.accounts[2].address
+    agent_id, _ = register(
+        registry_chain, registry_contract, owner, payout=payout, capabilities=[SUMMARIZE, TRANSLATE]
+    )
+    fns = registry_contract.functions
+    assert fns.payee_for(agent_id, SUMMARIZE).call() == payout
+    assert fns.payee_for(agent_id, TRANSLATE).call() == payout
+    assert fns.payee_for(agent_id, CLASSIFY).call() == ZERO  # a capability it does not declare
+    assert fns.payee_for(agent_id + 1, SUMMARIZE).call() == ZERO  # an unknown agent
+    registry_chain.send(fns.set_active(agent_id, False), sender=owner)
+    assert fns.payee_for(agent_id, SUMMARIZE).call() == ZERO  # a deactivated agent
+
+
 # -- stake ----------------------------------------------------------------------------------------------
 
 
