@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -48,7 +49,7 @@ class Served:
     served: list[str]
 
 
-def echo(name: str, price: int = PRICE, **options: int) -> tuple[Agent, list[str]]:
+def echo(name: str, price: int = PRICE, **options: Any) -> tuple[Agent, list[str]]:
     served: list[str] = []
     agent = Agent(name, price=price, **options)
 

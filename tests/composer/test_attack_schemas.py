@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 from support.card_host import card_host
 
 from motet.agents import AgentCard, CapabilitySpec, Service
@@ -104,7 +104,10 @@ def test_self_referencing_schema_is_refused() -> None:
     with pytest.raises(ValueError, match="refers to itself without descending into the value"):
         check_json_schema({"$ref": "#"})
     # A recursive model that descends into the value (a tree) is fine, and so is checking a value on it.
-    tree = {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}}
+    tree: dict[str, JsonValue] = {
+        "type": "object",
+        "properties": {"children": {"type": "array", "items": {"$ref": "#"}}},
+    }
     assert check_json_schema(tree) == tree
     assert first_mismatch(tree, {"children": [{"children": []}]}) is None
     # The composer's schema readers, given the raw schema (a user's workflow file), stay bounded.
@@ -116,7 +119,7 @@ def test_self_referencing_schema_is_refused() -> None:
 
 
 def test_catastrophic_regex_is_run_in_linear_time() -> None:
-    schema = {"type": "string", "pattern": EVIL_BUT_REGULAR}
+    schema: dict[str, JsonValue] = {"type": "string", "pattern": EVIL_BUT_REGULAR}
     assert check_json_schema(schema) == schema  # RE2 runs it: it is a regular language
     started = time.perf_counter()
     mismatch = first_mismatch(schema, "a" * 50_000 + "!")

@@ -7,6 +7,7 @@ owed, what is owed stays redeemable, and the refusal names its reason.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +94,9 @@ def delegate(
     )
     signature = sign_typed(bytes(wallet.key), delegation.digest(wallet_client.domain))
     delegation_id = DelegationClient(chain, session).register(delegation, signature)
-    agents = {chain.accounts[i].address: register_agent(chain, chain.accounts[i].address) for i in (3, 4)}
+    agents: dict[str, int] = {
+        chain.accounts[i].address: register_agent(chain, chain.accounts[i].address) for i in (3, 4)
+    }
     return Delegated(chain, wallet, session, delegation_id, ChannelClient(chain, session, Ledger()), agents)
 
 
@@ -229,7 +232,7 @@ def test_session_key_cannot_pay_unregistered_or_off_capability_agent(chain: Chai
     off_capability = register_agent(chain, stranger, ("translate",))
     agent = chain.accounts[3].address
     refused = "payee is not an active agent registered with that capability"
-    attempts = [
+    attempts: list[tuple[Callable[[], object], str]] = [
         (lambda: setup.open(stranger, 100, agent_id=0), refused),  # not registered at all
         (lambda: setup.open(stranger, 100, agent_id=off_capability), refused),  # registered, other capability
         (lambda: setup.open(stranger, 100, agent_id=setup.agents[agent]), refused),  # borrowing an agent's id

@@ -202,7 +202,7 @@ class ChannelsMachine(RuleBasedStateMachine):
             "beyond": channel.deposit + delta,
         }[kind]
 
-    def _balance(self, account: LocalAccount, asset: str) -> int:
+    def _balance(self, account: LocalAccount | Contract, asset: str) -> int:
         if asset == self.env.native:
             return self.env.balance(account)
         return self.env.balance(account, self.env.token)
@@ -296,7 +296,8 @@ class ChannelsMachine(RuleBasedStateMachine):
         env, functions = self.env, self.env.channels.functions
         payer_account = self.payers[payer]
         # 3: to oneself; 4: to the contract wallet that rejects the native coin.
-        payee_account = [*self.payees, payer_account, self.wallet][payee]
+        candidates: list[LocalAccount | Contract] = [*self.payees, payer_account, self.wallet]
+        payee_account = candidates[payee]
         token = self.assets[asset]
         value = amount if token == env.native else 0
         call = functions.open(payee_account.address, token, amount)
@@ -546,7 +547,7 @@ class ChannelsMachine(RuleBasedStateMachine):
                 continue
             channel.redeemed += pay
             paid.append((channel_id, cumulative, pay, channel.redeemed))
-            key = (channel.payee.address, channel.token)
+            key = (str(channel.payee.address), channel.token)
             payees[key] = channel
             gained[key] += self._paid(channel, pay)
         before = {key: self._balance(c.payee, c.token) for key, c in payees.items()}
