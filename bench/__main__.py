@@ -152,7 +152,8 @@ def bench_b2_row(runs: int) -> Row:
     return Row(
         "B2",
         "paid node-steps/s, 5-node graph (1 → 3 parallel → 1) of Python-function agents over HTTP on "
-        "127.0.0.1, each call's receipt checked and voucher signed, persisted and handed over; vs bare "
+        "127.0.0.1, each call signed by the payer and checked, its receipt checked and voucher signed, persisted "
+        "and handed over; vs bare "
         "LangGraph on the same graph",
         f"**{ours:,.0f}** paid node-steps/s vs {bare:,.0f} bare LangGraph node-steps/s",
         f"≥ {B2_TARGET:,} paid node-steps/s",
@@ -252,7 +253,8 @@ def write_report(rows: list[Row], path: Path) -> None:
         "- **B2**: `bench/b_composer.py`: the graph runs 100 times after a warm-up run that opens the channels,",
         "  without settlement (settlement is one batched transaction per run, measured in B4); bare LangGraph",
         "  runs the same topology with nodes that return at once. Each paid step is two HTTP requests",
-        "  (`/invoke`, `/pay`), a receipt signed and verified, a voucher signed and verified, and five SQLite",
+        "  (`/invoke`, `/pay`), a call signed by the payer and verified by the agent, a receipt signed and",
+        "  verified, a voucher signed and verified, and five SQLite",
         "  writes.",
         "- **B6**: `bench/b_composer.py`: the first compile in the process (cards parsed and their schemas",
         "  checked) and a repeat (parsed cards are cached by their `data:` URI); registry index in SQLite.",

@@ -1,7 +1,8 @@
 """B2 (orchestration rate) and B6 (compile + plan), on the embedded chain.
 
 B2: a 5-node graph (one node, three in parallel, one) whose agents are Python functions served over HTTP on
-127.0.0.1, every call paid with a voucher (receipt checked, voucher signed, persisted and handed over): paid
+127.0.0.1, every call signed by the payer (checked by the agent) and paid with a voucher (receipt checked, voucher signed,
+persisted and handed over): paid
 node-steps per second, against bare LangGraph running the same graph with nodes that do nothing.
 
 B6: `compile()` of a 20-node graph against a registry of 100 agents (5 per capability), and `plan()` of a

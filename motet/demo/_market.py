@@ -20,6 +20,7 @@ from motet.agents import Agent, AgentServer, CallContext, builtin_agent
 from motet.agents.builtins import MAX_TEXT, Summary, Text
 from motet.chain import Chain
 from motet.composer import Workflow
+from motet.errors import ModelRuntimeError
 from motet.registry import Registry
 from motet.runtimes import Runtime
 from motet.units import ETH, GWEI
@@ -68,8 +69,8 @@ def failing_agent(price: int) -> Agent:
 
     @agent.capability("summarize")
     async def summarize(request: Text, ctx: CallContext) -> Summary:
-        """Always fails: the composer must fail over and pay nothing."""
-        raise RuntimeError("CUDA error: out of memory")
+        """Always fails, as its model runtime reports: the composer must fail over and pay nothing."""
+        raise ModelRuntimeError("CUDA error: out of memory")
 
     return agent
 
