@@ -13,12 +13,14 @@ contract's revert string.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 from eth_account import Account
@@ -40,6 +42,9 @@ from motet.errors import (
 )
 from motet.settings import Settings
 from motet.units import Wei
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 ChainKind = Literal["embedded", "anvil", "rpc"]
 
@@ -81,6 +86,8 @@ class Chain:
         self._contracts: dict[str, Contract] = {}
         self.last_receipt: TxReceipt | None = None
         """The receipt of the last transaction sent through this object (for gas figures)."""
+        self._sending: dict[str, threading.Lock] = {}
+        self._sending_lock = threading.Lock()
 
     # -- constructors ---------------------------------------------------------------------------------
 
@@ -179,6 +186,19 @@ class Chain:
 
     def balance(self, address: str) -> Wei:
         return Wei(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    async def off_loop(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`call(*args, **kwargs)` without holding up the event loop: on a worker thread for a node, whose
+        reads and transactions wait on the network, so a slow node delays only what waits for it; at once for
+        the in-process embedded chain, which answers at once and is not safe to use from two threads."""
+        if self.kind == "embedded":
+            return call(*args, **kwargs)
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+    def _sender_lock(self, address: str) -> threading.Lock:
+        """One lock per sending account: its next nonce is read and used by one thread at a time."""
+        with self._sending_lock:
+            return self._sending.setdefault(address.lower(), threading.Lock())
 
     def timestamp(self) -> int:
         """The timestamp of the latest block."""
@@ -359,27 +379,28 @@ class Chain:
         balance = self.balance(account.address)
         if balance <= value:
             raise InsufficientFunds(account.address, balance, value + 21_000, action)
-        try:
-            tx = call.build_transaction(
-                {  # type: ignore[arg-type]
-                    "from": account.address,
-                    "value": value,
-                    "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-                }
-            )
-        except ContractLogicError as exc:
-            raise TransactionReverted(action, _revert_reason(str(exc.message or exc))) from exc
-        except Exception as exc:
-            # eth-tester raises its own TransactionFailed("execution reverted: <reason>") on estimate.
-            if "execution reverted" in str(exc):
-                raise TransactionReverted(action, _revert_reason(str(exc))) from exc
-            self._raise_if_unfunded(account.address, value, action, exc)
-            raise ChainError(f"{action} failed: {exc}") from exc
-        needed = value + int(tx["gas"]) * int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
-        if balance < needed:
-            raise InsufficientFunds(account.address, balance, needed, action)
-        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        with self._sender_lock(account.address):  # from reading the nonce to handing the transaction over
+            try:
+                tx = call.build_transaction(
+                    {  # type: ignore[arg-type]
+                        "from": account.address,
+                        "value": value,
+                        "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                    }
+                )
+            except ContractLogicError as exc:
+                raise TransactionReverted(action, _revert_reason(str(exc.message or exc))) from exc
+            except Exception as exc:
+                # eth-tester raises its own TransactionFailed("execution reverted: <reason>") on estimate.
+                if "execution reverted" in str(exc):
+                    raise TransactionReverted(action, _revert_reason(str(exc))) from exc
+                self._raise_if_unfunded(account.address, value, action, exc)
+                raise ChainError(f"{action} failed: {exc}") from exc
+            needed = value + int(tx["gas"]) * int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
+            if balance < needed:
+                raise InsufficientFunds(account.address, balance, needed, action)
+            signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         self.last_receipt = receipt
         if receipt["status"] != 1:
@@ -389,21 +410,22 @@ class Chain:
     def transfer(self, to: str, value: int, *, sender: LocalAccount | None = None) -> TxReceipt:
         """Send `value` wei of the native coin."""
         account = sender or self.default_account
-        tx: dict[str, Any] = {
-            "from": account.address,
-            "to": Web3.to_checksum_address(to),
-            "value": value,
-            "gas": 21_000,
-            "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-            "chainId": self.chain_id,
-            "maxFeePerGas": 2 * self.w3.eth.gas_price,
-            "maxPriorityFeePerGas": 1,
-        }
-        balance = self.balance(account.address)
-        needed = value + 21_000 * tx["maxFeePerGas"]
-        if balance < needed:
-            raise InsufficientFunds(account.address, balance, needed, f"sending {value} wei to {to}")
-        tx_hash = self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        with self._sender_lock(account.address):
+            tx: dict[str, Any] = {
+                "from": account.address,
+                "to": Web3.to_checksum_address(to),
+                "value": value,
+                "gas": 21_000,
+                "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                "chainId": self.chain_id,
+                "maxFeePerGas": 2 * self.w3.eth.gas_price,
+                "maxPriorityFeePerGas": 1,
+            }
+            balance = self.balance(account.address)
+            needed = value + 21_000 * tx["maxFeePerGas"]
+            if balance < needed:
+                raise InsufficientFunds(account.address, balance, needed, f"sending {value} wei to {to}")
+            tx_hash = self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
         self.last_receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         return self.last_receipt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -112,3 +113,16 @@ def test_anvil_stops_cleanly() -> None:
     assert process is not None and process.poll() is None
     node.close()
     assert process.poll() is not None
+
+
+async def test_one_account_sends_from_many_threads_without_reusing_a_nonce(anvil_chain: Chain) -> None:
+    # The gateway and the agent server send a node's transactions from worker threads (`Chain.off_loop`):
+    # one account's transactions, sent at once, must each get their own nonce.
+    sender, receiver = anvil_chain.accounts[6], anvil_chain.accounts[7].address
+    before = anvil_chain.balance(receiver)
+    receipts = await asyncio.gather(
+        *(anvil_chain.off_loop(anvil_chain.transfer, receiver, 1_000 + i, sender=sender) for i in range(8))
+    )
+    assert all(receipt["status"] == 1 for receipt in receipts)
+    assert len({receipt["transactionHash"] for receipt in receipts}) == 8
+    assert anvil_chain.balance(receiver) == before + sum(1_000 + i for i in range(8))

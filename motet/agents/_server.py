@@ -42,7 +42,6 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -164,11 +163,6 @@ class AgentServer:
         self._session_keys: dict[bytes, str] = {}
         self._busy: set[int] = set()
         self._unredeemed_since: dict[int, float] = {}
-        # A node's reads wait on the network: worker threads. The in-process chain answers at once and is not
-        # safe to use from two threads (the caller's own code uses it too): it stays on the event loop.
-        self._pool = (
-            None if chain.kind == "embedded" else ThreadPoolExecutor(8, thread_name_prefix="agent-chain")
-        )
         self._redeeming = asyncio.Lock()
         self.app = Starlette(
             routes=[
@@ -250,9 +244,7 @@ class AgentServer:
         """Run a blocking chain read or transaction on a worker thread, not on the event loop; a failure of
         the node (not a motet error) is a `ChainError`."""
         try:
-            if self._pool is None:
-                return call()
-            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+            return await self.chain.off_loop(call)
         except MotetError:
             raise
         except Exception as exc:

@@ -177,9 +177,9 @@ class CompiledWorkflow:
                         queue.put_nowait(events.NodeSkipped(node_id))
                 queue.put_nowait(events.RunDone(outputs, budget.committed, self.budget))
                 if settle:
-                    # On the event loop's thread, like every other chain call: the embedded chain is not
-                    # thread-safe, and agents served in this process may share it.
-                    hashes, paid, gas = self.payer.settle(run_id)
+                    # Off the event loop on a node; on the embedded chain (not thread-safe, and agents
+                    # served in this process may share it) on the loop's thread (`Chain.off_loop`).
+                    hashes, paid, gas = await self.payer.channels.chain.off_loop(self.payer.settle, run_id)
                     queue.put_nowait(events.Settled(tuple(hashes), paid, gas, self.payer.paid_calls(run_id)))
             finally:
                 queue.put_nowait(None)

@@ -209,11 +209,12 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             (*values.values(), *attempt.key),
         )
 
-    def _channel_to(self, offer: Offer) -> int:
+    async def _channel_to(self, offer: Offer) -> int:
         """An open channel to the agent with room for a call, opened (or topped up) when needed.
 
         No chain read per call: only this payer can top up or close its channels, so the deposit it
-        recorded when it opened or topped one up is the deposit on chain.
+        recorded when it opened or topped one up is the deposit on chain. The transactions run off the
+        event loop on a node (`Chain.off_loop`), so other branches and requests go on meanwhile.
         """
         known = self._open.get(offer.payout)
         worst = offer.worst_case
@@ -223,10 +224,13 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel_id)
             signed = highest.cumulative_amount if highest else 0
             if deposit - signed < worst:
-                deposit = self.channels.topup(channel_id, top_up).deposit
+                deposit = (
+                    await self.channels.chain.off_loop(self.channels.topup, channel_id, top_up)
+                ).deposit
                 self._open[offer.payout] = (channel_id, deposit)
             return channel_id
-        state = self.channels.open(
+        state = await self.channels.chain.off_loop(
+            self.channels.open,
             offer.payout,
             top_up,
             delegation=self.delegation,
@@ -314,7 +318,7 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             channel = (
                 int(row["channel"])
                 if row is not None and row["status"] == "calling"
-                else self._channel_to(offer)
+                else await self._channel_to(offer)
             )
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel)
             signed_before = highest.cumulative_amount if highest else 0

@@ -36,7 +36,6 @@ from motet.errors import (
     TransactionReverted,
 )
 from motet.gateway._gas import GasMeter, MeteredChain
-from motet.gateway._offloop import off_loop
 from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
 from motet.registry import Registry
 
@@ -145,8 +144,8 @@ class OrderDesk:
                 f"{self.session_key}: fetch /api/config and sign again",
             )
         delegation_id = delegation.digest(self.domain)
-        signed = await off_loop(
-            self.chain, self.delegations.signed_by, delegation.delegator, delegation_id, signature
+        signed = await self.chain.off_loop(
+            self.delegations.signed_by, delegation.delegator, delegation_id, signature
         )
         if not signed:
             raise OrderRefused(403, f"the delegation is not signed by its delegator {delegation.delegator}")
@@ -169,11 +168,11 @@ class OrderDesk:
                 self._registering.pop(delegation_id, None)
 
     async def _register(self, delegation: Delegation, delegation_id: bytes, signature: bytes) -> str | None:
-        if await off_loop(self.chain, self.delegations.state, delegation_id) is not None:
+        if await self.chain.off_loop(self.delegations.state, delegation_id) is not None:
             return None
         self.gas.check(delegation.delegator, "registering a delegation")
         if (
-            await off_loop(self.chain, self.delegations.balance, delegation.delegator, asset=delegation.asset)
+            await self.chain.off_loop(self.delegations.balance, delegation.delegator, asset=delegation.asset)
             == 0
         ):
             raise OrderRefused(
@@ -184,7 +183,7 @@ class OrderDesk:
         metered = MeteredChain(self.chain, self.gas, delegation.delegator)
         client = DelegationClient(cast(Chain, metered), self.delegations.account)
         try:
-            await off_loop(self.chain, client.register, delegation, signature)
+            await self.chain.off_loop(client.register, delegation, signature)
         except OrderRefused:
             raise
         except TransactionReverted as exc:
@@ -213,7 +212,7 @@ class OrderDesk:
         typed_order, order_signature = signed_part(signed_order, "order")
         order, delegation = await self._signed_order(typed_delegation, typed_order, order_signature)
         delegation_id = delegation.digest(self.domain)
-        now = await off_loop(self.chain, self.chain.timestamp)
+        now = await self.chain.off_loop(self.chain.timestamp)
         if order.deadline <= now:
             raise OrderRefused(400, f"the order's deadline {order.deadline} has passed (chain time {now})")
         if order.deadline > delegation.expiry:
@@ -229,13 +228,13 @@ class OrderDesk:
             )
         self.gas.check(delegation.delegator, "running an order")
         await self.take_delegation(typed_delegation, delegation_signature)
-        state = await off_loop(self.chain, self.delegations.state, delegation_id)
+        state = await self.chain.off_loop(self.delegations.state, delegation_id)
         assert state is not None  # registered just above, or before
         problem = state.problem(now)
         if problem is not None:
             raise OrderRefused(403, f"{problem}: sign a new delegation")
         compiled = await self._compile(order, delegation, delegation_id)
-        balance = await off_loop(self.chain, self.delegations.balance, delegation.delegator)
+        balance = await self.chain.off_loop(self.delegations.balance, delegation.delegator)
         funds = balance + compiled.payer.unspent_deposits()
         needed = min(order.budget, compiled.worst_case)
         if funds < needed:
@@ -346,8 +345,8 @@ class OrderDesk:
                 f"the order names delegation 0x{order.delegation.hex()}, not the one sent (0x{delegation_id.hex()})",
             )
         digest = order.digest(self.domain)
-        if not await off_loop(
-            self.chain, self.delegations.signed_by, delegation.delegator, digest, order_signature
+        if not await self.chain.off_loop(
+            self.delegations.signed_by, delegation.delegator, digest, order_signature
         ):
             raise OrderRefused(403, f"the task order is not signed by the delegator {delegation.delegator}")
         return order, delegation

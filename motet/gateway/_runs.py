@@ -14,7 +14,6 @@ from typing import Any
 
 from motet.composer import CallPaid, Event, ReceiptChecked, RunDone, Settled
 from motet.errors import ChainError, MotetError, TransactionReverted
-from motet.gateway._offloop import off_loop
 from motet.gateway._orders import Accepted, OrderDesk
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
         if settled is None and payer.paid_calls(order_id):
             # What was delivered before the failure is owed: pay it, as the agents were promised.
             try:
-                hashes, paid, gas = await off_loop(desk.chain, payer.settle, order_id)
+                hashes, paid, gas = await desk.chain.off_loop(payer.settle, order_id)
                 settled = Settled(tuple(hashes), paid, gas, payer.paid_calls(order_id))
                 run.publish("settled", event_data(settled))
             except MotetError as exc:

@@ -6,7 +6,7 @@ channels, settles, and keeps the outcome (`_runs`). Progress streams as server-s
 (`static/`) is served at `/`, and builds the wallet's own transactions through `/api/calls` (`_wallet`).
 Every request passes the `GatewayLimits` first (`_guard`: host, origin, JSON, size, rate), and the gas the
 session key spends is counted per wallet (`_gas`). A node's chain calls run on worker threads, never on the
-event loop (`_offloop`).
+event loop (`Chain.off_loop`).
 
 Routes:
 
@@ -50,7 +50,6 @@ from motet.composer import Payer, Workflow
 from motet.errors import MotetError, OrderRefused
 from motet.gateway._gas import MeteredChain
 from motet.gateway._guard import Guard, failure_message, incident_id
-from motet.gateway._offloop import off_loop
 from motet.gateway._orders import OrderDesk, signed_part
 from motet.gateway._runs import OrderRun, run_order
 from motet.gateway._wallet import transaction_status, wallet_transaction
@@ -200,7 +199,7 @@ class Gateway:
             if not payer.paid_calls(order_id):
                 continue
             try:
-                await off_loop(self.chain, payer.settle, order_id)
+                await self.chain.off_loop(payer.settle, order_id)
             except MotetError as exc:
                 log.warning("order %s: settling after a restart failed: %s", order_id, exc)
 
@@ -238,7 +237,7 @@ class Gateway:
                     "TaskOrder": eip712_fields(TASK_ORDER_TYPE),
                 },
                 "workflows": await self._workflow_list(),
-                "now": await off_loop(self.chain, self.chain.timestamp),
+                "now": await self.chain.off_loop(self.chain.timestamp),
                 "rpcUrl": self.chain.url,
             }
         )
@@ -287,7 +286,7 @@ class Gateway:
         if not HEX20.fullmatch(address):
             raise OrderRefused(400, f"{address[:80]!r} is not an address (0x + 40 hex digits)")
         try:
-            balance, found, now = await off_loop(self.chain, self._account_state, address)
+            balance, found, now = await self.chain.off_loop(self._account_state, address)
         except ValueError:
             raise OrderRefused(
                 400, f"{address!r} is not an address (a mixed-case one must be checksummed)"
@@ -347,7 +346,7 @@ class Gateway:
 
     async def _transaction(self, request: Request) -> Response:
         tx_hash = request.path_params["tx_hash"]
-        return JSONResponse(await off_loop(self.chain, transaction_status, self.chain, tx_hash))
+        return JSONResponse(await self.chain.off_loop(transaction_status, self.chain, tx_hash))
 
     # -- delegations and orders -----------------------------------------------------------------------
 
