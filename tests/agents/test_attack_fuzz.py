@@ -102,10 +102,10 @@ async def test_fuzzed_invoke_and_pay_never_fail_and_never_pay(
     strategy = bodies(running, channel)
     blocks = chain.w3.eth.block_number
     answered: list[int] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a safety bound for a very slow machine; 150 examples take ~15 s
 
     @settings(
-        max_examples=300,
+        max_examples=150,
         deadline=None,
         derandomize=True,
         database=None,
@@ -133,7 +133,7 @@ async def test_fuzzed_invoke_and_pay_never_fail_and_never_pay(
 
     with caplog.at_level(logging.WARNING):
         await asyncio.to_thread(check)
-    assert len(answered) > 200
+    assert len(answered) > 100  # the examples ran (two requests each), not cut short by the deadline
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     # No work, no voucher, nothing owed or paid: no block was mined.
     assert served == []

@@ -34,7 +34,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 hex_text = st.text("0123456789abcdefABCDEFx", max_size=140).map(lambda t: "0x" + t)
-header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+# Printable ASCII; no leading or trailing space, which the HTTP client itself refuses to send.
+header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60).map(str.strip)
 
 
 def mutated(typed: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -90,10 +91,10 @@ async def test_fuzzed_requests_never_fail_and_never_spend(
     blocks = s.chain.w3.eth.block_number
     strategy = bodies(s)
     answered: list[int] = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # a safety bound for a very slow machine; 120 examples take ~10 s
 
     @settings(
-        max_examples=250,
+        max_examples=120,
         deadline=None,
         derandomize=True,
         database=None,
@@ -133,7 +134,7 @@ async def test_fuzzed_requests_never_fail_and_never_spend(
 
     with caplog.at_level(logging.WARNING):
         await asyncio.to_thread(check)
-    assert len(answered) > 150
+    assert len(answered) > 100  # the examples ran (three requests each), not cut short by the deadline
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     # Nothing registered, opened or paid: no block was mined, every balance is as it was.
     assert s.chain.w3.eth.block_number == blocks
