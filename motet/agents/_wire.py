@@ -52,15 +52,19 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def channel_id_of(value: object) -> int:
-    """A channel id given as 0x-hex or decimal (a string or a number)."""
+    """A channel id given as 0x-hex or decimal: a string or an integer (never a float, which JSON numbers
+    like 1.5 or Infinity would be)."""
     try:
-        if isinstance(value, bool):
+        if isinstance(value, str) and len(value) <= 80:
+            channel_id = int(value, 0)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            channel_id = value
+        else:
             raise ValueError
-        channel_id = int(value, 0) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
         if not 0 <= channel_id <= UINT256_MAX:
             raise ValueError
         return channel_id
-    except (TypeError, ValueError):
+    except ValueError:
         raise HTTPProblem(
             400, f"channel {value!r} is not a channel id (0x-hex or decimal)", field="channel"
         ) from None
