@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from support.agents import PRICE, call_signer, echo_agent
+from support.agents import PRICE, call_signer, echo_agent, signed_answer
 
 from motet._http import serve
 from motet.agents import AgentClient
@@ -26,13 +26,8 @@ from motet.payments import (
     ChannelClient,
     ReceiptDomain,
     ReceiptSigner,
-    content_hash,
-    model_ref_hash,
-    request_hash,
 )
-from motet.runtimes import ModelRef
 
-MODEL = ModelRef("python", "-", "function", "unknown", "none")
 Answer = Callable[[dict[str, Any], "Hostile"], Awaitable[Response]]
 
 
@@ -45,29 +40,16 @@ class Hostile:
     answer: Answer
 
     def honest(self, body: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-        """A well-formed answer to `body`, with `overrides` (price, usage, seq...) signed into its receipt."""
-        channel, seq = int(body["channel"], 16), int(body["seq"])
-        output = {"echo": body["input"]["text"], "calls": 1}
+        """A well-formed answer to `body`, with `overrides` (price, usage, signer) signed into its receipt."""
         price = overrides.get("price", PRICE)
-        receipt = (overrides.get("signer") or self.signer).sign(
-            request_hash(body["capability"], body["input"], channel, seq),
-            content_hash(output),
-            price,
-            channel,
-            seq,
-            model_ref_hash(MODEL),
+        return signed_answer(
+            overrides.get("signer") or self.signer,
+            body,
+            {"echo": body["input"]["text"], "calls": 1},
+            price=price,
+            owed=price,
+            usage=overrides.get("usage", (3, 5)),
         )
-        return {
-            "capability": body["capability"],
-            "output": output,
-            "price": str(price),
-            "owed": str(price),
-            "seq": seq,
-            "usage": overrides.get("usage", {"promptTokens": 3, "completionTokens": 5}),
-            "model": asdict(MODEL),
-            "latencyS": 0.01,
-            "receipt": receipt.to_dict(),
-        }
 
 
 @pytest.fixture
@@ -207,7 +189,7 @@ async def test_inflated_usage_and_overcharge_are_refused_with_nothing_signed(
     agent, payer = hostile
 
     async def inflated(body: dict[str, Any], hostile: Hostile) -> Response:
-        return JSONResponse(hostile.honest(body, usage={"promptTokens": 10**9, "completionTokens": 10**9}))
+        return JSONResponse(hostile.honest(body, usage=(10**9, 10**9)))
 
     async def overcharge(body: dict[str, Any], hostile: Hostile) -> Response:
         return JSONResponse(hostile.honest(body, price=PRICE * 1000))  # signed into the receipt too

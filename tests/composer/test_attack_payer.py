@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,19 +18,19 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from support.agents import signed_answer
 
 from motet._http import serve
 from motet.agents import Agent, AgentServer, CallContext
 from motet.chain import Chain
 from motet.composer import CallPaid, Failover, Payer, Workflow
-from motet.payments import ReceiptDomain, ReceiptSigner, content_hash, model_ref_hash, request_hash
+from motet.payments import ReceiptDomain, ReceiptSigner
 from motet.registry import Registry
-from motet.runtimes import ModelRef, Usage
+from motet.runtimes import Usage
 
 PRICE = 10**12
 PER_1K = 10**9
 STAKE = 10**17
-MODEL = ModelRef("python", "-", "function", "unknown", "none")
 Answer = Callable[[dict[str, Any], "Hostile"], Awaitable[Response]]
 
 
@@ -62,29 +62,16 @@ class Hostile:
 
     def honest(self, body: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         """A well-formed answer to `body`, with `overrides` (price, owed, usage, signer) signed into it."""
-        channel, seq = int(body["channel"], 16), int(body["seq"])
-        output = {"echo": body["input"]["text"]}
         usage = overrides.get("usage", Usage(3, 5))
         price = overrides.get("price", self.agent.price_of(usage))
-        receipt = overrides.get("signer", self.signer).sign(
-            request_hash(body["capability"], body["input"], channel, seq),
-            content_hash(output),
-            price,
-            channel,
-            seq,
-            model_ref_hash(MODEL),
+        return signed_answer(
+            overrides.get("signer", self.signer),
+            body,
+            {"echo": body["input"]["text"]},
+            price=price,
+            owed=overrides.get("owed", price),
+            usage=(usage.prompt_tokens, usage.completion_tokens),
         )
-        return {
-            "capability": body["capability"],
-            "output": output,
-            "price": str(price),
-            "owed": str(overrides.get("owed", price)),
-            "seq": seq,
-            "usage": {"promptTokens": usage.prompt_tokens, "completionTokens": usage.completion_tokens},
-            "model": asdict(MODEL),
-            "latencyS": 0.01,
-            "receipt": receipt.to_dict(),
-        }
 
 
 @dataclass

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
 from motet.agents import Agent, AgentClient, AgentServer, CallContext
 from motet.chain import Chain
-from motet.payments import CallSigner, ChannelClient
+from motet.payments import (
+    CallSigner,
+    ChannelClient,
+    ReceiptSigner,
+    content_hash,
+    model_ref_hash,
+    request_hash,
+)
 from motet.registry import Registry
+from motet.runtimes import ModelRef
+
+FUNCTION_MODEL = ModelRef("python", "-", "function", "unknown", "none")
+"""The model reference of a Python-function agent, as its receipts name it."""
 
 PRICE = 10**15
 
@@ -61,3 +73,36 @@ async def start(chain: Chain, agent: Agent) -> AsyncIterator[Running]:
         payer = ChannelClient(chain, chain.accounts[2])
         async with AgentClient(url, signer=call_signer(payer)) as client:
             yield Running(chain, server, url, client, payer, registry, agent_id)
+
+
+def signed_answer(
+    signer: ReceiptSigner,
+    body: dict[str, Any],
+    output: dict[str, Any],
+    *,
+    price: int,
+    owed: int,
+    usage: tuple[int, int],
+) -> dict[str, Any]:
+    """The answer an agent sends to the `/invoke` `body`: `output`, `price`, `owed` and `usage` (prompt,
+    completion tokens) as given, with a receipt `signer` signs for them (a hostile agent's raw material)."""
+    channel, seq = int(body["channel"], 16), int(body["seq"])
+    receipt = signer.sign(
+        request_hash(body["capability"], body["input"], channel, seq),
+        content_hash(output),
+        price,
+        channel,
+        seq,
+        model_ref_hash(FUNCTION_MODEL),
+    )
+    return {
+        "capability": body["capability"],
+        "output": output,
+        "price": str(price),
+        "owed": str(owed),
+        "seq": seq,
+        "usage": {"promptTokens": usage[0], "completionTokens": usage[1]},
+        "model": asdict(FUNCTION_MODEL),
+        "latencyS": 0.01,
+        "receipt": receipt.to_dict(),
+    }
