@@ -42,6 +42,12 @@
     │   └── NodeFailed                                         every candidate agent of a node failed
     ├── OrderRefused                                           the gateway will not take an order or delegation:
     │                                                          `.status` is the HTTP status it answers
+    ├── TrustError
+    │   ├── InvalidEvidence             (also ValueError)      evidence that is malformed or does not match its
+    │   │                                                      receipt, or a capability that is not verifiable
+    │   ├── CheckUnavailable            (also LookupError)     no runtime here can run the model a check needs
+    │   └── DisputeError                                       a dispute in the wrong state for the action, or
+    │                                                          refused by the validation contract
     └── ModelRuntimeError
         ├── ModelNotFound               (also LookupError)     no loadable GGUF at the path, or a bundled
         │                                                      model's package is not installed
@@ -74,9 +80,11 @@ __all__ = [
     "ChainError",
     "ChannelFundsExhausted",
     "ChannelNotFound",
+    "CheckUnavailable",
     "ComposeError",
     "ContextOverflow",
     "ContractBuildError",
+    "DisputeError",
     "DuplicateCapability",
     "EndpointError",
     "EndpointHTTPError",
@@ -94,6 +102,7 @@ __all__ = [
     "InvalidCapabilityName",
     "InvalidComposeArgument",
     "InvalidDelegation",
+    "InvalidEvidence",
     "InvalidModelOutput",
     "InvalidReceipt",
     "InvalidRegistryArgument",
@@ -112,6 +121,7 @@ __all__ = [
     "PaymentRequired",
     "RegistryError",
     "TransactionReverted",
+    "TrustError",
     "UnknownCapability",
     "VoucherNotAboveHighest",
 ]
@@ -352,6 +362,28 @@ class OrderRefused(MotetError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TrustError(MotetError):
+    """Something went wrong checking an answer, disputing one or deciding a dispute."""
+
+
+class InvalidEvidence(TrustError, ValueError):
+    """Evidence of a paid call that is malformed, does not match the agent's receipt, or is for a capability
+    that is not verifiable by re-execution; the message names what does not match."""
+
+
+class CheckUnavailable(TrustError, LookupError):
+    """No runtime here can run the model a check needs; `model` is the GGUF sha256 it names."""
+
+    def __init__(self, model: str, message: str) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+class DisputeError(TrustError):
+    """A dispute action that its state does not allow, or that the validation contract refused; the message
+    says which dispute and why."""
 
 
 class AgentError(MotetError):

@@ -25,13 +25,14 @@ LAYERS: dict[str, int] = {
     "motet.payments": 4,  # a receipt names the model (runtimes) that produced the answer
     "motet.registry": 5,  # shares the payments' typed-data core and validators
     "motet.agents": 6,
-    "motet.composer": 7,
-    "motet.gateway": 8,
-    "motet.tui": 8,
-    "motet.demo": 9,
-    "motet.cli": 10,
-    "motet.__main__": 11,
-    "motet": 11,  # the top-level __init__ re-exports the public names of every layer
+    "motet.trust": 7,  # checks answers, disputes them, records reputation: above the agents it judges
+    "motet.composer": 8,
+    "motet.gateway": 9,
+    "motet.tui": 9,
+    "motet.demo": 10,
+    "motet.cli": 11,
+    "motet.__main__": 12,
+    "motet": 12,  # the top-level __init__ re-exports the public names of every layer
 }
 """A module may import modules of a lower layer and of its own area; never a higher layer or a sibling area."""
 

@@ -130,9 +130,11 @@ PUBLIC: dict[str, list[str]] = {
         "ChainError",
         "ChannelFundsExhausted",
         "ChannelNotFound",
+        "CheckUnavailable",
         "ComposeError",
         "ContextOverflow",
         "ContractBuildError",
+        "DisputeError",
         "DuplicateCapability",
         "EndpointError",
         "EndpointHTTPError",
@@ -150,6 +152,7 @@ PUBLIC: dict[str, list[str]] = {
         "InvalidCapabilityName",
         "InvalidComposeArgument",
         "InvalidDelegation",
+        "InvalidEvidence",
         "InvalidModelOutput",
         "InvalidReceipt",
         "InvalidRegistryArgument",
@@ -168,6 +171,7 @@ PUBLIC: dict[str, list[str]] = {
         "PaymentRequired",
         "RegistryError",
         "TransactionReverted",
+        "TrustError",
         "UnknownCapability",
         "VoucherNotAboveHighest",
     ],
@@ -262,6 +266,9 @@ PUBLIC: dict[str, list[str]] = {
     "motet.settings": [
         "GatewayLimits",
         "Settings",
+    ],
+    "motet.trust": [
+        "Verdict",
     ],
     "motet.tui": [
         "Market",

@@ -1,0 +1,17 @@
+"""Trust: checking paid answers by re-running them, disputes and slashing on chain, reputation from payers.
+
+A verifiable capability publishes everything needed to re-run it (model, prompt, schema, greedy sampling) and
+its agent signs a receipt that commits to that profile and to the raw text it generated. A caller re-checks a
+share of its paid calls (`check`), disputes a cheat on chain with a bond (`Disputes`), staked validators
+re-run it and vote (`Validator`), and a confirmed cheat is slashed. Only callers who paid can give feedback
+(`Reputation`). `motet.trust.economics` publishes the numbers and the simulation that justifies them.
+See docs/trust.md.
+"""
+
+from __future__ import annotations
+
+from motet.trust._verdict import Verdict
+
+__all__ = [
+    "Verdict",
+]
