@@ -36,8 +36,9 @@ class Artifact:
 
 
 def _search_paths() -> list[Path]:
-    # snekmate is an installed package: its modules resolve from site-packages.
-    return [Path(p) for p in sys.path if p and Path(p).is_dir()]
+    # motet's own modules resolve as `motet.<package>.<module>` from the package's parent (the repository or
+    # site-packages); snekmate is an installed package: its modules resolve from site-packages.
+    return [_PACKAGE_ROOT.parent, *(Path(p) for p in sys.path if p and Path(p).is_dir())]
 
 
 def _source_hash(path: Path) -> str:
@@ -50,6 +51,9 @@ def _source_hash(path: Path) -> str:
     import snekmate
 
     for module in sorted(Path(snekmate.__path__[0]).rglob("*.vy")):
+        digest.update(module.read_bytes())
+    # And motet's own modules (e.g. motet/trust/receipts.vy), which contracts import.
+    for module in sorted(_PACKAGE_ROOT.rglob("*.vy")):
         digest.update(module.read_bytes())
     return digest.hexdigest()
 
