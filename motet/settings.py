@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = [
     "GatewayLimits",
     "Settings",
+    "TrustSettings",
 ]
 
 
@@ -57,6 +58,60 @@ class GatewayLimits:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """How the composer samples paid calls for checking and weighs trust when it chooses agents (docs/trust.md,
+    "Sampling" and "Selection").
+
+    Example:
+        >>> TrustSettings(sample_rate=1.0).sample_rate
+        1.0
+        >>> TrustSettings(sample_rate=1.5)
+        Traceback (most recent call last):
+        ...
+        motet.errors.InvalidComposeArgument: sample_rate 1.5: a share of calls is between 0 and 1 (0.05 by default)
+    """
+
+    sample_rate: float = 0.05
+    """The share p of paid calls to verifiable capabilities that the composer checks, each drawn after payment
+    with randomness the agent cannot predict (`secrets`)."""
+    price_weight: float = 0.35
+    """Weight of the price in the "trusted" selection score (the cheapest worst case scores 1)."""
+    reputation_weight: float = 0.25
+    """Weight of the payment-weighted reputation (feedback from payers, pulled toward neutral by
+    `reputation_prior`)."""
+    stake_weight: float = 0.15
+    """Weight of the bonded stake (the most staked candidate scores 1)."""
+    record_weight: float = 0.15
+    """Weight of the validation record (disputes the agent won, pulled toward neutral)."""
+    latency_weight: float = 0.10
+    """Weight of the latency this composer measured (the fastest scores 1; not measured yet scores 1)."""
+    reputation_prior: int = 10**15
+    """Wei of neutral (50/100) feedback every agent's reputation starts with, so a little paid feedback moves it
+    a little and much moves it much."""
+
+    def __post_init__(self) -> None:
+        from motet.errors import InvalidComposeArgument
+
+        if not 0.0 <= self.sample_rate <= 1.0:
+            raise InvalidComposeArgument(
+                f"sample_rate {self.sample_rate}: a share of calls is between 0 and 1 (0.05 by default)"
+            )
+        weights = (
+            self.price_weight,
+            self.reputation_weight,
+            self.stake_weight,
+            self.record_weight,
+            self.latency_weight,
+        )
+        if any(not w >= 0.0 for w in weights) or sum(weights) <= 0.0:
+            raise InvalidComposeArgument(
+                f"trust weights {weights}: each is 0 or more and at least one is above 0"
+            )
+        if self.reputation_prior < 0:
+            raise InvalidComposeArgument(f"reputation_prior {self.reputation_prior}: wei is never negative")
+
+
+@dataclass(frozen=True)
 class Settings:
     """motet's settings.
 
@@ -94,6 +149,8 @@ class Settings:
     (embedded or anvil), 12 elsewhere."""
     gateway: GatewayLimits = field(default_factory=GatewayLimits)
     """What the task gateway accepts from the network."""
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    """How the composer samples paid calls for checks and weighs trust when it chooses agents."""
 
     @property
     def deployments_file(self) -> Path:
