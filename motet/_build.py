@@ -20,6 +20,7 @@ _PACKAGE_ROOT = Path(__file__).resolve().parent
 CONTRACTS: dict[str, Path] = {
     "AgentRegistry": _PACKAGE_ROOT / "registry" / "AgentRegistry.vy",
     "PaymentChannels": _PACKAGE_ROOT / "payments" / "PaymentChannels.vy",
+    "Reputation": _PACKAGE_ROOT / "trust" / "Reputation.vy",
 }
 """The contracts motet deploys, by name."""
 

@@ -262,6 +262,8 @@ class Chain:
             return (self.settings.challenge_period, self.contract("AgentRegistry").address)
         if name == "AgentRegistry":
             return (self.settings.unbonding_delay,)
+        if name == "Reputation":
+            return (self.contract("AgentRegistry").address, self.contract("PaymentChannels").address)
         return ()
 
     def _immutables_problem(self, name: str, contract: Contract) -> str | None:
@@ -292,6 +294,17 @@ class Chain:
                     return f"it pays agents of the registry {registry}, but this chain's registry is {known.address}"
                 if known is None:
                     self.use("AgentRegistry", registry)
+            elif name == "Reputation":
+                for immutable, bound in (("REGISTRY", "AgentRegistry"), ("CHANNELS", "PaymentChannels")):
+                    found = Web3.to_checksum_address(contract.functions[immutable]().call())
+                    mine = self._contracts.get(bound)
+                    if mine is not None and found != mine.address:
+                        return f"it reads the {bound} at {found}, but this chain's is at {mine.address}"
+                    if mine is None:
+                        try:
+                            self.use(bound, found)
+                        except ChainError as exc:
+                            return f"the {bound} it reads is not motet's: {exc}"
         except ChainError as exc:
             return f"its agent registry is not motet's: {exc}"
         except Exception as exc:  # a getter that is missing or reverts: not motet's contract
