@@ -8,6 +8,8 @@
   keep strangers' URLs off the local network), `a2a_card` turns one into an A2A card.
 - `AgentServer` serves an agent with payment on delivery and signed receipts; `AgentClient` calls one, and
   its `invoke` returns a `PaidInvocation` (the `Invocation` plus price, receipt and what is owed).
+- `VerifiableProfile` is what a verifiable prompt capability's card publishes so that anyone can re-run it;
+  `profile_hash` and `response_hash` are what its receipts commit to.
 """
 
 from motet.agents._a2a import a2a_card
@@ -16,6 +18,7 @@ from motet.agents._client import AgentClient, PaidInvocation
 from motet.agents._define import Agent, CallContext, Capability, Invocation
 from motet.agents._fetch import check_public_url, fetch_card, private_endpoints_allowed
 from motet.agents._server import AgentServer
+from motet.agents._verifiable import VerifiableProfile, profile_hash, response_hash
 from motet.agents.builtins import BUILTINS, builtin_agent
 
 __all__ = [
@@ -31,9 +34,12 @@ __all__ = [
     "PaidInvocation",
     "Pricing",
     "Service",
+    "VerifiableProfile",
     "a2a_card",
     "builtin_agent",
     "check_public_url",
     "fetch_card",
     "private_endpoints_allowed",
+    "profile_hash",
+    "response_hash",
 ]

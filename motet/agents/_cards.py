@@ -61,6 +61,7 @@ from pydantic import (
 )
 
 from motet.agents._schemas import MAX_CHECK_SECONDS, check_json_schema, first_mismatch
+from motet.agents._verifiable import VerifiableProfile
 from motet.chain import NATIVE_ASSET
 from motet.errors import InvalidAgentCard, UnknownCapability
 from motet.registry import MAX_CAPABILITIES, validate_capability_name
@@ -187,6 +188,21 @@ class CapabilitySpec(_Strict):
     )
     """The most tokens (read and written) one call is charged for: what bounds a per-token price's worst
     case. A payer refuses an answer that reports more; an agent priced per token without it is not chosen."""
+    verifiable: VerifiableProfile | None = Field(default=None, exclude_if=lambda value: value is None)
+    """For a verifiable prompt capability, everything needed to re-run it; its receipts commit to it. Its
+    `outputSchema` is the capability's, and its model the card's `model`."""
+
+    @field_validator("verifiable")
+    @classmethod
+    def _profile_matches(
+        cls, profile: VerifiableProfile | None, info: ValidationInfo
+    ) -> VerifiableProfile | None:
+        schema = info.data.get("output_schema")
+        if profile is not None and schema is not None and profile.output_schema != schema:
+            raise ValueError(
+                "the profile's outputSchema differs from the capability's: publish the same schema"
+            )
+        return profile
 
     @field_validator("examples")
     @classmethod
@@ -303,6 +319,18 @@ class AgentCard(_Strict):
                 )
             seen.add(spec.name)
         return capabilities
+
+    @model_validator(mode="after")
+    def _verifiable_on_card_model(self) -> AgentCard:
+        for index, spec in enumerate(self.capabilities):
+            if spec.verifiable is None:
+                continue
+            if self.model is None or self.model_ref() != spec.verifiable.model_ref():
+                raise ValueError(
+                    f"capabilities.{index}.verifiable names another model than the card's model: a verifiable "
+                    "capability runs on the model the card publishes"
+                )
+        return self
 
     @model_validator(mode="after")
     def _fits(self) -> AgentCard:

@@ -22,7 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import string
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_type_hints
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from motet.agents._cards import AgentCard
+from motet.agents._verifiable import VerifiableProfile, render_messages
 from motet.chain import NATIVE_ASSET
 from motet.errors import InvalidAgentDefinition, InvalidAgentInput, UnknownCapability
 from motet.registry import validate_capability_name
@@ -50,6 +53,7 @@ MAX_INPUT_BYTES = 256 * 1024
 """The largest JSON input a capability accepts."""
 
 _NO_MODEL = ModelRef("python", "-", "function", "unknown", "none")
+_CHECKABLE = ModelRef("llama.cpp", "-", "check", "0" * 64, "none")  # only to validate a profile's other parts
 
 
 @dataclass
@@ -65,6 +69,9 @@ class CallContext:
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
     model_ref: ModelRef = _NO_MODEL
     on_token: Callable[[str], None] | None = None
+    text: str | None = None
+    """The raw text of the last completion `generate()` parsed: what a verifiable capability's receipt
+    commits to."""
 
     async def generate(
         self,
@@ -94,7 +101,19 @@ class CallContext:
             self.usage.estimated or done.usage.estimated,
         )
         self.model_ref = done.model_ref
+        self.text = done.text
         return output.model_validate(done.parsed)
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """What a verifiable prompt capability publishes besides the model: bound to the runtime's `ModelRef`
+    by `Capability.profile`, it is the card's `VerifiableProfile`."""
+
+    instructions: str
+    template: str | None
+    output_schema: dict[str, Any]
+    max_tokens: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,23 @@ class Capability(Generic[In, Out]):
     examples: tuple[tuple[dict[str, JsonValue], dict[str, JsonValue]], ...] = ()
     max_tokens: int = 256
     """The most tokens one call generates: bounds per-token pricing's worst case."""
+    verifiable: PromptParts | None = None
+    """Set for a prompt capability defined with `verifiable=True`; Python functions are never verifiable."""
+
+    def profile(self, model_ref: ModelRef | None) -> VerifiableProfile | None:
+        """The `VerifiableProfile` of this capability run on `model_ref`; None when it is not verifiable.
+
+        Raises `InvalidAgentDefinition` when the model is unknown or its weights' sha256 is not known: such a
+        model cannot be re-run."""
+        if self.verifiable is None:
+            return None
+        if model_ref is None or len(model_ref.sha256) != 64:
+            shown = "no model" if model_ref is None else f"{model_ref} (weights unknown)"
+            raise InvalidAgentDefinition(
+                f"capability {self.name!r} is verifiable but runs on {shown}: serve it on a runtime whose "
+                "weights' sha256 is known (LlamaCppRuntime), or define it without verifiable=True"
+            )
+        return VerifiableProfile.bind(model_ref, **dataclasses.asdict(self.verifiable))
 
     def parse_input(self, value: object) -> In:
         """Validate `value` against the input model; raises `InvalidAgentInput` naming the first bad field."""
@@ -137,6 +173,8 @@ class Invocation:
     usage: Usage
     model_ref: ModelRef
     latency_s: float
+    text: str | None = field(default=None, kw_only=True)
+    """The raw generated text the output was parsed from, for a verifiable capability (else None)."""
 
 
 async def run_capability(
@@ -154,7 +192,16 @@ async def run_capability(
         answer.model_dump() if isinstance(answer, BaseModel) else answer
     )
     latency = time.perf_counter() - started
-    return Invocation(capability.name, output.model_dump(mode="json"), ctx.usage, ctx.model_ref, latency)
+    value: dict[str, JsonValue] = output.model_dump(mode="json")
+    text: str | None = None
+    if capability.verifiable is not None:
+        # The output of a verifiable capability is the generated JSON itself (checked by the output model
+        # above, not rewritten by it): a checker compares it with the text the receipt commits to.
+        text = ctx.text
+        if text is None:
+            raise RuntimeError(f"verifiable capability {capability.name!r} answered without generating text")
+        value = json.loads(text)
+    return Invocation(capability.name, value, ctx.usage, ctx.model_ref, latency, text=text)
 
 
 class Agent:
@@ -257,10 +304,17 @@ class Agent:
         max_tokens: int = 256,
         temperature: float = 0.0,
         examples: Sequence[tuple[dict[str, JsonValue], dict[str, JsonValue]]] = (),
+        verifiable: bool = False,
     ) -> Capability[In, Out]:
         """Add a capability answered by the runtime: `instructions` as the system message, `template`
-        (`str.format` over the input's fields; default: the input as JSON) as the user message, and output
-        constrained to `output`'s JSON Schema.
+        (`str.format` over the input's fields; default: the input as canonical JSON) as the user message, and
+        output constrained to `output`'s JSON Schema.
+
+        `verifiable=True` publishes everything needed to re-run it (a `VerifiableProfile` in the card: the
+        runtime's model, instructions, template, output schema, `max_tokens`, greedy sampling) and makes its
+        receipts commit to that profile and to the raw generated text, so that a checker holding the same
+        weights can tell whether the answer came from them. It must be greedy (`temperature` 0), and its
+        template may use plain `{field}` placeholders only.
         """
         if template is not None:
             unknown = {
@@ -273,12 +327,28 @@ class Agent:
                     f"template of {name!r} names {sorted(unknown)}, not fields of {input.__name__}"
                 )
         sampling = Sampling(max_tokens=max_tokens, temperature=temperature, seed=0)
+        parts: PromptParts | None = None
+        if verifiable:
+            if temperature != 0:
+                raise InvalidAgentDefinition(
+                    f"{name!r} is verifiable but has temperature {temperature}: a verifiable capability is "
+                    "greedy (temperature 0), since a sampled answer cannot be re-run: drop temperature="
+                )
+            parts = PromptParts(instructions, template, output.model_json_schema(), max_tokens)
+            try:  # the same checks its card's profile will pass
+                VerifiableProfile.bind(_CHECKABLE, **dataclasses.asdict(parts))
+            except ValidationError as exc:
+                error = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in error["loc"])
+                raise InvalidAgentDefinition(
+                    f"{name!r} cannot be verifiable: {where}: {error['msg']}"
+                ) from exc
 
         async def answer(request: BaseModel, ctx: CallContext) -> BaseModel:
-            content = (
-                template.format(**request.model_dump()) if template is not None else request.model_dump_json()
+            # One rendering for every prompt capability: the one a verifiable profile's checker rebuilds.
+            messages = render_messages(
+                instructions, template, request.model_dump(mode="json"), capability=name
             )
-            messages = [Message("system", instructions), Message("user", content)]
             return await ctx.generate(messages, output, sampling)
 
         capability: Capability[In, Out] = Capability(
@@ -289,6 +359,7 @@ class Agent:
             handler=answer,  # type: ignore[arg-type]
             examples=tuple(examples),
             max_tokens=max_tokens,
+            verifiable=parts,
         )
         self.add(capability)
         return capability
@@ -324,6 +395,11 @@ class Agent:
                         **(
                             {"maxTokens": self.max_tokens_of(capability.name)}
                             if self.price_per_1k_tokens
+                            else {}
+                        ),
+                        **(
+                            {"verifiable": profile.to_json()}
+                            if (profile := capability.profile(model_ref)) is not None
                             else {}
                         ),
                     }
