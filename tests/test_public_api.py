@@ -271,7 +271,11 @@ PUBLIC: dict[str, list[str]] = {
         "Settings",
     ],
     "motet.trust": [
+        "Reputation",
+        "ReputationSummary",
+        "TrustFacts",
         "Verdict",
+        "trust_facts",
     ],
     "motet.tui": [
         "Market",

@@ -10,8 +10,14 @@ See docs/trust.md.
 
 from __future__ import annotations
 
+from motet.trust._facts import TrustFacts, trust_facts
+from motet.trust._reputation import Reputation, ReputationSummary
 from motet.trust._verdict import Verdict
 
 __all__ = [
+    "Reputation",
+    "ReputationSummary",
+    "TrustFacts",
     "Verdict",
+    "trust_facts",
 ]
