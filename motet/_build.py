@@ -21,6 +21,7 @@ CONTRACTS: dict[str, Path] = {
     "AgentRegistry": _PACKAGE_ROOT / "registry" / "AgentRegistry.vy",
     "PaymentChannels": _PACKAGE_ROOT / "payments" / "PaymentChannels.vy",
     "Reputation": _PACKAGE_ROOT / "trust" / "Reputation.vy",
+    "Validation": _PACKAGE_ROOT / "trust" / "Validation.vy",
 }
 """The contracts motet deploys, by name."""
 

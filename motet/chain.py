@@ -252,10 +252,25 @@ class Chain:
                 if self._immutables_problem(name, found) is None:
                     self._contracts[name] = found
                     return found
+        if name == "Validation":
+            # The registry names its slasher once: when it names one already, that is this chain's.
+            named = self._registry_validation()
+            if named is not None:
+                return self.use(name, named)
         deployed = self.deploy(name, *self._constructor_args(name))
+        if name == "Validation":
+            self.send(
+                self.contract("AgentRegistry").functions.set_validation(deployed.address),
+                action="naming the validation contract in the agent registry",
+            )
         self._record_deployment(name, deployed.address, artifact.source_hash)
         self._contracts[name] = deployed
         return deployed
+
+    def _registry_validation(self) -> str | None:
+        """The validation contract this chain's agent registry names, or None while it names none."""
+        named = Web3.to_checksum_address(self.contract("AgentRegistry").functions.validation().call())
+        return None if int(named, 16) == 0 else named
 
     def _constructor_args(self, name: str) -> tuple[Any, ...]:
         if name == "PaymentChannels":
@@ -264,6 +279,22 @@ class Chain:
             return (self.settings.unbonding_delay,)
         if name == "Reputation":
             return (self.contract("AgentRegistry").address, self.contract("PaymentChannels").address)
+        if name == "Validation":
+            d = self.settings.disputes
+            return (
+                self.contract("AgentRegistry").address,
+                self.contract("PaymentChannels").address,
+                d.bond,
+                d.slash_bps,
+                d.reward_bps,
+                d.validator_fee,
+                d.validators_per_dispute,
+                d.no_reveal_bps,
+                d.minority_bps,
+                d.min_validator_stake,
+                d.commit_window,
+                d.reveal_window,
+            )
         return ()
 
     def _immutables_problem(self, name: str, contract: Contract) -> str | None:
@@ -305,10 +336,49 @@ class Chain:
                             self.use(bound, found)
                         except ChainError as exc:
                             return f"the {bound} it reads is not motet's: {exc}"
+            elif name == "Validation":
+                problem = self._validation_problem(contract)
+                if problem is not None:
+                    return problem
         except ChainError as exc:
             return f"its agent registry is not motet's: {exc}"
         except Exception as exc:  # a getter that is missing or reverts: not motet's contract
             return f"its settings cannot be read ({type(exc).__name__}: {exc})"
+        return None
+
+    def _validation_problem(self, contract: Contract) -> str | None:
+        """Why the Validation contract at `contract` is not what motet deploys (settings.disputes, this chain's
+        registry and channels, named by the registry as its slasher), or None when it is."""
+        d = self.settings.disputes
+        expected = {
+            "BOND": d.bond,
+            "SLASH_BPS": d.slash_bps,
+            "REWARD_BPS": d.reward_bps,
+            "VALIDATOR_FEE": d.validator_fee,
+            "VALIDATORS_PER_DISPUTE": d.validators_per_dispute,
+            "NO_REVEAL_BPS": d.no_reveal_bps,
+            "MINORITY_BPS": d.minority_bps,
+            "MIN_VALIDATOR_STAKE": d.min_validator_stake,
+            "COMMIT_WINDOW": d.commit_window,
+            "REVEAL_WINDOW": d.reveal_window,
+        }
+        for immutable, value in expected.items():
+            found = int(contract.functions[immutable]().call())
+            if found != value:
+                return f"its {immutable} is {found}, but motet's is {value} (settings.disputes.{immutable.lower()})"
+        for immutable, bound in (("REGISTRY", "AgentRegistry"), ("CHANNELS", "PaymentChannels")):
+            at = Web3.to_checksum_address(contract.functions[immutable]().call())
+            mine = self._contracts.get(bound)
+            if mine is not None and at != mine.address:
+                return f"it reads the {bound} at {at}, but this chain's is at {mine.address}"
+            if mine is None:
+                try:
+                    self.use(bound, at)
+                except ChainError as exc:
+                    return f"the {bound} it reads is not motet's: {exc}"
+        named = self._registry_validation()
+        if named != contract.address:
+            return f"the agent registry names {named or 'no validation contract'} as its slasher, not this contract"
         return None
 
     def use(self, name: str, address: str) -> Contract:

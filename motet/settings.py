@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "DisputeSettings",
     "GatewayLimits",
     "Settings",
     "TrustSettings",
@@ -112,6 +113,70 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class DisputeSettings:
+    """The published economics of disputes, deployed as the Validation contract's immutables (docs/trust.md,
+    "Disputes and slashing"). Wei, basis points (10,000 = 100 %) and seconds.
+
+    Example:
+        >>> DisputeSettings().slash_bps, DisputeSettings().validators_per_dispute
+        (5000, 3)
+        >>> DisputeSettings(validators_per_dispute=10)
+        Traceback (most recent call last):
+        ...
+        ValueError: validators_per_dispute 10: draw between 1 and 9 validators per dispute (3 by default)
+    """
+
+    bond: int = 10**15
+    """Wei a challenger posts to open a dispute: returned (with the reward) on a confirmed cheat, forfeited when
+    the dispute fails."""
+    slash_bps: int = 5_000
+    """Share of the agent's stake a confirmed cheat loses (50 %)."""
+    reward_bps: int = 2_000
+    """Share of the slashed amount paid to the challenger on top of its bond (20 %)."""
+    validator_fee: int = 10**14
+    """Wei paid to each drawn validator whose revealed verdict matches the outcome, from the slashed amount (cheat)
+    or the forfeited bond (failed dispute); what is left goes to the sink."""
+    validators_per_dispute: int = 3
+    """Validators drawn per dispute (K); a strict majority of them revealing "cheat" decides a cheat."""
+    no_reveal_bps: int = 1_000
+    """Share of its validator stake a drawn validator loses when it does not reveal (10 %)."""
+    minority_bps: int = 500
+    """Share of its validator stake a validator loses when its revealed verdict is against the outcome (5 %)."""
+    min_validator_stake: int = 10**15
+    """Least validator stake to register and to be drawn."""
+    commit_window: int = 600
+    """Seconds the drawn validators have to commit, from the draw."""
+    reveal_window: int = 600
+    """Seconds they have to reveal, after the commit window."""
+
+    def __post_init__(self) -> None:
+        for name in ("bond", "validator_fee", "min_validator_stake", "commit_window", "reveal_window"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0 or value >= 2**256:
+                raise ValueError(f"{name} {value!r}: give a whole number of wei or seconds (a uint256)")
+        for name in ("slash_bps", "reward_bps", "no_reveal_bps", "minority_bps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 10_000:
+                raise ValueError(f"{name} {value!r}: a share in basis points is between 0 and 10000")
+        if not 1 <= self.validators_per_dispute <= 9:
+            raise ValueError(
+                f"validators_per_dispute {self.validators_per_dispute}: draw between 1 and 9 validators per "
+                "dispute (3 by default)"
+            )
+        if (
+            self.commit_window <= 0
+            or self.reveal_window <= 0
+            or max(self.commit_window, self.reveal_window) >= 2**32
+        ):
+            raise ValueError(
+                f"commit_window {self.commit_window} s, reveal_window {self.reveal_window} s: each window is at "
+                "least 1 s and under 2**32 s"
+            )
+        if self.min_validator_stake <= 0:
+            raise ValueError("min_validator_stake 0: validators need a stake at risk (10**15 wei by default)")
+
+
+@dataclass(frozen=True)
 class Settings:
     """motet's settings.
 
@@ -151,6 +216,16 @@ class Settings:
     """What the task gateway accepts from the network."""
     trust: TrustSettings = field(default_factory=TrustSettings)
     """How the composer samples paid calls for checks and weighs trust when it chooses agents."""
+    disputes: DisputeSettings = field(default_factory=DisputeSettings)
+    """The published economics of disputes and slashing (the Validation contract's immutables)."""
+
+    def __post_init__(self) -> None:
+        windows = self.disputes.commit_window + self.disputes.reveal_window
+        if self.unbonding_delay <= windows:
+            raise ValueError(
+                f"unbonding_delay {self.unbonding_delay} s must outlast a dispute's commit and reveal windows "
+                f"({windows} s): raise it, or shorten settings.disputes' windows"
+            )
 
     @property
     def deployments_file(self) -> Path:

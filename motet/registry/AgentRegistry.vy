@@ -12,6 +12,13 @@
         names and a stake in the native coin. Capability hashes are emitted
         as indexed event topics so that clients can search by capability
         from the logs. Stake leaves only after an unbonding delay.
+
+        Slashing (docs/trust.md): the ownable owner names the validation
+        contract once (`set_validation`). Only that contract can `hold` an
+        agent's stake while a dispute on it is open (`withdraw_stake`
+        refuses while any hold remains), `release` it, and `slash` it on a
+        decided dispute; the slashed value is sent to the validation
+        contract, which pays the challenger, the validators and the sink.
 """
 
 
@@ -98,6 +105,23 @@ _uris: HashMap[uint256, String[MAX_URI]]
 _capabilities: HashMap[uint256, DynArray[bytes32, MAX_CAPABILITIES]]
 
 
+# @dev The validation contract: the only address that can hold, release
+# and slash stake. Set once by the ownable owner (`set_validation`).
+validation: public(address)
+
+
+# @dev Open disputes per agent; its stake cannot be withdrawn while > 0.
+holds: public(HashMap[uint256, uint256])
+
+
+# @dev How many times each agent was slashed.
+slash_count: public(HashMap[uint256, uint256])
+
+
+# @dev How much of each agent's stake was slashed, in total.
+slashed_total: public(HashMap[uint256, uint256])
+
+
 # @dev Emitted when `register` creates an agent.
 event AgentRegistered:
     agent_id: indexed(uint256)
@@ -143,6 +167,26 @@ event StakeChanged:
     stake: uint256
     unbonding: uint256
     unbonding_until: uint256
+
+
+# @dev Emitted when the owner names the validation contract (once).
+event ValidationSet:
+    validation: indexed(address)
+
+
+# @dev Emitted when a dispute starts (`holds` grows) or ends (`holds`
+# shrinks) holding an agent's stake.
+event StakeHeld:
+    agent_id: indexed(uint256)
+    holds: uint256
+
+
+# @dev Emitted when the validation contract slashes an agent: `amount`
+# left its stake, `stake_left` remains. A `StakeChanged` follows.
+event Slashed:
+    agent_id: indexed(uint256)
+    amount: uint256
+    stake_left: uint256
 
 
 @deploy
@@ -317,6 +361,7 @@ def withdraw_stake(agent_id: uint256) -> uint256:
     owner: address = erc721._owner_of(agent_id)
     agent: Agent = self.agents[agent_id]
     assert agent.unbonding > 0, "registry: nothing is unbonding"
+    assert self.holds[agent_id] == 0, "registry: stake is held by an open dispute"
     assert block.timestamp >= agent.unbonding_until, "registry: stake is still unbonding"
     amount: uint256 = agent.unbonding
     agent.stake -= amount
@@ -326,6 +371,85 @@ def withdraw_stake(agent_id: uint256) -> uint256:
     log StakeChanged(agent_id=agent_id, stake=agent.stake, unbonding=0, unbonding_until=0)
     raw_call(owner, b"", value=amount)
     return amount
+
+
+@external
+def set_validation(validation: address):
+    """
+    @dev Names the validation contract, once.
+    @notice Only the ownable owner (the deployer) can, and only while
+            none is set: the slasher can never be replaced afterwards.
+    @param validation The validation contract.
+    """
+    ownable._check_owner()
+    assert self.validation == empty(address), "registry: validation contract already set"
+    assert validation.is_contract, "registry: validation is not a contract"
+    self.validation = validation
+    log ValidationSet(validation=validation)
+
+
+@external
+@nonreentrant
+def hold(agent_id: uint256):
+    """
+    @dev Holds an agent's stake for one more open dispute.
+    @notice Only the validation contract can. `withdraw_stake` refuses
+            while any hold remains.
+    @param agent_id The agent.
+    """
+    self._only_validation()
+    assert self.agents[agent_id].payout != empty(address), "registry: unknown agent"
+    holds: uint256 = self.holds[agent_id] + 1
+    self.holds[agent_id] = holds
+    log StakeHeld(agent_id=agent_id, holds=holds)
+
+
+@external
+@nonreentrant
+def release(agent_id: uint256):
+    """
+    @dev Releases one hold on an agent's stake (a dispute ended).
+    @notice Only the validation contract can.
+    @param agent_id The agent.
+    """
+    self._only_validation()
+    assert self.holds[agent_id] > 0, "registry: stake is not held"
+    holds: uint256 = self.holds[agent_id] - 1
+    self.holds[agent_id] = holds
+    log StakeHeld(agent_id=agent_id, holds=holds)
+
+
+@external
+@nonreentrant
+def slash(agent_id: uint256, amount: uint256) -> uint256:
+    """
+    @dev Takes up to `amount` of an agent's stake and sends it to the
+         validation contract.
+    @notice Only the validation contract can, and only while it holds
+            the stake (a dispute on the agent is open). The part
+            unbonding shrinks so that it never exceeds the stake left.
+    @param agent_id The agent.
+    @param amount How much to take; at most the stake.
+    @return uint256 The amount taken.
+    """
+    self._only_validation()
+    assert self.holds[agent_id] > 0, "registry: no open dispute holds the stake"
+    agent: Agent = self.agents[agent_id]
+    taken: uint256 = min(amount, agent.stake)
+    agent.stake -= taken
+    agent.unbonding = min(agent.unbonding, agent.stake)
+    if agent.unbonding == 0:
+        agent.unbonding_until = 0
+    self.agents[agent_id] = agent
+    self.slash_count[agent_id] += 1
+    self.slashed_total[agent_id] += taken
+    log Slashed(agent_id=agent_id, amount=taken, stake_left=agent.stake)
+    log StakeChanged(
+        agent_id=agent_id, stake=agent.stake, unbonding=agent.unbonding, unbonding_until=agent.unbonding_until
+    )
+    if taken > 0:
+        raw_call(msg.sender, b"", value=taken)
+    return taken
 
 
 @external
@@ -380,6 +504,15 @@ def payee_for(agent_id: uint256, capability: bytes32) -> address:
     if not agent.active or capability not in self._capabilities[agent_id]:
         return empty(address)
     return agent.payout
+
+
+@internal
+@view
+def _only_validation():
+    """
+    @dev Reverts unless `msg.sender` is the validation contract.
+    """
+    assert msg.sender == self.validation, "registry: caller is not the validation contract"
 
 
 @internal
