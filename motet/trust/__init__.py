@@ -10,14 +10,27 @@ See docs/trust.md.
 
 from __future__ import annotations
 
+from motet.trust._check import NEAR_TIE, Checker, CheckResult
+from motet.trust._disputes import Disputes, DisputeState, ValidationRecord
+from motet.trust._evidence import Evidence
 from motet.trust._facts import TrustFacts, trust_facts
 from motet.trust._reputation import Reputation, ReputationSummary
+from motet.trust._validator import Validator, ValidatorEvent
 from motet.trust._verdict import Verdict
 
 __all__ = [
+    "NEAR_TIE",
+    "CheckResult",
+    "Checker",
+    "DisputeState",
+    "Disputes",
+    "Evidence",
     "Reputation",
     "ReputationSummary",
     "TrustFacts",
+    "ValidationRecord",
+    "Validator",
+    "ValidatorEvent",
     "Verdict",
     "trust_facts",
 ]
