@@ -12,6 +12,8 @@ at the edges); the executor's queue is first-come, first-served for all of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -23,7 +25,18 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from motet.errors import InvalidRuntimeArgument, InvalidSchema, ModelNotFound, ModelRuntimeError
 from motet.runtimes._base import Request, RuntimeBase, finish_reason
-from motet.runtimes._protocol import Completion, FinishReason, ModelRef, StreamEvent, TextDelta, Usage
+from motet.runtimes._protocol import (
+    Completion,
+    FinishReason,
+    Messages,
+    ModelRef,
+    Sampling,
+    Schema,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from motet.runtimes._replay import Replay, Vocabulary, walk
 from motet.runtimes._schema import OutputSchema
 from motet.runtimes.gguf import (
     ModelFile,
@@ -55,6 +68,26 @@ class _Loaded:
     n_ctx: int
     formatter: Jinja2ChatFormatter | None
     grammars: dict[str, LlamaGrammar] = field(default_factory=dict)
+    vocabulary: Vocabulary | None = None  # built on the first replay()
+
+
+class _PromptCaptured(Exception):
+    pass
+
+
+class _PromptCapture:
+    """Stands in for a `Llama` in `create_chat_completion` and keeps what it would generate from."""
+
+    def __init__(self, llama: Llama) -> None:
+        self._llama = llama
+        self.completion: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llama, name)
+
+    def create_completion(self, **kwargs: Any) -> None:
+        self.completion = kwargs
+        raise _PromptCaptured
 
 
 class LlamaCppRuntime(RuntimeBase):
@@ -69,6 +102,7 @@ class LlamaCppRuntime(RuntimeBase):
             None lets llama-cpp-python choose (half the logical cores to generate, all to read prompts).
             On a busy machine, fewer threads than cores avoids llama.cpp's threads waiting on each other.
         n_gpu_layers: layers offloaded to a GPU; None offloads all when this llama.cpp build can, else none.
+        n_batch: most prompt tokens evaluated in one step (llama.cpp's `-b`); other sizes sum in another order.
         chat_format: a llama-cpp-python chat format name; None uses the template in the GGUF's metadata.
         verbose: let llama.cpp print its logs to stderr.
 
@@ -106,11 +140,14 @@ class LlamaCppRuntime(RuntimeBase):
         n_ctx: int = 2048,
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
+        n_batch: int = 512,
         chat_format: str | None = None,
         verbose: bool = False,
     ) -> None:
         if n_ctx < 1:
             raise InvalidRuntimeArgument(f"n_ctx is {n_ctx!r}: pass the context window size in tokens")
+        if n_batch < 1:
+            raise InvalidRuntimeArgument(f"n_batch is {n_batch!r}: pass how many tokens to evaluate per step")
         self._source: ModelFile = (
             gguf_file(Path(model_path)) if model_path is not None else bundled_model(model)
         )
@@ -118,6 +155,7 @@ class LlamaCppRuntime(RuntimeBase):
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._n_gpu_layers = n_gpu_layers
+        self._n_batch = n_batch
         self._verbose = verbose
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="motet-llama")
         self._loaded: _Loaded | None = None  # set and used on the worker thread only
@@ -132,6 +170,13 @@ class LlamaCppRuntime(RuntimeBase):
         loaded = self._loaded
         return loaded.model_ref if loaded is not None else None
 
+    def model_sha256(self) -> str:
+        """The sha256 of the GGUF file this runtime runs, without loading the model (file I/O: hashes it once)."""
+        loaded = self._loaded
+        if loaded is not None:
+            return loaded.model_ref.sha256
+        return file_sha256(self._source.locate())
+
     async def load(self) -> ModelRef:
         """Load the model now rather than on the first call, and return its reference."""
         loaded = await self._run(self._ensure_loaded)
@@ -139,6 +184,38 @@ class LlamaCppRuntime(RuntimeBase):
 
     async def _complete(self, request: Request) -> Completion:
         return await self._run(self._complete_sync, request)
+
+    async def replay(
+        self,
+        messages: Messages,
+        text: str,
+        *,
+        schema: Schema | None = None,
+        sampling: Sampling | None = None,
+        tolerance: float = math.inf,
+        reuse_prompt: bool = True,
+    ) -> Replay:
+        """Re-run the model greedily along a claimed answer `text` to `messages`, and say where it departs.
+
+        The prompt is formatted and the output constrained exactly as `complete()` would with the same
+        `messages`, `schema` and `sampling` (`max_tokens` and `stop` count; the choice is greedy whatever the
+        temperature). Each step compares the model's grammar-allowed greedy token with the claimed text: a
+        different token whose logit is within `tolerance` of the greedy one is followed as a near-tie, a wider
+        margin stops the walk (`Replay.decisive`). See `motet.runtimes._replay` for the walk and its fast path.
+        `reuse_prompt` keeps the cached prefix of the previous call's prompt instead of evaluating it all again.
+
+        Example:
+            >>> import asyncio
+            >>> runtime = LlamaCppRuntime(n_ctx=512)
+            >>> sampling = Sampling(max_tokens=24, seed=0)
+            >>> schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+            >>> done = asyncio.run(runtime.complete("Is water wet?", sampling, schema=schema))
+            >>> replay = asyncio.run(runtime.replay("Is water wet?", done.text, schema=schema, sampling=sampling))
+            >>> replay.complete, replay.decisive is None
+            (True, True)
+        """
+        request = Request.of(messages, sampling, schema)
+        return await self._run(self._replay_sync, request, text, tolerance, reuse_prompt)
 
     async def _stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         self._check_open()
@@ -214,6 +291,8 @@ class LlamaCppRuntime(RuntimeBase):
                 n_threads=self._n_threads,
                 n_threads_batch=self._n_threads,
                 n_gpu_layers=gpu_layers,
+                n_batch=self._n_batch,
+                n_ubatch=self._n_batch,
                 chat_format=self._chat_format,
                 verbose=self._verbose,
             )
@@ -255,13 +334,13 @@ class LlamaCppRuntime(RuntimeBase):
         estimate = len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=False))
         return estimate + _TOKENS_PER_MESSAGE * len(chat) + _ESTIMATE_MARGIN
 
-    def _prepare(self, request: Request) -> tuple[_Loaded, int, dict[str, Any]]:
+    def _prepare(self, request: Request, *, seeded_reset: bool = True) -> tuple[_Loaded, int, dict[str, Any]]:
         loaded = self._ensure_loaded()
         chat = request.chat()
         prompt_tokens = self._prompt_tokens(loaded, chat)
         request.check_fits(prompt_tokens, loaded.n_ctx)
         sampling = request.sampling
-        if sampling.seed is not None:
+        if sampling.seed is not None and seeded_reset:
             loaded.llama.reset()  # type: ignore[no-untyped-call]  # evaluate the prompt afresh: see "Determinism"
         kwargs: dict[str, Any] = {
             "messages": chat,
@@ -288,6 +367,38 @@ class LlamaCppRuntime(RuntimeBase):
                 ) from exc
             loaded.grammars[key] = grammar
         return grammar
+
+    def _chat_prompt(self, loaded: _Loaded, kwargs: dict[str, Any]) -> tuple[list[int], list[str]]:
+        """The prompt tokens and stop strings `create_chat_completion(**kwargs)` would generate with."""
+        from llama_cpp import Llama
+
+        capture = _PromptCapture(loaded.llama)
+        with contextlib.suppress(_PromptCaptured):
+            Llama.create_chat_completion(cast(Llama, capture), **kwargs)
+        completion = capture.completion
+        if not completion:
+            raise ModelRuntimeError(f"{self!r}: the chat handler did not ask for a completion")
+        stop = completion.get("stop") or []
+        return list(completion["prompt"]), [stop] if isinstance(stop, str) else list(stop)
+
+    def _replay_sync(self, request: Request, text: str, tolerance: float, reuse_prompt: bool) -> Replay:
+        loaded, _, kwargs = self._prepare(request, seeded_reset=False)  # reuse_prompt decides
+        prompt, stops = self._chat_prompt(loaded, kwargs)
+        request.check_fits(len(prompt), loaded.n_ctx)
+        if loaded.vocabulary is None:
+            loaded.vocabulary = Vocabulary.of(loaded.llama)
+        return walk(
+            loaded.llama,
+            loaded.vocabulary,
+            prompt,
+            text,
+            grammar=kwargs.get("grammar"),
+            max_tokens=request.sampling.max_tokens,
+            stops=stops,
+            tolerance=tolerance,
+            reuse_prompt=reuse_prompt,
+            model_ref=loaded.model_ref,
+        )
 
     def _complete_sync(self, request: Request) -> Completion:
         loaded, _, kwargs = self._prepare(request)
