@@ -36,6 +36,7 @@ from motet.agents._cards import AgentCard
 from motet.agents._define import Invocation
 from motet.agents._fetch import fetch_card
 from motet.agents._schemas import first_mismatch
+from motet.agents._verifiable import profile_hash, response_hash
 from motet.errors import (
     AgentCallFailed,
     AgentLimitExceeded,
@@ -51,6 +52,7 @@ from motet.payments import (
     Receipt,
     ReceiptDomain,
     Voucher,
+    canonical_json,
     content_hash,
     model_ref_hash,
     request_hash,
@@ -75,6 +77,8 @@ class PaidInvocation(Invocation):
     seq: int
     """The call's number on its channel (1 for the first), as the receipt names it."""
     receipt: Receipt
+    # `text` (from `Invocation`): the raw generated text of a verifiable capability, checked to be the output
+    # and committed to by the receipt; None for any other capability.
 
 
 class AgentClient:
@@ -149,7 +153,9 @@ class AgentClient:
 
         The output is validated against the card's output schema (and `output_type` when given), and the
         receipt is checked: signed by the card's signer, for this chain and contract, this request, this output
-        and this price, and the price is what the card's pricing charges for the reported usage.
+        and this price, and the price is what the card's pricing charges for the reported usage. For a verifiable
+        capability the answer's `text` must be exactly its output as JSON, and the receipt must commit to the
+        card's profile (`profile_hash`) and to that text (`response_hash`).
         With `idempotency_key`, a repeated call gets the answer the agent already delivered for that key.
         `max_price` and `max_tokens` bound what the answer may charge and report.
         Raises `PaymentRequired` (402), `UnknownCapability`, `InvalidAgentInput`, `AgentCallFailed` (and its
@@ -320,11 +326,21 @@ class AgentClient:
             request = request_hash(capability, value, channel, seq)
         except InvalidReceipt as exc:
             raise InvalidReceipt(f"the answer's call number is not one: {exc}") from exc
+        text: str | None = None
         expected = {
             "request hash": request,
             "response hash": content_hash(output),
             "model reference": model_ref_hash(model_ref),
         }
+        profile = card.capability(capability).verifiable
+        if profile is not None:
+            text = self._verifiable_text(capability, answer.get("text"), output)
+            if model_ref != profile.model_ref():
+                raise InvalidReceipt(
+                    f"{capability} is verifiable on {profile.model_ref()}, but the answer names {model_ref}"
+                )
+            expected["response hash"] = response_hash(output, text)
+            expected["model reference"] = profile_hash(profile)
         actual = {
             "request hash": receipt.request_hash,
             "response hash": receipt.response_hash,
@@ -335,7 +351,25 @@ class AgentClient:
                 raise InvalidReceipt(f"the receipt's {what} does not match the call")
         if (receipt.price, receipt.channel_id, receipt.seq) != (price, channel, seq):
             raise InvalidReceipt("the receipt's price, channel or sequence does not match the answer")
-        return PaidInvocation(capability, output, usage, model_ref, latency, price, owed, seq, receipt)
+        return PaidInvocation(
+            capability, output, usage, model_ref, latency, price, owed, seq, receipt, text=text
+        )
+
+    def _verifiable_text(self, capability: str, text: object, output: dict[str, Any]) -> str:
+        """The raw text of a verifiable capability's answer, which must be exactly its output as JSON."""
+        if not isinstance(text, str):
+            raise AgentCallFailed(
+                self.url, f"{capability} is verifiable, but the answer has no text its output was parsed from"
+            )
+        try:
+            same = canonical_json(json.loads(text)) == canonical_json(output)
+        except (ValueError, TypeError, RecursionError):
+            same = False
+        if not same:
+            raise AgentCallFailed(
+                self.url, f"the answer's text is not its output: {capability}'s text parses to other JSON"
+            )
+        return text
 
     def _check_bounds(
         self, card: AgentCard, call: PaidInvocation, max_price: int | None, max_tokens: int | None

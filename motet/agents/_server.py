@@ -58,6 +58,7 @@ from motet.agents._a2a import a2a_card
 from motet.agents._cards import AgentCard
 from motet.agents._define import Agent, Capability, run_capability
 from motet.agents._tab import Tab
+from motet.agents._verifiable import profile_hash, render_messages, response_hash
 from motet.agents._wire import (
     HTTPProblem,
     call_seq,
@@ -76,6 +77,7 @@ from motet.errors import (
     ChainError,
     ChannelNotFound,
     ContextOverflow,
+    InvalidAgentDefinition,
     InvalidAgentInput,
     InvalidCallSignature,
     InvalidModelOutput,
@@ -522,6 +524,8 @@ class AgentServer:
             raise HTTPProblem(404, str(exc), field="capability") from exc
         except InvalidAgentInput as exc:
             raise HTTPProblem(422, str(exc), field=f"input.{exc.field}", problem=exc.problem) from exc
+        if capability.verifiable is not None:
+            _check_verifiable_input(capability, parsed, body.get("input"))
         price = self.agent.worst_case_price(name)
         if body.get("channel") is None:
             raise self._requirements(
@@ -604,17 +608,30 @@ class AgentServer:
             raise HTTPProblem(
                 500, f"the agent failed, nothing is owed (incident {incident})", incident=incident
             ) from exc
+        model_ref_digest, response_digest = model_ref_hash(done.model_ref), content_hash(done.output)
+        if capability.verifiable is not None:
+            # The receipt commits to the profile on the model that really answered, and to the raw text.
+            try:
+                profile = capability.profile(done.model_ref)
+            except InvalidAgentDefinition as exc:
+                incident = secrets.token_hex(6)
+                log.error("%s cannot be verifiable (incident %s): %s", capability.name, incident, exc)
+                raise HTTPProblem(
+                    500, f"the agent failed, nothing is owed (incident {incident})", incident=incident
+                ) from exc
+            assert profile is not None
+            model_ref_digest, response_digest = profile_hash(profile), response_hash(done.output, done.text)
         price = self.agent.price_of(done.usage)
         last_seq, total = self.tab.last(call.channel_id)
         assert last_seq + 1 == call.seq, "one call at a time per channel"
         total = max(total, self._paid(call.channel_id)) + price
         receipt = self.receipts.sign(
             request_hash(capability.name, call.raw_input, call.channel_id, call.seq),
-            content_hash(done.output),
+            response_digest,
             price,
             call.channel_id,
             call.seq,
-            model_ref_hash(done.model_ref),
+            model_ref_digest,
         )
         answer = {
             "capability": capability.name,
@@ -626,6 +643,7 @@ class AgentServer:
             "model": asdict(done.model_ref),
             "latencyS": round(done.latency_s, 4),
             "receipt": receipt.to_dict(),
+            **({"text": done.text} if done.text is not None else {}),
         }
         binding = _binding(capability.name, call.raw_input)
         self.tab.record(call.channel_id, call.seq, price, total, call.key, binding, answer)
@@ -635,6 +653,33 @@ class AgentServer:
 _INVOKE_FIELDS = frozenset(
     {"capability", "input", "channel", "seq", "signature", "payment", "stream", "idempotencyKey"}
 )
+
+
+def _check_verifiable_input(capability: Capability[Any, Any], parsed: BaseModel, raw: object) -> None:
+    """422 unless the input as sent renders the same prompt as the validated input: a checker rebuilds the
+    prompt from the input the receipt's request hash commits to, so defaults and coercions must not change it."""
+    parts = capability.verifiable
+    assert parts is not None
+    canonical = parsed.model_dump(mode="json")
+    problem = "send the input as a JSON object"
+    if isinstance(raw, dict):
+        expected = render_messages(parts.instructions, parts.template, canonical)
+        try:
+            sent = render_messages(parts.instructions, parts.template, raw)
+        except InvalidAgentInput as exc:
+            problem = f"{exc.field} is {exc.problem}"
+        else:
+            if sent == expected:
+                return
+            problem = "a verifiable capability's prompt is rebuilt from the input as sent, which differs"
+    shown = json.dumps(canonical, ensure_ascii=False)[:300]
+    raise HTTPProblem(
+        422,
+        f"invalid input for {capability.name!r}: input: {problem}; send it complete as its schema "
+        f"writes it: {shown}",
+        field="input",
+        problem=f"{problem}; send it complete as its schema writes it",
+    )
 
 
 def _binding(capability: str, input: object) -> str:

@@ -97,7 +97,7 @@ def template_problem(template: str) -> str | None:
         >>> template_problem("Text: {text}") is None
         True
         >>> template_problem("{text:>99999999}")
-        "placeholder {text:>99999999} has a conversion or format spec: write plain {field} placeholders"
+        'placeholder {text:>99999999} has a conversion or format spec: write plain {field} placeholders'
     """
     try:
         parsed = list(string.Formatter().parse(template))
