@@ -129,8 +129,20 @@ REGISTRY: public(immutable(address))
 CHANNELS: public(immutable(address))
 
 
-# @dev agent -> client (payer) -> index (from 1) -> feedback.
-_feedback: HashMap[uint256, HashMap[address, HashMap[uint64, Feedback]]]
+# @dev A feedback lives in three slots (`feedback` unpacks):
+#   _packed[agent][client][index]   weight (bits 0-127) | seq (128-191) | score (192-199)
+#   _tag[agent][client][index]      tag
+#   _channel[agent][client][index]  channel id
+# A weight fits in 128 bits: it never exceeds a channel's redeemed amount, which the channels contract
+# keeps below 2**128.
+_packed: HashMap[uint256, HashMap[address, HashMap[uint64, uint256]]]
+_tag: HashMap[uint256, HashMap[address, HashMap[uint64, bytes32]]]
+_channel: HashMap[uint256, HashMap[address, HashMap[uint64, uint256]]]
+
+
+# @dev Masks that unpack `_packed`.
+_MASK_128: constant(uint256) = 2**128 - 1
+_MASK_64: constant(uint256) = 2**64 - 1
 
 
 # @dev agent -> client -> its last feedback index (0: none).
@@ -228,9 +240,12 @@ def give_feedback(
     self.weight_used[receipt.channel_id] = used + weight
     index: uint64 = self._last_index[agent_id][channel.payer] + 1
     self._last_index[agent_id][channel.payer] = index
-    self._feedback[agent_id][channel.payer][index] = Feedback(
-        score=score, tag=tag, weight=weight, channel_id=receipt.channel_id, seq=receipt.seq
+    self._packed[agent_id][channel.payer][index] = (
+        weight | (convert(receipt.seq, uint256) << 128) | (convert(score, uint256) << 192)
     )
+    if tag != empty(bytes32):
+        self._tag[agent_id][channel.payer][index] = tag
+    self._channel[agent_id][channel.payer][index] = receipt.channel_id
     totals: Totals = self._totals[agent_id]
     self._totals[agent_id] = Totals(
         count=totals.count + 1,
@@ -292,7 +307,7 @@ def feedback(agent_id: uint256, client: address, index: uint64) -> Feedback:
     @param index From 1 to `getLastIndex(agent_id, client)`.
     @return Feedback The feedback.
     """
-    return self._feedback[agent_id][client][index]
+    return self._load(agent_id, client, index)
 
 
 @external
@@ -306,7 +321,7 @@ def readFeedback(agentId: uint256, clientAddress: address, index: uint64) -> (ui
     @param index From 1 to `getLastIndex(agentId, clientAddress)`.
     @return The score, tag1, tag2 and revoked flag.
     """
-    found: Feedback = self._feedback[agentId][clientAddress][index]
+    found: Feedback = self._load(agentId, clientAddress, index)
     return found.score, found.tag, empty(bytes32), False
 
 
@@ -351,3 +366,23 @@ def _speaks_for_payer(channel_id: uint256, payer: address) -> bool:
     if msg.sender != state.session_key or state.delegator != payer:
         return False
     return not staticcall PaymentChannels(CHANNELS).revoked(payer, delegation_id)
+
+
+@internal
+@view
+def _load(agent_id: uint256, client: address, index: uint64) -> Feedback:
+    """
+    @dev Unpacks a feedback from its three storage slots.
+    @param agent_id The agent.
+    @param client The payer.
+    @param index The feedback's index.
+    @return Feedback Its fields (all zero when there is none).
+    """
+    packed: uint256 = self._packed[agent_id][client][index]
+    return Feedback(
+        score=convert(packed >> 192, uint8),
+        tag=self._tag[agent_id][client][index],
+        weight=packed & _MASK_128,
+        channel_id=self._channel[agent_id][client][index],
+        seq=convert((packed >> 128) & _MASK_64, uint64),
+    )
