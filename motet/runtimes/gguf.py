@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from motet.errors import ModelNotFound
+from motet.errors import InvalidRuntimeArgument, ModelNotFound, ModelRuntimeError
 
 __all__ = [
     "ModelFile",
@@ -22,6 +22,7 @@ __all__ = [
     "file_sha256",
     "gguf_file",
     "quantization_from_file_type",
+    "requantize",
     "split_quantization",
 ]
 
@@ -152,3 +153,45 @@ def quantization_from_file_type(file_type: str | None, ftype_names: Mapping[int,
     if file_type is None or not file_type.strip().isdigit():
         return "unknown"
     return ftype_names.get(int(file_type), "unknown")
+
+
+def requantize(src: Path, dst: Path, ftype: str, *, threads: int = 0) -> Path:
+    """Write the GGUF at `src` quantized again as `ftype` (llama.cpp's name: `"Q4_0"`, `"Q2_K"`, `"Q8_0"`...) to
+    `dst`, and return `dst`. Re-quantizing an already quantized model loses more than quantizing its original
+    weights would: it makes a cheaper, worse copy, which is what tests and the trust calibration need (a cheat
+    serving a lower quantization). Name `dst` like `Model.Q4_0.gguf` so the runtime reads the quantization.
+
+    Raises `InvalidRuntimeArgument` for an unknown `ftype`, `ModelNotFound` when `src` is not a file, and
+    `ModelRuntimeError` when llama.cpp fails. `threads` 0 lets llama.cpp use every core.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> out = requantize(bundled_model("smollm2").locate(), folder / "SmolLM2.Q4_0.gguf", "Q4_0")
+        >>> split_quantization(out.stem)
+        ('SmolLM2', 'Q4_0')
+    """
+    import llama_cpp
+
+    if not src.is_file():
+        raise ModelNotFound(str(src), "no file at this path: pass the path of a .gguf file")
+    name = ftype.upper()
+    value = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name}", None)
+    if not isinstance(value, int):
+        known = sorted(
+            n.removeprefix("LLAMA_FTYPE_MOSTLY_")
+            for n in vars(llama_cpp)
+            if n.startswith("LLAMA_FTYPE_MOSTLY_")
+        )
+        raise InvalidRuntimeArgument(f"ftype {ftype!r} is not a llama.cpp quantization: use one of {known}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = value
+    params.allow_requantize = True
+    params.nthread = threads
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    with suppress_stdout_stderr(disable=False):  # llama.cpp logs every tensor to stderr
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    if code != 0 or not dst.is_file():
+        raise ModelRuntimeError(f"llama.cpp could not quantize {src} as {name} (code {code})")
+    return dst
