@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import pydantic_core
 from pydantic import BaseModel, JsonValue
 
 from motet.agents._cards import AgentCard
@@ -362,7 +363,10 @@ class AgentClient:
                 self.url, f"{capability} is verifiable, but the answer has no text its output was parsed from"
             )
         try:
-            same = canonical_json(json.loads(text)) == canonical_json(output)
+            # pydantic-core's parser bounds nesting: a hostile text cannot exhaust the stack.
+            same = canonical_json(pydantic_core.from_json(text, allow_inf_nan=False)) == canonical_json(
+                output
+            )
         except (ValueError, TypeError, RecursionError):
             same = False
         if not same:

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from motet.agents import CapabilitySpec, PaidInvocation, VerifiableProfile, profile_hash, response_hash
@@ -110,7 +110,7 @@ class Evidence:
         if profile_hash(self.profile) != receipt.model_ref:
             problems.append("the receipt's model reference is not this profile")
         try:
-            parsed = json.loads(self.text)
+            parsed = pydantic_core.from_json(self.text, allow_inf_nan=False)
             if canonical_json(parsed) != canonical_json(self.output):
                 problems.append("the text does not parse to the output")
         except (TypeError, ValueError, RecursionError):
@@ -160,11 +160,15 @@ class Evidence:
             raise InvalidEvidence(f"evidence: the URI holds more than {MAX_EVIDENCE_BYTES:,} bytes")
         try:
             body = base64.b64decode(payload, validate=True)
-            document = json.loads(body)
         except (binascii.Error, ValueError) as exc:
             raise InvalidEvidence(f"evidence: not base64 of a JSON document: {exc}") from None
-        except RecursionError:
-            raise InvalidEvidence("evidence: the JSON is nested too deeply") from None
+        try:
+            # pydantic-core's parser bounds nesting (the standard library's can exhaust the C stack).
+            document = pydantic_core.from_json(body, allow_inf_nan=False)
+        except ValueError as exc:
+            if "recursion" in str(exc).lower():
+                raise InvalidEvidence("evidence: the JSON is nested too deeply") from None
+            raise InvalidEvidence(f"evidence: not base64 of a JSON document: {exc}") from None
         return cls.from_json(document, domain)
 
     @classmethod
