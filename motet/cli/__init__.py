@@ -6,6 +6,7 @@
     motet gateway | delegate | order          gateway.py  wallet delegation from a terminal
     motet deposit | withdraw | revoke         wallet.py   the wallet's own transactions
     motet models                              models.py   the bundled GGUF models
+    motet validator serve                     validator.py re-run disputes, commit and reveal verdicts
     motet demo                                demo.py     the story and the figures
     motet tui                                 tui.py      the terminal app
 
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from motet.cli import agent, channel, demo, gateway, models, run, tui, wallet
+from motet.cli import agent, channel, demo, gateway, models, run, tui, validator, wallet
 from motet.errors import MotetError
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ app.command("run")(run.run)
 app.command("models")(models.models)
 app.add_typer(agent.app, name="agent")
 app.add_typer(channel.app, name="channel")
+app.add_typer(validator.app, name="validator")
 app.command("gateway")(gateway.gateway)
 app.command("delegate")(gateway.delegate)
 app.command("order")(gateway.order)
