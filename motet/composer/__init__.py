@@ -5,6 +5,8 @@ paid exactly once and settled in a batch.
 - `Payer` opens channels, calls agents, pays accepted answers, resumes after a crash.
 - `plan()` finds a type-compatible, cheapest chain of `Offer`s for a goal (networkx).
 - `Budget` reserves worst cases and commits actual prices: what is signed never exceeds the cap.
+- Selection weighs trust (`policy="trusted"`, `CompiledWorkflow.explain()`); a share of paid calls to
+  verifiable capabilities is checked after payment (`CheckDone`, `DisputeOpened`; docs/trust.md).
 
 Example:
     flow = Workflow("brief", inputs=Text).add("summary", "summarize")
@@ -17,6 +19,8 @@ from motet.composer._budget import Budget, Reservation
 from motet.composer._compiled import CompiledWorkflow
 from motet.composer._events import (
     CallPaid,
+    CheckDone,
+    DisputeOpened,
     Event,
     Failover,
     NodeDone,
@@ -32,12 +36,15 @@ from motet.composer._events import (
 from motet.composer._offer import Offer, registry_offers
 from motet.composer._payer import Payer, SimulatedCrash
 from motet.composer._planner import Path, Plan, PlanStep, plan
+from motet.composer._trust import Ranked, Selection
 from motet.composer._workflow import Node, Policy, Route, Workflow
 
 __all__ = [
     "Budget",
     "CallPaid",
+    "CheckDone",
     "CompiledWorkflow",
+    "DisputeOpened",
     "Event",
     "Failover",
     "Node",
@@ -51,11 +58,13 @@ __all__ = [
     "Plan",
     "PlanStep",
     "Policy",
+    "Ranked",
     "ReceiptChecked",
     "Reservation",
     "Route",
     "RunDone",
     "RunReport",
+    "Selection",
     "Settled",
     "SimulatedCrash",
     "TextDelta",

@@ -5,6 +5,11 @@ function that feeds the node's inputs from the run's state, calls the node's off
 `Payer` until one delivers (a `Failover` event for each that fails), and emits the node's events. What one
 run's nodes share (its id, budget and event queue) travels in LangGraph's config, so every run reuses the
 graph; with `checkpoints`, each run checkpoints to SQLite and can be resumed by its id.
+
+After a node's call is paid, the `Sampler` draws whether to check it; a chosen call is checked in a task
+beside the run (the next nodes do not wait for it), and the run waits for its checks before `RunDone`. Checks
+through a paid verifier agent reserve from the budget's room above the worst case (`budget - worst_case`),
+so they never take what a node needs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from motet.composer._budget import Budget
 from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer
 from motet.composer._payer import Payer
+from motet.composer._trust import Sampler, Selection
 from motet.errors import BudgetExceeded, InvalidComposeArgument, MotetError, NodeFailed
 from motet.units import format_amount
 
@@ -56,6 +62,9 @@ class _RunContext:
     budget: Budget
     emit: Callable[[events.Event], None]
     tokens: bool
+    checks_budget: Budget
+    """What checks through verifier agents may spend: the budget's room above the worst case."""
+    checks: list[asyncio.Task[events.CheckDone]]
 
 
 class _State(TypedDict):
@@ -81,6 +90,10 @@ class CompiledWorkflow:
     checkpoints: str | Path | None = None
     fault: Callable[[str, str], None] = field(default=lambda point, node: None)
     """A test hook called with `("after_node", node)` when a node finished, before LangGraph checkpoints it."""
+    selections: Mapping[str, Selection] = field(default_factory=dict)
+    """Node → how its candidates were chosen and ranked (what `explain()` prints)."""
+    sampler: Sampler | None = None
+    """Draws and runs the checks of paid calls to verifiable capabilities; None checks nothing."""
     _langgraph: Any = field(default=None, init=False, repr=False)
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -116,6 +129,21 @@ class CompiledWorkflow:
     def ascii(self) -> str:
         """The same graph drawn in boxes and arrows for a terminal."""
         return render.ascii(self._view())
+
+    def explain(self) -> str:
+        """Why each node's agents were chosen, node by node in run order: the policy, each candidate's price,
+        stake, slashes, reputation, validation record and measured latency with its score, why the others
+        rank lower, and which agents were dropped and why.
+
+        Example (a node with two candidates and a slashed agent):
+            summary (summarize), policy trusted:
+              1. careful (#2): score 0.81 · price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 95/100 ...
+              2. cheap (#1): score 0.62 · price 0.001 ETH · stake 0.1 ETH · slashes 0 · reputation 12/100 ...
+                 ranks below careful (#2): score 0.62 < 0.81, lower on reputation (-0.20); better on price ...
+              dropped cheater (#3): slashed 1 time (0.05 ETH): a confirmed cheat
+        """
+        parts = [self.selections[node].explain() for node in self.order if node in self.selections]
+        return "\n".join(parts)
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -162,7 +190,8 @@ class CompiledWorkflow:
         if already:
             budget.reserve(already, what="calls paid before the resume").commit(already)
         queue: asyncio.Queue[events.Event | None] = asyncio.Queue()
-        context = _RunContext(run_id, budget, queue.put_nowait, tokens)
+        checks_budget = Budget(max(self.budget - self.worst_case, 0))
+        context = _RunContext(run_id, budget, queue.put_nowait, tokens, checks_budget, [])
         config = {"configurable": {"thread_id": run_id, _CONTEXT: context}, "max_concurrency": 16}
 
         async def drive() -> None:
@@ -170,12 +199,16 @@ class CompiledWorkflow:
                 async with self._checkpointer() as saver:
                     graph = self._compiled(saver)
                     start = {"inputs": values, "outputs": {}} if values is not None else None
-                    state = await graph.ainvoke(start, config)
+                    try:
+                        state = await graph.ainvoke(start, config)
+                    finally:
+                        await _finish(context.checks)
                 outputs = state["outputs"]
                 for node_id in self.order:
                     if node_id not in outputs:
                         queue.put_nowait(events.NodeSkipped(node_id))
-                queue.put_nowait(events.RunDone(outputs, budget.committed, self.budget))
+                spent = budget.committed + checks_budget.committed
+                queue.put_nowait(events.RunDone(outputs, spent, self.budget))
                 if settle:
                     # Off the event loop on a node; on the embedded chain (not thread-safe, and agents
                     # served in this process may share it) on the loop's thread (`Chain.off_loop`).
@@ -289,6 +322,10 @@ class CompiledWorkflow:
                         paid.replayed,
                     )
                 )  # fmt: skip
+                if self.sampler is not None and call is not None and self.sampler.chosen(offer, call):
+                    context.checks.append(
+                        self.sampler.start(run_id, node_id, offer, value, call, context.checks_budget, emit)
+                    )
                 emit(
                     events.NodeDone(
                         node_id,
@@ -306,6 +343,18 @@ class CompiledWorkflow:
 
         run_node.__name__ = f"node_{node_id}"
         return run_node
+
+
+async def _finish(checks: list[asyncio.Task[events.CheckDone]]) -> None:
+    """Wait for the run's checks (each reports its own failure); when the run is cancelled, cancel them too."""
+    if not checks:
+        return
+    try:
+        await asyncio.gather(*checks, return_exceptions=True)
+    except asyncio.CancelledError:
+        for task in checks:
+            task.cancel()
+        raise
 
 
 def _chooser(route: Route) -> Callable[[_State], str]:

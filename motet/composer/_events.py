@@ -63,6 +63,41 @@ class Failover:
 
 
 @dataclass(frozen=True)
+class DisputeOpened:
+    """A sampled check found a cheat: a dispute against the agent is open on chain, with the payer's bond."""
+
+    node: str
+    agent: str
+    agent_id: int
+    dispute_id: int
+    bond: int
+
+
+@dataclass(frozen=True)
+class CheckDone:
+    """A paid call drawn for a check (probability `Settings.trust.sample_rate`), and what the check said.
+
+    `verdict` is `"consistent"`, `"cheat"`, `"inconclusive"`, or `"unchecked"` when no check could run (no
+    local runtime for the model and no verifier agent, no room in the budget, a verifier down): `detail`
+    then says why. A check never fails the run and never costs the agent anything.
+    """
+
+    node: str
+    agent: str
+    agent_id: int
+    verdict: str
+    by: str
+    """`"local"` (the payer's `Checker`), the paid verifier agent (`name (#id)`), or `""` when unchecked."""
+    detail: str
+    price: int = 0
+    """What the verifier agent was paid (0 for a local check)."""
+    dispute_id: int | None = None
+    """The dispute opened on a cheat."""
+    problem: str = ""
+    """Why a cheat's dispute could not be opened."""
+
+
+@dataclass(frozen=True)
 class NodeDone:
     node: str
     agent: str
@@ -107,6 +142,8 @@ Event: TypeAlias = (
     | ReceiptChecked
     | CallPaid
     | Failover
+    | CheckDone
+    | DisputeOpened
     | NodeDone
     | NodeSkipped
     | RunDone
@@ -131,7 +168,8 @@ class NodeReport:
 
 @dataclass
 class RunReport:
-    """What a run did: per-node agent, tokens, price, latency and receipt; what it spent; how it settled."""
+    """What a run did: per-node agent, tokens, price, latency and receipt; what it spent (sampled checks
+    through verifier agents included); the checks and their disputes; how it settled."""
 
     run_id: str
     nodes: dict[str, NodeReport]
@@ -139,6 +177,8 @@ class RunReport:
     spent: int = 0
     budget: int = 0
     settlement: Settled | None = None
+    checks: list[CheckDone] = field(default_factory=list)
+    """Every paid call drawn for a check, with its verdict (or why it went unchecked) and any dispute."""
     events: list[Event] = field(default_factory=list)
 
     def record(self, event: Event) -> None:
@@ -163,5 +203,7 @@ class RunReport:
                 self.spent, self.budget = spent, budget
             case Settled():
                 self.settlement = event
+            case CheckDone():
+                self.checks.append(event)
             case _:
                 pass

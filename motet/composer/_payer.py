@@ -21,6 +21,9 @@ signed before plus its price. Anything else is refused with nothing signed, and 
 
 Calls to one agent go one at a time (a lock per payee): parallel branches share the payee's channel, and
 each call must see the voucher the one before it signed, so both are served and paid exactly.
+
+The payer also measures each agent's latency (a moving mean of its accepted calls, kept in `store`), which
+the "trusted" selection uses, and holds what sampled checks need: a local `Checker` and the random draw.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
@@ -42,7 +46,10 @@ from motet.chain import Chain
 from motet.composer._budget import Budget
 from motet.composer._offer import Offer
 from motet.errors import AgentCallFailed, AgentTimeout, InvalidComposeArgument, InvalidReceipt, MotetError
-from motet.payments import CallSigner, ChannelClient, Ledger, Voucher
+from motet.payments import CallSigner, ChannelClient, Ledger, Receipt, ReceiptDomain, Voucher
+
+if TYPE_CHECKING:
+    from motet.trust import Checker
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -58,7 +65,15 @@ CREATE TABLE IF NOT EXISTS calls (
     problem TEXT,
     PRIMARY KEY (run_id, node, agent_id)
 );
+CREATE TABLE IF NOT EXISTS latency (
+    agent_id INTEGER PRIMARY KEY,
+    calls INTEGER NOT NULL,
+    mean_s REAL NOT NULL
+);
 """
+
+LATENCY_WEIGHT = 0.2
+"""Weight of the newest call in an agent's measured latency (an exponential moving mean)."""
 
 
 class SimulatedCrash(BaseException):
@@ -104,6 +119,10 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             stops the run as a killed process would.
         delegation: pay under this registered delegation: `account` is its session key, and channels are the
             delegator's, funded from the delegator's balance in the channels contract.
+        checker: checks sampled calls locally when it runs their model (else a paid verifier agent does);
+            see docs/trust.md, "Sampling".
+        random: a number in [0, 1) per paid call to a verifiable capability; the call is checked when it is
+            below `Settings.trust.sample_rate`. Default (None): drawn from `secrets`, which no agent can predict.
     """
 
     def __init__(
@@ -117,6 +136,8 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         timeout: float = 120.0,
         fault: Callable[[str, str], None] | None = None,
         delegation: bytes | None = None,
+        checker: Checker | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         self.chain = chain
         self.delegation = delegation
@@ -124,6 +145,8 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         self.channels = ChannelClient(chain, self.account, ledger)
         self.deposit_calls = deposit_calls
         self.timeout = timeout
+        self.checker = checker
+        self.random = random
         self._fault = fault or (lambda point, node: None)
         self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
         self._db.executescript(_SCHEMA)
@@ -145,6 +168,21 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def latency(self, agent_id: int) -> float | None:
+        """The agent's mean seconds per accepted call as this payer measured them (request to answer, on this
+        side of the network, whatever the agent reports); None before its first."""
+        row = self._db.execute("SELECT mean_s FROM latency WHERE agent_id = ?", (agent_id,)).fetchone()
+        return float(row[0]) if row is not None else None
+
+    def _measured(self, agent_id: int, seconds: float) -> None:
+        known = self.latency(agent_id)
+        mean = seconds if known is None else known + LATENCY_WEIGHT * (seconds - known)
+        self._db.execute(
+            "INSERT INTO latency (agent_id, calls, mean_s) VALUES (?, 1, ?) "
+            "ON CONFLICT (agent_id) DO UPDATE SET calls = calls + 1, mean_s = excluded.mean_s",
+            (agent_id, mean),
+        )
+
     def spent(self, run_id: str) -> int:
         """What a run has already paid (or signed to pay): resumed runs start their budget from it."""
         rows = self._db.execute(
@@ -159,6 +197,19 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             "SELECT COUNT(*) FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')", (run_id,)
         ).fetchone()
         return int(count)
+
+    def receipts(self, run_id: str) -> dict[str, tuple[int, Receipt]]:
+        """Node → `(agent id, receipt)` of each call of the run that was delivered and paid: what a payer
+        gives feedback with (`motet.trust.Reputation.give`) once the run settled."""
+        rows = self._db.execute(
+            "SELECT node, agent_id, answer FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')",
+            (run_id,),
+        ).fetchall()
+        domain = ReceiptDomain.for_channels(self.channels.domain)
+        return {
+            str(node): (int(agent_id), Receipt.from_dict(json.loads(answer)["receipt"], domain))
+            for node, agent_id, answer in rows
+        }
 
     def vouchers(self, run_id: str) -> list[Voucher]:
         """The highest voucher signed on each channel this run paid through."""
@@ -323,6 +374,7 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel)
             signed_before = highest.cumulative_amount if highest else 0
             self._write(attempt, status="calling", channel=str(channel), problem=None)
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.timeout):
                     invocation = await client.invoke(
@@ -346,6 +398,7 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             if overcharged is not None:
                 self._write(attempt, status="failed", problem=overcharged)
                 raise InvalidReceipt(f"{offer.label} overcharged: {overcharged}")
+            self._measured(offer.agent_id, time.perf_counter() - started)
             answer = {"output": invocation.output, "receipt": invocation.receipt.to_dict()}
             self._write(
                 attempt,

@@ -9,9 +9,10 @@
     runnable = await flow.compile(registry, payer=Payer(chain), budget=10**16)
     report = await runnable.run({"text": "..."})
 
-`compile()` resolves each node's offers from the registry (cheapest, then most staked, among the agents
-whose card declares the capability and whose receipt signer is the registered payout), type-checks every
-edge against the cards' JSON Schemas, refuses a graph whose worst case exceeds the budget, and returns an
+`compile()` resolves each node's offers from the registry (among the agents whose card declares the
+capability and whose receipt signer is the registered payout; slashed agents dropped; ranked by the trust
+score of `motet.composer._trust` by default, or by price or stake), type-checks every edge against the
+cards' JSON Schemas, refuses a graph whose worst case exceeds the budget, and returns an
 immutable `CompiledWorkflow` (`motet.composer._compiled`) that runs on LangGraph. Errors name the node or
 the edge.
 """
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import networkx as nx
 from pydantic import BaseModel
@@ -34,6 +35,7 @@ from motet.composer._offer import Offer, read_card, registry_offers
 from motet.composer._payer import Payer
 from motet.composer._planner import Plan, plan
 from motet.composer._schemas import fields_of
+from motet.composer._trust import VERIFY, AgentTrust, Policy, Sampler, Selection, draw, read_trust, select
 from motet.composer._types import check_inputs
 from motet.errors import GraphError, MotetError
 from motet.registry import Registry
@@ -42,9 +44,6 @@ from motet.units import format_amount
 __all__ = ["Node", "Policy", "Route", "Workflow"]
 
 log = logging.getLogger(__name__)
-
-Policy = Literal["cheapest", "most_staked"]
-"""How `compile()` orders each node's offers: by price, or by the agent's bonded stake."""
 
 
 class Workflow:
@@ -72,8 +71,10 @@ class Workflow:
         inputs: Mapping[str, str] | None = None,
     ) -> Self:
         """Add a node calling `capability` once every node in `after` is done (roots read the inputs)."""
-        if id in self.nodes or id in ("input", "__start__", "__end__"):
-            raise GraphError(id, "node ids must be unique and not 'input', '__start__' or '__end__'")
+        if id in self.nodes or id in ("input", "__start__", "__end__") or "#" in id:
+            raise GraphError(
+                id, "node ids must be unique, not 'input', '__start__' or '__end__', and without '#'"
+            )
         predecessors = (after,) if isinstance(after, str) else tuple(after)
         self.nodes[id] = Node(id, capability, predecessors, agent, max_price, dict(inputs or {}))
         return self
@@ -174,15 +175,33 @@ class Workflow:
         *,
         payer: Payer,
         budget: int,
-        policy: Policy = "cheapest",
+        policy: Policy = "trusted",
         checkpoints: str | Path | None = None,
     ) -> CompiledWorkflow:
-        """Resolve agents, type-check every edge, check the worst case against `budget`, build the graph."""
+        """Resolve agents, type-check every edge, check the worst case against `budget`, build the graph.
+
+        `policy` orders each node's candidates: `"trusted"` (default) by the trust score (price, reputation,
+        stake, validation record, measured latency), `"cheapest"` by price, `"most_staked"` by stake; every
+        policy drops slashed agents unless the node names its agent. `CompiledWorkflow.explain()` says why.
+        Sampled checks (`Settings.trust.sample_rate`) run with the payer's `checker`, else through a verifier
+        agent found here (capability `verify`), paid from the budget's room above the worst case.
+        """
         graph = self._graph()
         registry.sync()
+        records: dict[int, AgentTrust] = {}
+
+        def trust(offer: Offer) -> AgentTrust:
+            if offer.agent_id not in records:
+                records[offer.agent_id] = read_trust(
+                    registry.chain, offer.agent_id, payer.latency(offer.agent_id)
+                )
+            return records[offer.agent_id]
+
+        selections: dict[str, Selection] = {}
         candidates: dict[str, tuple[Offer, ...]] = {}
         for node in self.nodes.values():
-            candidates[node.id] = await _offers_for(registry, node, policy)
+            selections[node.id] = await _offers_for(registry, node, policy, trust)
+            candidates[node.id] = selections[node.id].offers
         feeds: dict[str, dict[str, str]] = {}
         order = list(nx.topological_sort(graph))
         for node_id in order:
@@ -201,14 +220,39 @@ class Workflow:
                     )
         worst = sum(max(c.worst_case for c in candidates[n]) for n in self.nodes)
         Budget(budget).check_worst_case(worst, what=f"workflow {self.name!r} at worst case")
-        return CompiledWorkflow(self, graph, order, candidates, feeds, worst, budget, payer, checkpoints)
+        settings = registry.chain.settings.trust
+        verifiers: tuple[Offer, ...] = ()
+        if settings.sample_rate > 0 and any(
+            offer.capability.verifiable is not None for offers in candidates.values() for offer in offers
+        ):
+            verifiers = await _verifiers(registry, trust)
+        sampler = Sampler(
+            payer, settings, checker=payer.checker, verifiers=verifiers, random=payer.random or draw
+        )
+        return CompiledWorkflow(
+            self, graph, order, candidates, feeds, worst, budget, payer, checkpoints,
+            selections=selections, sampler=sampler,
+        )  # fmt: skip
 
 
-async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[Offer, ...]:
+async def _verifiers(registry: Registry, trust: Callable[[Offer], AgentTrust]) -> tuple[Offer, ...]:
+    """Verifier agents (capability `verify`) for sampled checks the payer cannot run itself, best first."""
+    try:
+        selection = await _offers_for(registry, Node(VERIFY, VERIFY, ()), "trusted", trust)
+    except GraphError as exc:
+        log.info("no verifier agent: sampled calls are checked only locally (%s)", exc)
+        return ()
+    return selection.offers
+
+
+async def _offers_for(
+    registry: Registry, node: Node, policy: Policy, trust: Callable[[Offer], AgentTrust]
+) -> Selection:
     """The offers that can serve `node`, in the order `policy` tries them; `GraphError` when there is none.
 
-    A node that names its agent gets that agent whatever its stake; otherwise only agents with at least
-    `Settings.min_stake` bonded are candidates, so that an unstaked agent cannot take every call for free.
+    A node that names its agent gets that agent whatever its stake and record; otherwise only agents with at
+    least `Settings.min_stake` bonded are candidates, so that an unstaked agent cannot take every call for
+    free, and agents slashed for a confirmed cheat are dropped.
     """
     min_stake = registry.chain.settings.min_stake
     records = (
@@ -217,10 +261,10 @@ async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[O
         else registry.search(node.capability, max_price=node.max_price, min_stake=min_stake, refresh=False)
     )
     found: list[Offer] = []
-    problems: list[str] = []
+    dropped: list[tuple[str, str]] = []
     for record in records:
         if not record.active:
-            problems.append(f"agent {record.agent_id} is inactive")
+            dropped.append((f"agent {record.agent_id}", "inactive"))
             continue
         try:
             card = await read_card(registry, record)
@@ -230,18 +274,28 @@ async def _offers_for(registry: Registry, node: Node, policy: Policy) -> tuple[O
             )
             offer.worst_case  # noqa: B018 - raises for a per-token price with no bound
         except MotetError as exc:
-            problems.append(f"agent {record.agent_id}: {exc}")
+            dropped.append((f"agent {record.agent_id}", str(exc)))
             continue
         found.append(offer)
-    for problem in problems:
-        log.warning("node %r skips %s", node.id, problem)
-    if not found:
+    for label, problem in dropped:
+        log.warning("node %r skips %s: %s", node.id, label, problem)
+    selection = select(
+        node.id,
+        node.capability,
+        found,
+        trust,
+        policy=policy,
+        settings=registry.chain.settings.trust,
+        named=node.agent is not None,
+        dropped=dropped,
+    )
+    if not selection.ranked:
         cap = f" at or under {node.max_price}" if node.max_price is not None else ""
         staked = f" with {format_amount(min_stake)} staked" if node.agent is None and min_stake else ""
-        why = f" ({'; '.join(problems)})" if problems else ""
+        reasons = [
+            f"{label} is {why}" if why == "inactive" else f"{label}: {why}"
+            for label, why in selection.dropped
+        ]
+        why = f" ({'; '.join(reasons)})" if reasons else ""
         raise GraphError(node.id, f"no active agent{staked} offers {node.capability!r}{cap}{why}")
-    if policy == "most_staked":
-        found.sort(key=lambda offer: (-offer.stake, offer.price, offer.agent_id))
-    else:
-        found.sort(key=lambda offer: (offer.price, -offer.stake, offer.agent_id))
-    return tuple(found)
+    return selection
