@@ -17,9 +17,11 @@ from motet.trust._facts import TrustFacts, trust_facts
 from motet.trust._reputation import Reputation, ReputationSummary
 from motet.trust._validator import Validator, ValidatorEvent
 from motet.trust._verdict import Verdict
+from motet.trust._verifier import VERIFY, VerifyOutput, verifier_agent
 
 __all__ = [
     "NEAR_TIE",
+    "VERIFY",
     "CheckResult",
     "Checker",
     "DisputeState",
@@ -32,5 +34,7 @@ __all__ = [
     "Validator",
     "ValidatorEvent",
     "Verdict",
+    "VerifyOutput",
     "trust_facts",
+    "verifier_agent",
 ]
