@@ -224,6 +224,20 @@ class Economics:
         per_call = self.slash_bps / _BPS * self.sample_rate * self.detection * self.confirm_probability()
         return math.inf if per_call <= 0 else self.gain / per_call
 
+    def least_stake(self, price: int | None = None) -> int:
+        """The stake at which cheating stops paying (at any rate) for an agent asking `price` per call (default
+        `self.price`); any stake above it makes cheating lose. What a selection policy should require of an agent
+        that serves a verifiable capability.
+
+        Example:
+            >>> Economics.published().least_stake(60 * GWEI)
+            2400000000000
+        """
+        multiple = self.stake_multiple
+        if math.isinf(multiple):
+            raise ValueError("nothing is ever slashed (slash, p or d is 0): no stake makes cheating lose")
+        return math.ceil(multiple * (self.price if price is None else price))
+
 
 def _at_least(need: int, voters: int, chance: float) -> float:
     """P(Binomial(voters, chance) ≥ need)."""

@@ -163,6 +163,10 @@ def test_the_stake_multiple_is_where_cheating_breaks_even() -> None:
         above = replace(econ, stake=math.ceil(econ.stake_multiple * econ.price * 1.02))
         below = replace(econ, stake=math.floor(econ.stake_multiple * econ.price * 0.98))
         assert economics._cheater_expected(above, rate) < 0 < economics._cheater_expected(below, rate)
+    assert econ.least_stake(60 * GWEI) == 40 * 60 * GWEI
+    assert published(detection=0.8).least_stake() == 50 * econ.price
+    with pytest.raises(ValueError, match="no stake makes cheating lose"):
+        published(sample_rate=0.0).least_stake()
 
 
 def test_the_simulation_is_reproducible() -> None:
