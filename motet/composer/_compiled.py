@@ -186,11 +186,14 @@ class CompiledWorkflow:
         if inputs is not None:
             values = inputs.model_dump(mode="json") if isinstance(inputs, BaseModel) else dict(inputs)
         budget = Budget(self.budget)
-        already = self.payer.spent(run_id)
+        checked = self.payer.spent(run_id, checks=True)
+        already = self.payer.spent(run_id) - checked
         if already:
             budget.reserve(already, what="calls paid before the resume").commit(already)
         queue: asyncio.Queue[events.Event | None] = asyncio.Queue()
         checks_budget = Budget(max(self.budget - self.worst_case, 0))
+        if checked:
+            checks_budget.reserve(checked, what="checks paid before the resume").commit(checked)
         context = _RunContext(run_id, budget, queue.put_nowait, tokens, checks_budget, [])
         config = {"configurable": {"thread_id": run_id, _CONTEXT: context}, "max_concurrency": 16}
 

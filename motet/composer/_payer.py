@@ -183,11 +183,13 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             (agent_id, mean),
         )
 
-    def spent(self, run_id: str) -> int:
-        """What a run has already paid (or signed to pay): resumed runs start their budget from it."""
+    def spent(self, run_id: str, *, checks: bool = False) -> int:
+        """What a run has already paid (or signed to pay): resumed runs start their budget from it. With
+        `checks`, only what it paid verifier agents for sampled checks (calls whose node is `node#verify`)."""
         rows = self._db.execute(
-            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid')",
-            (run_id,),
+            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid') "
+            "AND (? = 0 OR node LIKE '%#verify')",
+            (run_id, int(checks)),
         ).fetchall()
         return sum(int(price) for (price,) in rows)
 
