@@ -358,10 +358,11 @@ class Disputes:
         count = int(fns.dispute_count().call())
         self._pending.update(range(self._scanned + 1, count + 1))
         self._scanned = max(self._scanned, count)
-        if int(fns.validators(address).call()[2]) == 0:  # drawn for nothing unresolved
-            return []
+        unresolved = int(fns.validators(address).call()[2])  # how many the contract counts
         found: list[int] = []
         for dispute_id in sorted(self._pending):
+            if len(found) == unresolved:
+                break
             status = int(fns.disputes(dispute_id).call()[8])
             if status in (3, 4):  # resolved or cancelled: never again assigned
                 self._pending.discard(dispute_id)

@@ -233,7 +233,7 @@ def test_the_draw_is_seeded_by_the_hash_of_the_block_the_dispute_was_opened_in(e
     block_hash = bytes(env.chain.w3.eth.get_block(opened["blockNumber"])["hash"])
     assert bytes(drawn["seed"]) == block_hash
     assert tx["blockNumber"] > opened["blockNumber"]
-    excluded = {env.owner.address, env.payout.address, env.challenger.address}
+    excluded: set[str] = {env.owner.address, env.payout.address, env.challenger.address}
     assert list(drawn["validators"]) == expected_draw(env, dispute_id, block_hash, excluded)
     assert len(set(drawn["validators"])) == env.settings.validators_per_dispute
     assert drawn["commit_deadline"] == env.chain.timestamp() + COMMIT_WINDOW
