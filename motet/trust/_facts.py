@@ -63,7 +63,7 @@ class TrustFacts:
 
     @property
     def disputes_open(self) -> int:
-        """Disputes opened and not decided for or against the agent (pending, or cancelled)."""
+        """Disputes opened and not decided for or against the agent (pending)."""
         return max(self.disputes - self.disputes_won - self.disputes_lost, 0)
 
     def summary(self) -> str:
