@@ -363,10 +363,10 @@ class AgentClient:
                 self.url, f"{capability} is verifiable, but the answer has no text its output was parsed from"
             )
         try:
-            # pydantic-core's parser bounds nesting: a hostile text cannot exhaust the stack.
-            same = canonical_json(pydantic_core.from_json(text, allow_inf_nan=False)) == canonical_json(
-                output
-            )
+            # Nesting bounded first by pydantic-core's parser: the standard library's recurses in C and, under
+            # the recursion limit py_ecc sets, a hostile text could exhaust the stack.
+            pydantic_core.from_json(text, allow_inf_nan=False)
+            same = canonical_json(json.loads(text)) == canonical_json(output)
         except (ValueError, TypeError, RecursionError):
             same = False
         if not same:

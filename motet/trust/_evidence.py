@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -110,7 +111,7 @@ class Evidence:
         if profile_hash(self.profile) != receipt.model_ref:
             problems.append("the receipt's model reference is not this profile")
         try:
-            parsed = pydantic_core.from_json(self.text, allow_inf_nan=False)
+            parsed = _loads(self.text)
             if canonical_json(parsed) != canonical_json(self.output):
                 problems.append("the text does not parse to the output")
         except (TypeError, ValueError, RecursionError):
@@ -163,8 +164,7 @@ class Evidence:
         except (binascii.Error, ValueError) as exc:
             raise InvalidEvidence(f"evidence: not base64 of a JSON document: {exc}") from None
         try:
-            # pydantic-core's parser bounds nesting (the standard library's can exhaust the C stack).
-            document = pydantic_core.from_json(body, allow_inf_nan=False)
+            document = _loads(body)
         except ValueError as exc:
             if "recursion" in str(exc).lower():
                 raise InvalidEvidence("evidence: the JSON is nested too deeply") from None
@@ -239,6 +239,14 @@ class Evidence:
             )
         value = input.model_dump(mode="json") if isinstance(input, BaseModel) else dict(input)
         return cls(agent_id, spec.name, value, dict(call.output), call.text, spec.verifiable, call.receipt)
+
+
+def _loads(data: str | bytes) -> Any:
+    """`json.loads` of hostile JSON, nesting bounded first: pydantic-core's parser refuses deep nesting, while
+    the standard library's recurses in C and, under the recursion limit py_ecc sets (100,000), can exhaust the
+    stack. The values are the standard library's, as the agent read them, so hashes match."""
+    pydantic_core.from_json(data, allow_inf_nan=False)
+    return json.loads(data)
 
 
 def _receipt_domain(data: object) -> ReceiptDomain:

@@ -300,6 +300,7 @@ async def test_an_honest_verifiable_answer_passes(hostile: tuple[Hostile, Channe
             "text is not",
         ),
         (lambda body, h: h.signed(body, {"topic": "cats"}, "not json"), AgentCallFailed, "text is not"),
+        (lambda body, h: h.signed(body, {"topic": "cats"}, "[" * 200_000), AgentCallFailed, "text is not"),
         (
             lambda body, h: h.signed(
                 body, {"topic": "cats"}, '{"topic": "cats"}', response=content_hash({"topic": "cats"})
@@ -328,7 +329,15 @@ async def test_an_honest_verifiable_answer_passes(hostile: tuple[Hostile, Channe
             "verifiable on",
         ),
     ],
-    ids=["no-text", "other-text", "text-not-json", "output-only-hash", "other-profile", "other-model"],
+    ids=[
+        "no-text",
+        "other-text",
+        "text-not-json",
+        "deep-text",
+        "output-only-hash",
+        "other-profile",
+        "other-model",
+    ],
 )
 async def test_the_client_refuses_an_answer_that_breaks_the_profile(
     hostile: tuple[Hostile, ChannelClient],

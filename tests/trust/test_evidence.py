@@ -68,6 +68,7 @@ def test_problem_names_each_mismatch() -> None:
         "model reference": evidence(profile=other_profile),
         "does not parse to the output": evidence(output={"topic": "cats", "x": 1}),
         "not JSON": evidence(text="cats"),
+        "the text is not JSON": evidence(text="[" * 200_000 + "]" * 200_000),  # nesting bounded, no crash
     }
     for named, bad in cases.items():
         problem = bad.problem()
