@@ -9,7 +9,10 @@
         dispute with the agent's signed EIP-712 receipt (checked here
         against the agent's payout address), the model the answer claims
         (GGUF sha256), a URI of the evidence and exactly `BOND` wei. The
-        agent's stake is held in the registry until the dispute ends.
+        agent's stake is held in the registry until the dispute ends. The
+        evidence URI is logged (`DisputeOpened`), not stored: only its
+        keccak256 is kept; `draw` can take the URI again (motet's client
+        passes it) to log it in the validators' ERC-8004 requests.
 
         In a later block, anyone calls `draw`: `VALIDATORS_PER_DISPUTE`
         validators are drawn without replacement, weighted by their
@@ -87,8 +90,9 @@ MAX_MODELS: constant(uint256) = 16
 MAX_DRAWN: constant(uint256) = 9
 
 
-# @dev Longest evidence URI (a `data:` URI carries the whole evidence).
-MAX_EVIDENCE_URI: constant(uint256) = 16384
+# @dev Longest evidence URI (a `data:` URI carries the whole evidence);
+# it travels in calldata and logs, never in storage.
+MAX_EVIDENCE_URI: constant(uint256) = 65536
 
 
 # @dev Basis points: 10,000 is 100 %.
@@ -151,6 +155,7 @@ struct Dispute:
     cheat_votes: uint256
     outcome: uint8
     slashed: uint256
+    evidence_hash: bytes32
 
 
 # @dev A drawn validator's vote: its commitment, then its verdict (0
@@ -233,8 +238,7 @@ dispute_count: public(uint256)
 disputed: public(HashMap[bytes32, uint256])
 
 
-# @dev Each dispute's evidence URI, drawn validators and votes.
-_evidence: HashMap[uint256, String[MAX_EVIDENCE_URI]]
+# @dev Each dispute's drawn validators and votes.
 _drawn: HashMap[uint256, DynArray[address, MAX_DRAWN]]
 votes: public(HashMap[uint256, HashMap[address, Vote]])
 
@@ -556,8 +560,8 @@ def open_dispute(
         cheat_votes=0,
         outcome=0,
         slashed=0,
+        evidence_hash=keccak256(evidence_uri),
     )
-    self._evidence[dispute_id] = evidence_uri
     self._records[agent_id].disputes += 1
     log DisputeOpened(
         dispute_id=dispute_id,
@@ -575,19 +579,24 @@ def open_dispute(
 
 @external
 @nonreentrant
-def draw(dispute_id: uint256) -> DynArray[address, MAX_DRAWN]:
+def draw(dispute_id: uint256, evidence_uri: String[MAX_EVIDENCE_URI] = "") -> DynArray[address, MAX_DRAWN]:
     """
     @dev Draws a dispute's validators, in a later block than the
-         dispute's, from that block's hash.
+         dispute's, from that block's hash, and logs one ERC-8004
+         `ValidationRequest` per validator with the evidence URI.
     @notice Anyone can call it. It cancels the dispute and refunds the
             bond instead when fewer than `VALIDATORS_PER_DISPUTE`
             validators are eligible, or when more than 256 blocks passed
             (the seed's hash is no longer readable).
     @param dispute_id The dispute.
+    @param evidence_uri The dispute's evidence URI, as `DisputeOpened`
+           logged it (its keccak256 must match), for the requests'
+           `requestUri`; empty (the default) logs an empty `requestUri`.
     @return DynArray The drawn validators (empty when cancelled).
     """
     dispute: Dispute = self.disputes[dispute_id]
     assert dispute.status == DRAWING, "validation: dispute is not waiting for its draw"
+    assert len(evidence_uri) == 0 or keccak256(evidence_uri) == dispute.evidence_hash, "validation: not the dispute's evidence URI"
     assert block.number > dispute.opened_block, "validation: draw in a later block than the dispute's"
     if block.number - dispute.opened_block > 256:
         self._cancel(dispute_id, dispute, CANCEL_DRAW_EXPIRED)
@@ -614,7 +623,6 @@ def draw(dispute_id: uint256) -> DynArray[address, MAX_DRAWN]:
         self._cancel(dispute_id, dispute, CANCEL_TOO_FEW_VALIDATORS)
         return []
 
-    uri: String[MAX_EVIDENCE_URI] = self._evidence[dispute_id]
     drawn: DynArray[address, MAX_DRAWN] = []
     for i: uint256 in range(VALIDATORS_PER_DISPUTE, bound=MAX_DRAWN):
         point: uint256 = convert(keccak256(abi_encode(seed, dispute_id, i)), uint256) % total
@@ -640,7 +648,7 @@ def draw(dispute_id: uint256) -> DynArray[address, MAX_DRAWN]:
             last_update=block.timestamp,
         )
         log ValidationRequest(
-            validatorAddress=validator, agentId=dispute.agent_id, requestUri=uri, requestHash=request_hash
+            validatorAddress=validator, agentId=dispute.agent_id, requestUri=evidence_uri, requestHash=request_hash
         )
 
     commit_deadline: uint256 = block.timestamp + COMMIT_WINDOW
@@ -850,17 +858,6 @@ def drawn(dispute_id: uint256) -> DynArray[address, MAX_DRAWN]:
     @return DynArray Their addresses, in draw order.
     """
     return self._drawn[dispute_id]
-
-
-@external
-@view
-def evidence_uri(dispute_id: uint256) -> String[MAX_EVIDENCE_URI]:
-    """
-    @dev A dispute's evidence URI.
-    @param dispute_id The dispute.
-    @return String The URI.
-    """
-    return self._evidence[dispute_id]
 
 
 @external

@@ -47,6 +47,8 @@ DisputeStatus = Literal["drawing", "voting", "resolved", "cancelled"]
 """Where a dispute is: waiting for its draw, drawn and voting, decided, or cancelled at the draw (bond refunded)."""
 
 _STATUSES: dict[int, DisputeStatus] = {1: "drawing", 2: "voting", 3: "resolved", 4: "cancelled"}
+MAX_EVIDENCE_URI = 65536
+"""Longest evidence URI the Validation contract takes, in UTF-8 bytes (its `MAX_EVIDENCE_URI`)."""
 _SHA256 = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _ZERO32 = bytes(32)
 
@@ -186,6 +188,7 @@ class Disputes:
         self.contract: Contract = chain.contract("Validation")
         self._scanned = 0  # disputes up to this id were looked at by `assigned`
         self._pending: set[int] = set()  # disputes drawing or voting when last looked at
+        self._uris: dict[int, str] = {}  # evidence URIs read from the logs, by dispute
 
     def __repr__(self) -> str:
         return f"Disputes(contract={self.contract.address!r}, account={self.account.address!r})"
@@ -255,6 +258,12 @@ class Disputes:
             receipt.seq,
             receipt.model_ref,
         )
+        size = len(evidence_uri.encode())
+        if not 0 < size <= MAX_EVIDENCE_URI:
+            raise DisputeError(
+                f"the evidence URI is {size} bytes; the validation contract takes 1 to {MAX_EVIDENCE_URI}: "
+                "host larger evidence and give its https URI"
+            )
         value = self.chain.settings.disputes.bond if bond is None else bond
         call = self.contract.functions.open_dispute(
             agent_id, fields, receipt.signature, _model_bytes(model_sha256), evidence_uri
@@ -266,7 +275,7 @@ class Disputes:
         )
         (event,) = self.contract.events.DisputeOpened().process_receipt(tx, errors=DISCARD)
         dispute_id = int(event["args"]["dispute_id"])
-        self.draw(dispute_id)
+        self.draw(dispute_id, evidence_uri)
         state = self.state(dispute_id)
         if state.status == "cancelled":
             refunded = self.withdraw()
@@ -277,11 +286,17 @@ class Disputes:
             )
         return dispute_id
 
-    def draw(self, dispute_id: int) -> tuple[str, ...]:
+    def draw(self, dispute_id: int, evidence_uri: str | None = None) -> tuple[str, ...]:
         """Draw a dispute's validators (anyone can, from the block after its opening; `open` does it). Returns
-        them, or () when the draw cancelled the dispute."""
+        them, or () when the draw cancelled the dispute. The contract wants the evidence URI again (it keeps
+        only its hash); without `evidence_uri` it is read from the dispute's `DisputeOpened` log."""
+        if evidence_uri is None:
+            evidence_uri = self._evidence_uri(
+                dispute_id, int(self.contract.functions.disputes(dispute_id).call()[7])
+            )
         receipt = self._send(
-            self.contract.functions.draw(dispute_id), f"drawing validators for dispute #{dispute_id}"
+            self.contract.functions.draw(dispute_id, evidence_uri),
+            f"drawing validators for dispute #{dispute_id}",
         )
         events = self.contract.events.ValidatorsDrawn().process_receipt(receipt, errors=DISCARD)
         if not events:
@@ -348,7 +363,7 @@ class Disputes:
             cheat_votes=int(d[13]),
             outcome=Verdict(int(d[14])) if int(d[14]) else None,
             slashed=int(d[15]),
-            evidence_uri=str(fns.evidence_uri(dispute_id).call()),
+            evidence_uri=self._evidence_uri(dispute_id, int(d[7])),
         )
 
     def assigned(self, validator: str) -> list[int]:
@@ -393,6 +408,19 @@ class Disputes:
         return ValidationRecord(agent_id, int(disputes), int(cheats), int(rejected))
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    def _evidence_uri(self, dispute_id: int, block: int) -> str:
+        """The evidence URI `DisputeOpened` logged for a dispute opened in `block` ("" when the node no longer
+        has that log)."""
+        if dispute_id not in self._uris:
+            event = self.contract.events.DisputeOpened()
+            logs = event.get_logs(
+                from_block=block, to_block=block, argument_filters={"dispute_id": dispute_id}
+            )
+            if not logs:
+                return ""
+            self._uris[dispute_id] = str(logs[0]["args"]["evidence_uri"])
+        return self._uris[dispute_id]
 
     def _send(self, call: Any, action: str, *, value: int = 0) -> TxReceipt:
         try:

@@ -121,7 +121,7 @@ class DisputeEnv:
         return int(event["dispute_id"]), tx
 
     def draw(self, dispute_id: int) -> TxReceipt:
-        return self.send(self.validation.functions.draw(dispute_id), self.stranger)
+        return self.send(self.validation.functions.draw(dispute_id, EVIDENCE_URI), self.stranger)
 
     def open_and_draw(
         self, receipt: Receipt | None = None, *, model: str = MODEL

@@ -287,6 +287,22 @@ def test_drawing_in_the_block_of_the_dispute_or_twice_is_refused(env: DisputeEnv
     )
 
 
+def test_the_evidence_uri_is_logged_not_stored_and_the_draw_checks_it_against_its_hash(
+    env: DisputeEnv,
+) -> None:
+    dispute_id, _ = env.open()
+    dispute = env.validation.functions.disputes(dispute_id).call()
+    assert bytes(dispute[16]) == keccak(EVIDENCE_URI.encode())
+    env.reverts(
+        "validation: not the dispute's evidence URI",
+        env.validation.functions.draw(dispute_id, "data:,other"),
+        env.stranger,
+    )
+    # Without the URI, anyone (the agent too) can still draw; the requests then carry no URI.
+    tx = env.send(env.validation.functions.draw(dispute_id), env.payout)
+    assert [r["requestUri"] for r in env.events(tx, "ValidationRequest")] == ["", "", ""]
+
+
 def test_fewer_than_k_eligible_validators_cancels_and_refunds_the_bond(env: DisputeEnv) -> None:
     receipt = env.receipt()
     dispute_id, _ = env.open(receipt, model=OTHER_MODEL)  # two validators declare it; three are drawn
