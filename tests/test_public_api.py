@@ -271,6 +271,7 @@ PUBLIC: dict[str, list[str]] = {
         "deterministic_runtime",
     ],
     "motet.settings": [
+        "DisputeSettings",
         "GatewayLimits",
         "Settings",
         "TrustSettings",
