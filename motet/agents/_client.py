@@ -363,10 +363,7 @@ class AgentClient:
                 self.url, f"{capability} is verifiable, but the answer has no text its output was parsed from"
             )
         try:
-            # Nesting bounded first by pydantic-core's parser: the standard library's recurses in C and, under
-            # the recursion limit py_ecc sets, a hostile text could exhaust the stack.
-            pydantic_core.from_json(text, allow_inf_nan=False)
-            same = canonical_json(json.loads(text)) == canonical_json(output)
+            same = canonical_json(_loads(text)) == canonical_json(output)
         except (ValueError, TypeError, RecursionError):
             same = False
         if not same:
@@ -414,10 +411,19 @@ def _receipt_domain(data: object) -> ReceiptDomain:
         raise InvalidReceipt(f"the receipt does not name its domain: {exc!r}") from exc
 
 
+def _loads(data: str | bytes) -> Any:
+    """`json.loads` of what an agent sent, its nesting bounded first by pydantic-core's parser (which refuses
+    deep nesting): the standard library's parser recurses in C and, under the recursion limit py_ecc sets
+    (100,000), a hostile answer nested deep enough would exhaust the stack and kill the payer's process.
+    Raises `ValueError` (`json.JSONDecodeError`, `UnicodeDecodeError` among them) for anything not JSON."""
+    pydantic_core.from_json(data)
+    return json.loads(data)
+
+
 def _json(data: bytes, url: str, status: int) -> dict[str, Any]:
     try:
-        answer = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        answer = _loads(data)
+    except ValueError as exc:
         raise AgentCallFailed(url, f"HTTP {status} with a body that is not JSON", status) from exc
     if not isinstance(answer, dict):
         raise AgentCallFailed(url, f"HTTP {status} with a body that is not a JSON object", status)
@@ -452,8 +458,8 @@ def _event(raw: bytes, url: str) -> tuple[str, dict[str, Any]]:
     if not data:
         return name, {}
     try:
-        value = json.loads(data)
-    except json.JSONDecodeError as exc:
+        value = _loads(data)
+    except ValueError as exc:
         raise AgentCallFailed(url, f"a {name} event whose data is not JSON") from exc
     if not isinstance(value, dict):
         raise AgentCallFailed(url, f"a {name} event whose data is not a JSON object")

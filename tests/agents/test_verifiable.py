@@ -206,6 +206,7 @@ class Hostile:
     profile: VerifiableProfile
     answer: Callable[[dict[str, Any], Hostile], Awaitable[dict[str, Any]]]
     channel: int = 0
+    raw: Callable[[Request], Awaitable[Response]] | None = None
 
     def signed(
         self,
@@ -262,6 +263,8 @@ async def hostile(chain: Chain) -> AsyncIterator[tuple[Hostile, ChannelClient]]:
         )
 
     async def invoke(request: Request) -> Response:
+        if state.raw is not None:
+            return await state.raw(request)
         return JSONResponse(await state.answer(json.loads(await request.body()), state))
 
     app = Starlette(
@@ -353,4 +356,31 @@ async def test_the_client_refuses_an_answer_that_breaks_the_profile(
     agent.answer = reply
     with pytest.raises(error, match=message):
         await attempt(agent, payer)
+    assert payer.ledger.count("signed") == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+async def test_a_deeply_nested_answer_is_refused_without_crashing_the_payer(
+    hostile: tuple[Hostile, ChannelClient], stream: bool
+) -> None:
+    """Under the recursion limit py_ecc sets (100,000), the standard library's JSON parser would recurse in C
+    until the payer's process died; the client bounds nesting first."""
+    agent, payer = hostile
+    deep = b"[" * 200_000 + b"]" * 200_000
+
+    async def reply(request: Request) -> Response:
+        if stream:
+            return Response(b"event: result\ndata: " + deep + b"\n\n", media_type="text/event-stream")
+        return Response(deep, media_type="application/json")
+
+    agent.raw = reply
+    tokens: list[str] = []
+    async with AgentClient(agent.url, signer=call_signer(payer)) as client:
+        with pytest.raises(AgentCallFailed, match="not JSON"):
+            await client.invoke(
+                "label",
+                {"text": "cats purr", "tone": "plain"},
+                channel=agent.channel,
+                on_token=tokens.append if stream else None,
+            )
     assert payer.ledger.count("signed") == 0
