@@ -24,7 +24,7 @@
         session key (which made the calls) may submit the feedback on the
         delegator's behalf while the delegation is not revoked, and the
         feedback is recorded under the delegator either way. An agent's
-        owner cannot rate its own agent.
+        owner cannot rate its own agent, as payer or as session key.
 
         What this does not stop: a payer that is the agent in disguise (a
         second address of its owner) gets its payment back as the agent's
@@ -204,8 +204,8 @@ def give_feedback(
             the receipt is signed by the agent's payout; its channel
             exists, pays the agent's payout in the agent's price asset
             and is paid by the caller (or, for a delegated channel, the
-            caller is its unrevoked session key); the payer is not the
-            agent's owner; the call was not rated before; and the weight
+            caller is its unrevoked session key); neither the payer nor
+            the caller is the agent's owner; the call was not rated before; and the weight
             (the receipt's price, capped by what the channel redeemed and
             has not yet weighed) is above zero.
     @param agent_id The agent.
@@ -228,7 +228,8 @@ def give_feedback(
     assert channel.token == agent.token, "reputation: the channel is not in the agent's price asset"
     if msg.sender != channel.payer:
         assert self._speaks_for_payer(receipt.channel_id, channel.payer), "reputation: only the channel's payer can rate its calls"
-    assert channel.payer != staticcall AgentRegistry(REGISTRY).ownerOf(agent_id), "reputation: an agent's owner cannot rate it"
+    owner: address = staticcall AgentRegistry(REGISTRY).ownerOf(agent_id)
+    assert channel.payer != owner and msg.sender != owner, "reputation: an agent's owner cannot rate it"
     assert not self.rated[receipt.channel_id][receipt.seq], "reputation: this call was already rated"
     assert channel.redeemed > 0, "reputation: nothing was redeemed on this channel"
     assert receipt.price > 0, "reputation: a free call carries no weight"

@@ -100,9 +100,18 @@ class World:
                 opened.redeem()
         return opened
 
-    def open_delegated(self, *, deposit: int = 10**15, paid: int = 0) -> tuple[Paid, bytes]:
-        """A channel from `payer` (the delegator) to agent A, opened and paid by `session_key` under a
-        delegation; returns it and the delegation id."""
+    def open_delegated(
+        self,
+        *,
+        deposit: int = 10**15,
+        paid: int = 0,
+        agent: int | None = None,
+        payee: LocalAccount | None = None,
+    ) -> tuple[Paid, bytes]:
+        """A channel from `payer` (the delegator) to `agent` (A by default, paid at `payee`), opened and paid by
+        `session_key` under a delegation; returns it and the delegation id."""
+        agent = self.agent if agent is None else agent
+        payee = payee or self.payout
         now = self.chain.timestamp()
         delegation = Delegation(
             delegator=self.payer.address,
@@ -119,9 +128,9 @@ class World:
         delegation_id = wallet.register(delegation, signature)
         session = ChannelClient(self.chain, self.session_key)
         channel = session.open(
-            self.payout.address, deposit, delegation=delegation_id, agent_id=self.agent, capability=CAPABILITY
+            payee.address, deposit, delegation=delegation_id, agent_id=agent, capability=CAPABILITY
         )
-        opened = Paid(channel.channel_id, session, ChannelClient(self.chain, self.payout))
+        opened = Paid(channel.channel_id, session, ChannelClient(self.chain, payee))
         if paid:
             opened.pay(paid)
             opened.redeem()

@@ -225,6 +225,21 @@ def test_an_agents_owner_cannot_rate_its_own_agent(world: World) -> None:
         world.receipt(own.channel_id, 1, 2_000),
         100,
     )
+    # Nor through someone else's money: the session key owns agent C and makes calls to it for the payer.
+    agent_c = world.registry.register(
+        "https://agents.example/c.json",
+        ["summarize"],
+        1_000,
+        payout=world.stranger.address,
+        owner=world.session_key,
+    )
+    to_c, _ = world.open_delegated(paid=1_000, agent=agent_c, payee=world.stranger)
+    receipt = world.receipt(to_c.channel_id, 1, 1_000, signer=world.stranger)
+    refused(
+        "reputation: an agent's owner cannot rate it", world, world.session_key, receipt, 100, agent=agent_c
+    )
+    world.give(world.payer, receipt, 100, agent=agent_c)  # the delegator, whose money it was, can
+    assert world.totals(agent_c) == (1, 1_000, 100 * 1_000)
 
 
 def test_a_channel_in_another_asset_than_the_agents_price_is_refused(world: World) -> None:
