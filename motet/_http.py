@@ -13,7 +13,11 @@ async def serve(app: Any, host: str, port: int, what: str) -> AsyncIterator[str]
     """Serve `app` on `host:port` (0: a free port) until the block ends; yields the base URL."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    # Keep idle connections open longer than clients keep them (httpx: 5 s), so a client never reuses a
+    # connection the server is closing at that very moment (a ReadError on a loaded event loop).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
