@@ -22,6 +22,9 @@ async def test_compose_shows_the_graph_agents_and_worst_case(market: Market) -> 
         assert isinstance(screen, ComposeScreen)
         graph = str(screen.query_one("#graph", Static).render())
         assert "extract ──▶ summarize, keywords, sentiment" in graph
+        # Why each node's agents were chosen: CompiledWorkflow.explain(), under the graph.
+        assert "Why these agents\nextract (extract_text), policy trusted:" in graph
+        assert "  2. summarizer (#2): score 0.56 · price 40 gwei · stake 0.2 ETH · slashes 0 · " in graph
         summary = str(screen.query_one("#summary", Static).render())
         assert "worst case 120 gwei" in summary  # 5 + 40 + 60 + 10 + 5: the dearest candidate per node
         table = screen.query_one("#nodes", DataTable)

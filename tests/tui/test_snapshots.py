@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from rich.console import Group
 from rich.syntax import Syntax
+from rich.text import Text
 from support.tui import SIZE, brief_app, wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log, Static, TextArea
@@ -45,7 +47,9 @@ def mask_ports(pilot: Pilot[None]) -> None:
         value = str(table.get_cell(row_key, "endpoint"))
         table.update_cell(row_key, "endpoint", PORT.sub("127.0.0.1:PORT", value))
     screen.card_json = PORT.sub("127.0.0.1:PORT", screen.card_json)
-    screen.query_one("#card-text", Static).update(Syntax(screen.card_json, "json", theme="ansi_dark"))
+    screen.query_one("#card-text", Static).update(
+        Group(Text(screen.trust_text + "\n"), Syntax(screen.card_json, "json", theme="ansi_dark"))
+    )
 
 
 def mask_tx_hashes(pilot: Pilot[None]) -> None:

@@ -1,4 +1,5 @@
-"""The registry: every agent with its capabilities, price, stake, model and endpoint; filter; card detail."""
+"""The registry: every agent with its capabilities, price, stake, trust record (slashes, reputation from payers,
+disputes won and lost), model and endpoint; filter; card detail with the trust record above the card."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.console import Group
 from rich.syntax import Syntax
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from motet.agents import AgentCard, fetch_card, private_endpoints_allowed
 from motet.errors import InvalidAmount, MotetError
 from motet.registry import AgentRecord
+from motet.trust import TrustFacts, trust_facts
 from motet.tui._session import Session
 from motet.units import AMOUNT_HELP, format_eth, format_gwei, parse_amount
 
@@ -26,11 +30,14 @@ class AgentRow:
     record: AgentRecord
     card: AgentCard | None
     problem: str = ""
+    facts: TrustFacts | None = None
+    """Its trust record on chain; None when the chain's trust contracts cannot be read."""
 
 
 class AgentsScreen(Screen[None]):
-    """Agents registered on chain. Type a capability or a max price (`40gwei`, `0.01eth`; a bare number is gwei)
-    to filter; pick a row to read its card."""
+    """Agents registered on chain, with their trust record: slashes, reputation from payers (score/100 and how
+    many feedbacks), disputes won/lost; the card pane starts with the same record in words. Type a capability
+    or a max price (`40gwei`, `0.01eth`; a bare number is gwei) to filter; pick a row to read its card."""
 
     AUTO_FOCUS = "#agents"
     TITLE = "Agents"
@@ -46,6 +53,8 @@ class AgentsScreen(Screen[None]):
         self.rows: dict[int, AgentRow] = {}
         self.card_json = ""
         """The card shown in the detail pane, as indented JSON."""
+        self.trust_text = ""
+        """The trust record shown above the card (`TrustFacts.summary()`)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -65,9 +74,12 @@ class AgentsScreen(Screen[None]):
             ("caps", "capabilities"),
             ("price", "price"),
             ("stake", "stake"),
+            ("slashes", "slashes"),
+            ("reputation", "reputation"),
+            ("disputes", "won/lost"),
+            ("status", "status"),
             ("model", "model"),
             ("endpoint", "endpoint"),
-            ("status", "status"),
         ):
             table.add_column(label, key=key)
         await self.refresh_agents()
@@ -107,17 +119,21 @@ class AgentsScreen(Screen[None]):
             row = self.rows.get(record.agent_id)
             if row is None or row.record != record:
                 row = await _load(record, private_endpoints_allowed(self.session.chain))
-                self.rows[record.agent_id] = row
-            card = row.card
+            row = AgentRow(row.record, row.card, row.problem, _facts(self.session, record.agent_id))
+            self.rows[record.agent_id] = row
+            card, facts = row.card, row.facts
             table.add_row(
                 str(record.agent_id),
                 card.name if card else "?",
                 ", ".join(c.name for c in card.capabilities) if card else row.problem,
                 format_gwei(record.price),
                 format_eth(record.bonded_stake),
+                str(facts.slashes) if facts else "?",
+                _reputation(facts),
+                f"{facts.disputes_won}/{facts.disputes_lost}" if facts else "?",
+                "active" if record.active else "inactive",
                 _model(card),
                 _endpoint(card),
-                "active" if record.active else "inactive",
                 key=str(record.agent_id),
             )
         table.border_title = f"{len(records)} agents"
@@ -138,7 +154,15 @@ class AgentsScreen(Screen[None]):
             text.update(f"agent {agent_id}: its card cannot be read ({row.problem})")
             return
         self.card_json = json.dumps(json.loads(row.card.to_json()), indent=2)
-        text.update(Syntax(self.card_json, "json", word_wrap=True, theme="ansi_dark"))
+        self.trust_text = (
+            row.facts.summary() if row.facts is not None else "trust record: cannot be read from this chain"
+        )
+        text.update(
+            Group(
+                Text(self.trust_text + "\n"),
+                Syntax(self.card_json, "json", word_wrap=True, theme="ansi_dark"),
+            )
+        )
         self.query_one("#card", VerticalScroll).border_title = f"card of {row.card.name} (#{agent_id})"
 
 
@@ -147,6 +171,23 @@ async def _load(record: AgentRecord, allow_private: bool) -> AgentRow:
         return AgentRow(record, await fetch_card(record.agent_uri, allow_private=allow_private))
     except MotetError as exc:
         return AgentRow(record, None, str(exc))
+
+
+def _facts(session: Session, agent_id: int) -> TrustFacts | None:
+    """The agent's trust record, read anew with each refresh (slashes and feedback change)."""
+    try:
+        return trust_facts(session.chain, agent_id)
+    except MotetError:
+        return None
+
+
+def _reputation(facts: TrustFacts | None) -> str:
+    """`'95/100 (3)'`: the payment-weighted feedback score and how many payers' feedback it holds."""
+    if facts is None:
+        return "?"
+    if not facts.rated:
+        return "-"
+    return f"{facts.feedback_score:.0f}/100 ({facts.feedback_count})"
 
 
 def _endpoint(card: AgentCard | None) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -107,9 +108,13 @@ class ComposeScreen(Screen[None]):
         self.show(compiled, explanation)
 
     def show(self, compiled: CompiledWorkflow, explanation: str = "") -> None:
-        """Draw the graph, the agent and price per node, and the worst case."""
+        """Draw the graph, why each node's agents were chosen (`CompiledWorkflow.explain()`), the agent and
+        price per node, and the worst case."""
+        chosen = compiled.explain()
         self.query_one("#graph", Static).update(
-            compiled.ascii() + ("\n\n" + explanation if explanation else "")
+            compiled.ascii()
+            + ("\n\n" + explanation if explanation else "")
+            + ("\n\n[b]Why these agents[/]\n" + escape(chosen) if chosen else "")
         )
         table = self.query_one("#nodes", DataTable)
         row = table.cursor_row

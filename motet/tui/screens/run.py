@@ -135,6 +135,20 @@ class RunScreen(Screen[None]):
                     voucher,
                     key=done.node,
                 )
+            case composer.CheckDone() as check:
+                by = f" by {check.by}" if check.by else ""
+                self._pane(check.node).line(f"checked{by}: {check.verdict}")
+                log.write_line(f"{check.node}: check of {check.agent}{by}: {check.verdict} ({check.detail})")
+                if check.problem:
+                    self.notify(f"{check.node}: {check.problem}", severity="warning")
+            case composer.DisputeOpened() as opened:
+                log.write_line(
+                    f"{opened.node}: dispute #{opened.dispute_id} opened against {opened.agent} "
+                    f"(bond {format_gwei(opened.bond)})"
+                )
+                self.notify(
+                    f"{opened.agent} answered {opened.node} with a cheat: dispute #{opened.dispute_id}"
+                )
             case composer.NodeSkipped(node=node):
                 self._pane(node).status("skipped", "skipped")
             case composer.RunDone(spent=spent, budget=budget):
