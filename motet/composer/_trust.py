@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import JsonValue
+from web3.exceptions import Web3Exception
 
 from motet.agents import PaidInvocation
 from motet.chain import Chain
@@ -224,7 +225,7 @@ def read_trust(chain: Chain, agent_id: int, latency_s: float | None) -> AgentTru
     """
     try:
         return AgentTrust(trust_facts(chain, agent_id), latency_s)
-    except MotetError as exc:
+    except (MotetError, Web3Exception) as exc:
         log.warning("agent %d: its trust record cannot be read: %s", agent_id, exc)
         return AgentTrust(None, latency_s, str(exc))
 

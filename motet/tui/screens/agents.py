@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from web3.exceptions import Web3Exception
 
 from motet.agents import AgentCard, fetch_card, private_endpoints_allowed
 from motet.errors import InvalidAmount, MotetError
@@ -177,7 +178,7 @@ def _facts(session: Session, agent_id: int) -> TrustFacts | None:
     """The agent's trust record, read anew with each refresh (slashes and feedback change)."""
     try:
         return trust_facts(session.chain, agent_id)
-    except MotetError:
+    except (MotetError, Web3Exception):
         return None
 
 
