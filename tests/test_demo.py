@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from motet.chain import Chain
@@ -71,3 +73,47 @@ async def test_the_story_fails_over_pays_and_settles() -> None:
     assert report.settlement.paid_calls == 5
     assert "gas per paid call" in text
     assert report.outputs["report"]["report"]
+    (check,) = report.checks  # one paid call checked by re-running its model: the honest market passes
+    assert check.verdict == "consistent" and check.by == "local" and check.dispute_id is None
+    assert "checked one paid call" in text and "5% of its paid calls" in " ".join(text.split())
+
+
+def test_cheater_needs_the_story() -> None:
+    from typer.testing import CliRunner
+
+    from motet.cli import app
+
+    helped = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "160"})
+    assert helped.exit_code == 0 and "--cheater" in helped.stdout
+    refused = CliRunner().invoke(app, ["demo", "--cheater", "--no-story"], env={"COLUMNS": "160"})
+    assert refused.exit_code == 2 and "drop --no-story" in " ".join(refused.output.split())
+
+
+@pytest.mark.slow
+async def test_the_cheater_is_caught_disputed_decided_by_three_validators_and_slashed(tmp_path: Path) -> None:
+    from motet.demo import local_market, run_cheater
+    from motet.runtimes import LlamaCppRuntime
+    from motet.settings import Settings
+
+    console = Console(record=True, width=200)
+    chain = Chain.embedded(settings=Settings(home=tmp_path))
+    published = chain.settings.disputes
+    runtime = LlamaCppRuntime(n_threads=1)
+    try:
+        async with local_market(chain, runtime, verifiable=True) as market:
+            outcome = await run_cheater(market, runtime, console, n_threads=1)
+    finally:
+        await runtime.aclose()
+    text = " ".join(console.export_text().split())
+    state = outcome.dispute
+    assert state.cheat and state.cheat_votes == 3 and len(state.revealed) == 3
+    slashed = outcome.stake_before * published.slash_bps // 10_000
+    reward = slashed * published.reward_bps // 10_000
+    assert state.slashed == slashed and outcome.stake_after == outcome.stake_before - slashed
+    assert outcome.challenger_paid == published.bond + reward
+    assert outcome.validator_fees == (published.validator_fee,) * 3
+    assert outcome.sunk == slashed - reward - 3 * published.validator_fee
+    assert outcome.dropped
+    assert "cheat" in text and f"{slashed:,} wei" in text and f"{published.bond + reward:,} wei" in text
+    assert f"sink: {outcome.sunk:,} wei" in text
+    assert "dropped bargain-summarizer" in text and "a confirmed cheat" in text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Self
@@ -112,7 +113,7 @@ async def cheating_runtime(
     target = folder / f"SmolLM2-135M-Instruct.{ftype}.gguf"
     if not target.is_file():
         source = await asyncio.to_thread(bundled_model("smollm2").locate)
-        partial = target.with_suffix(".partial")
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # other processes may write too
         await asyncio.to_thread(requantize, source, partial, ftype)
         partial.replace(target)
     runtime = CheatingRuntime(LlamaCppRuntime(target, n_threads=n_threads), claimed)

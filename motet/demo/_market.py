@@ -10,6 +10,7 @@ real one, so the composer tries it first and fails over.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from motet.agents import Agent, AgentServer, CallContext, builtin_agent
-from motet.agents.builtins import MAX_TEXT, Summary, Text
+from motet.agents.builtins import BUILTINS, MAX_TEXT, Summary, Text
 from motet.chain import Chain
 from motet.composer import Workflow
 from motet.errors import ModelRuntimeError
@@ -85,15 +86,46 @@ class Market:
     """Agent name → its registry id."""
 
 
-def market_agents(runtime: Runtime, *, failing: bool = True) -> list[Agent]:
-    """The market's agents, each with its price."""
+def model_agent(
+    *capabilities: str, runtime: Runtime, name: str, price: int, verifiable: bool = False
+) -> Agent:
+    """An agent with built-in capabilities on `runtime`; `verifiable` publishes each one's profile, so that
+    callers can re-run and check its answers (docs/trust.md)."""
+    if not verifiable:
+        return builtin_agent(*capabilities, runtime=runtime, name=name, price=price)
+    agent = Agent(
+        name,
+        description="Built-in motet agent on an open-source model, verifiable: "
+        + ", ".join(capabilities)
+        + ".",
+        runtime=runtime,
+        price=price,
+    )
+    for capability in capabilities:
+        agent.prompt(capability, **dataclasses.asdict(BUILTINS[capability]), verifiable=True)
+    return agent
+
+
+def market_agents(runtime: Runtime, *, failing: bool = True, verifiable: bool = False) -> list[Agent]:
+    """The market's agents, each with its price; `verifiable` makes the model agents' capabilities verifiable
+    (their runtime must then know its weights' sha256: a `LlamaCppRuntime`)."""
     agents = [
         extract_agent(5 * GWEI),
-        builtin_agent("summarize", runtime=runtime, name="summarizer", price=40 * GWEI),
-        builtin_agent("extract_keywords", runtime=runtime, name="keyword-miner", price=15 * GWEI),
-        builtin_agent("classify_sentiment", runtime=runtime, name="mood", price=10 * GWEI),
-        builtin_agent(
-            "translate", "critique", "extract_keywords", runtime=runtime, name="polyglot", price=60 * GWEI
+        model_agent("summarize", runtime=runtime, name="summarizer", price=40 * GWEI, verifiable=verifiable),
+        model_agent(
+            "extract_keywords", runtime=runtime, name="keyword-miner", price=15 * GWEI, verifiable=verifiable
+        ),
+        model_agent(
+            "classify_sentiment", runtime=runtime, name="mood", price=10 * GWEI, verifiable=verifiable
+        ),
+        model_agent(
+            "translate",
+            "critique",
+            "extract_keywords",
+            runtime=runtime,
+            name="polyglot",
+            price=60 * GWEI,
+            verifiable=verifiable,
         ),
         report_agent(5 * GWEI),
     ]
@@ -103,13 +135,17 @@ def market_agents(runtime: Runtime, *, failing: bool = True) -> list[Agent]:
 
 
 @contextlib.asynccontextmanager
-async def local_market(chain: Chain, runtime: Runtime, *, failing: bool = True) -> AsyncIterator[Market]:
+async def local_market(
+    chain: Chain, runtime: Runtime, *, failing: bool = True, verifiable: bool = False
+) -> AsyncIterator[Market]:
     """Serve and register the market's agents on `chain` (accounts 1, 2, ...) until the block ends."""
     registry = Registry(chain)
     servers: dict[str, AgentServer] = {}
     ids: dict[str, int] = {}
     async with contextlib.AsyncExitStack() as stack:
-        for index, agent in enumerate(market_agents(runtime, failing=failing), start=1):
+        for index, agent in enumerate(
+            market_agents(runtime, failing=failing, verifiable=verifiable), start=1
+        ):
             server = AgentServer(agent, chain=chain, account=chain.accounts[index])
             await stack.enter_async_context(server.running())
             ids[agent.name] = await server.register(registry, stake=ETH // 10 * index)

@@ -1,17 +1,20 @@
 """The demo's story: a market of agents on the bundled model, each served over HTTP and registered on chain at
 its own price; a research-brief workflow (extract → [summarize ∥ keywords ∥ sentiment] → report) compiled
 against the registry, run with streamed text, a deliberately failing agent failed over and not paid, every
-accepted call paid by voucher, and the run settled in one transaction."""
+accepted call paid by voucher, one paid call checked by re-running its model, and the run settled in one
+transaction; with `--cheater`, a cheating agent caught, disputed and slashed (`_cheat.py`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
 
 from motet.chain import Chain
 from motet.composer import Payer, RunReport
+from motet.demo._cheat import run_cheater
 from motet.demo._market import local_market, research_brief
 from motet.demo._progress import report_table, watch
 from motet.runtimes import Runtime
@@ -29,12 +32,26 @@ BUDGET = 1_000 * GWEI
 
 
 async def run_story(
-    chain: Chain, *, console: Console | None = None, runtime: Runtime | None = None
+    chain: Chain,
+    *,
+    console: Console | None = None,
+    runtime: Runtime | None = None,
+    cheater: bool = False,
+    n_threads: int | None = None,
 ) -> RunReport:
-    """The market, the workflow, the paid run and its settlement, printed as it happens."""
+    """The market, the workflow, the paid run, one check of a paid call and the settlement, printed as it
+    happens; with `cheater`, then a cheating agent caught, disputed, decided by three validators and slashed
+    (`run_cheater`; its model runs with `n_threads`).
+
+    On a `LlamaCppRuntime` the model agents' capabilities are verifiable and the composer checks one paid
+    call by re-running it (a composer draws each call with probability `Settings.trust.sample_rate`; the demo
+    draws the first, to show one); on another runtime nothing is checked."""
     from motet.runtimes import LlamaCppRuntime
+    from motet.trust import Checker
 
     out = console or Console()
+    runtime = runtime or LlamaCppRuntime(n_threads=n_threads)
+    local_model = isinstance(runtime, LlamaCppRuntime)
     # The agents' own logs (the failing agent's traceback) belong to their operators, not to this screen.
     logging.getLogger("motet.agents").setLevel(logging.CRITICAL)
     out.rule(
@@ -42,7 +59,7 @@ async def run_story(
     )
     status = out.status("loading the model and starting the agents")
     status.start()
-    async with local_market(chain, runtime or LlamaCppRuntime()) as market:
+    async with local_market(chain, runtime, verifiable=local_model) as market:
         status.stop()
         table = Table(title="registered agents (each serves HTTP on 127.0.0.1 and signs its receipts)")
         for column in ("id", "agent", "capabilities", "price", "stake", "endpoint"):
@@ -59,7 +76,8 @@ async def run_story(
         out.print(table)
 
         out.rule("2. compose: research brief, agents picked from the registry")
-        payer = Payer(chain, chain.accounts[0])
+        checker = Checker([runtime]) if isinstance(runtime, LlamaCppRuntime) else None
+        payer = Payer(chain, chain.accounts[0], checker=checker, random=_first_only())
         runnable = await research_brief().compile(market.registry, payer=payer, budget=BUDGET)
         out.print(runnable.ascii())
         out.print(f"worst case {format_gwei(runnable.worst_case)} within a budget of {format_gwei(BUDGET)}")
@@ -72,4 +90,24 @@ async def run_story(
             await payer.aclose()
         out.print(report_table(report))
         out.print(f"[bold]brief[/]\n{report.outputs['report']['report']}")
+        for check in report.checks:
+            out.print(
+                f"[bold]checked[/] one paid call, {check.node} by {check.agent}, by re-running the model its "
+                f"receipt names ({check.by}): [bold]{check.verdict}[/]: {check.detail}. A composer checks "
+                f"{chain.settings.trust.sample_rate:.0%} of its paid calls to verifiable capabilities, drawn "
+                "after payment; the demo draws the first."
+            )
+        if cheater and isinstance(runtime, LlamaCppRuntime):
+            await run_cheater(market, runtime, out, n_threads=n_threads)
         return report
+
+
+def _first_only() -> Callable[[], float]:
+    """The demo's draw: check the first paid call to a verifiable capability and none after it."""
+    drawn: list[int] = []
+
+    def draw() -> float:
+        drawn.append(1)
+        return 0.0 if len(drawn) == 1 else 1.0
+
+    return draw

@@ -24,7 +24,7 @@ from motet.agents import Agent, AgentServer
 from motet.agents.builtins import Summary, Text
 from motet.chain import Chain
 from motet.composer import Payer, Workflow
-from motet.demo._cheater import cheating_runtime
+from motet.demo import cheating_runtime
 from motet.registry import Registry
 from motet.runtimes import LlamaCppRuntime, Runtime
 from motet.settings import Settings, TrustSettings
