@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "motet.settings": 1,
     "motet._build": 1,
     "motet._http": 1,
+    "motet._json": 1,
     "motet._anvil": 1,
     "motet.chain": 2,
     "motet.runtimes": 3,

@@ -23,16 +23,15 @@ Example (with a running agent and an open channel):
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import pydantic_core
 from pydantic import BaseModel, JsonValue
 
+from motet._json import loads
 from motet.agents._cards import AgentCard
 from motet.agents._define import Invocation
 from motet.agents._fetch import fetch_card
@@ -363,7 +362,7 @@ class AgentClient:
                 self.url, f"{capability} is verifiable, but the answer has no text its output was parsed from"
             )
         try:
-            same = canonical_json(_loads(text)) == canonical_json(output)
+            same = canonical_json(loads(text)) == canonical_json(output)
         except (ValueError, TypeError, RecursionError):
             same = False
         if not same:
@@ -411,18 +410,9 @@ def _receipt_domain(data: object) -> ReceiptDomain:
         raise InvalidReceipt(f"the receipt does not name its domain: {exc!r}") from exc
 
 
-def _loads(data: str | bytes) -> Any:
-    """`json.loads` of what an agent sent, its nesting bounded first by pydantic-core's parser (which refuses
-    deep nesting): the standard library's parser recurses in C and, under the recursion limit py_ecc sets
-    (100,000), a hostile answer nested deep enough would exhaust the stack and kill the payer's process.
-    Raises `ValueError` (`json.JSONDecodeError`, `UnicodeDecodeError` among them) for anything not JSON."""
-    pydantic_core.from_json(data)
-    return json.loads(data)
-
-
 def _json(data: bytes, url: str, status: int) -> dict[str, Any]:
     try:
-        answer = _loads(data)
+        answer = loads(data)
     except ValueError as exc:
         raise AgentCallFailed(url, f"HTTP {status} with a body that is not JSON", status) from exc
     if not isinstance(answer, dict):
@@ -458,7 +448,7 @@ def _event(raw: bytes, url: str) -> tuple[str, dict[str, Any]]:
     if not data:
         return name, {}
     try:
-        value = _loads(data)
+        value = loads(data)
     except ValueError as exc:
         raise AgentCallFailed(url, f"a {name} event whose data is not JSON") from exc
     if not isinstance(value, dict):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import string
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
+from motet._json import loads
 from motet.agents._cards import AgentCard
 from motet.agents._verifiable import VerifiableProfile, render_messages
 from motet.chain import NATIVE_ASSET
@@ -200,7 +200,7 @@ async def run_capability(
         text = ctx.text
         if text is None:
             raise RuntimeError(f"verifiable capability {capability.name!r} answered without generating text")
-        value = json.loads(text)
+        value = loads(text)
     return Invocation(capability.name, value, ctx.usage, ctx.model_ref, latency, text=text)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from motet._json import loads
 from motet.runtimes import Usage
 from motet.units import UINT256_MAX
 
@@ -43,8 +44,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         if len(data) > MAX_BODY_BYTES:
             raise HTTPProblem(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
     try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = loads(data)
+    except ValueError as exc:
         raise HTTPProblem(400, f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise HTTPProblem(400, "the body must be a JSON object")
@@ -114,7 +115,7 @@ def header_payment(request: Request) -> object:
         return None
     try:
         text = header if header.lstrip().startswith("{") else base64.b64decode(header).decode()
-        return json.loads(text)
+        return loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPProblem(400, f"the X-PAYMENT header is not a voucher: {exc}", field="X-PAYMENT") from exc
 

@@ -45,6 +45,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from motet._http import serve
+from motet._json import loads
 from motet.chain import NATIVE_ASSET, Chain
 from motet.composer import Payer, Workflow
 from motet.errors import MotetError, OrderRefused
@@ -331,7 +332,7 @@ class Gateway:
 
     async def _body(self, request: Request) -> dict[str, Any]:
         try:
-            body = await request.json()
+            body = loads(await request.body())
         except ValueError:
             raise OrderRefused(400, "the body is not JSON") from None
         if not isinstance(body, dict):

@@ -18,6 +18,7 @@ import jsonschema.protocols
 import jsonschema.validators
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
 
+from motet._json import loads
 from motet.errors import InvalidModelOutput, InvalidSchema
 from motet.runtimes._protocol import FinishReason, Schema
 
@@ -73,9 +74,11 @@ class OutputSchema:
         """The JSON value of `text`, validated against the pydantic model when there is one."""
         cut = " (the output was cut off at max_tokens: raise max_tokens)" if finish_reason == "length" else ""
         try:
-            value: JsonValue = json.loads(text)
+            value: JsonValue = loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidModelOutput(text, f"not JSON: {exc.msg} at character {exc.pos}{cut}") from exc
+        except ValueError as exc:  # nested too deep to read safely
+            raise InvalidModelOutput(text, f"not JSON motet reads: {exc}{cut}") from exc
         if self._adapter is not None and self.model is not None:
             try:
                 self._adapter.validate_json(text)

@@ -6,12 +6,12 @@ httpx is imported on first use, with litellm, not when motet is.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from motet._json import loads
 from motet.errors import (
     EndpointError,
     EndpointLimitExceeded,
@@ -93,7 +93,7 @@ class BoundedTransport:
         """The message in an error answer's body (OpenAI's `{"error": {"message": ...}}`), or its text."""
         text = self._error_body.decode("utf-8", errors="replace")
         try:
-            body = json.loads(text)
+            body = loads(text)
             message = body["error"]["message"] if isinstance(body.get("error"), dict) else body["error"]
         except (ValueError, KeyError, TypeError, AttributeError):
             message = text

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import pydantic_core
 from pydantic import BaseModel, ValidationError
 
+from motet._json import loads
 from motet.agents import CapabilitySpec, PaidInvocation, VerifiableProfile, profile_hash, response_hash
 from motet.errors import InvalidCapabilityName, InvalidEvidence, InvalidReceipt
 from motet.payments import Receipt, ReceiptDomain, canonical_json, recover_receipt_signer, request_hash
@@ -111,7 +110,7 @@ class Evidence:
         if profile_hash(self.profile) != receipt.model_ref:
             problems.append("the receipt's model reference is not this profile")
         try:
-            parsed = _loads(self.text)
+            parsed = _strict(self.text)
             if canonical_json(parsed) != canonical_json(self.output):
                 problems.append("the text does not parse to the output")
         except (TypeError, ValueError, RecursionError):
@@ -164,7 +163,7 @@ class Evidence:
         except (binascii.Error, ValueError) as exc:
             raise InvalidEvidence(f"evidence: not base64 of a JSON document: {exc}") from None
         try:
-            document = _loads(body)
+            document = _strict(body)
         except ValueError as exc:
             if "recursion" in str(exc).lower():
                 raise InvalidEvidence("evidence: the JSON is nested too deeply") from None
@@ -241,14 +240,6 @@ class Evidence:
         return cls(agent_id, spec.name, value, dict(call.output), call.text, spec.verifiable, call.receipt)
 
 
-def _loads(data: str | bytes) -> Any:
-    """`json.loads` of hostile JSON, nesting bounded first: pydantic-core's parser refuses deep nesting, while
-    the standard library's recurses in C and, under the recursion limit py_ecc sets (100,000), can exhaust the
-    stack. The values are the standard library's, as the agent read them, so hashes match."""
-    pydantic_core.from_json(data, allow_inf_nan=False)
-    return json.loads(data)
-
-
 def _receipt_domain(data: object) -> ReceiptDomain:
     """The domain a receipt's wire form names; `InvalidReceipt` when it names none."""
     if not isinstance(data, dict):
@@ -257,3 +248,8 @@ def _receipt_domain(data: object) -> ReceiptDomain:
     if not isinstance(chain_id, int) or isinstance(chain_id, bool) or not isinstance(contract, str):
         raise InvalidReceipt("the receipt does not name its chainId and contract")
     return ReceiptDomain(chain_id, contract)
+
+
+def _strict(data: str | bytes) -> Any:
+    """Hostile JSON read as the agent read it (so hashes match), its nesting bounded, NaN and infinity refused."""
+    return loads(data, allow_inf_nan=False)

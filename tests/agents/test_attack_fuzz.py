@@ -196,3 +196,20 @@ async def test_channel_ids_that_are_not_integers_are_400(echo: tuple[Running, li
                 assert response.status_code == 400, (path, channel, response.text)
                 assert response.json()["field"] == "channel", (path, channel, response.text)
     assert served == []
+
+
+async def test_deeply_nested_json_is_400_and_the_server_lives(echo: tuple[Running, list[str]]) -> None:
+    # py_ecc raises the recursion limit to 100,000; the standard library's JSON parser recurses in C and, that
+    # deep, overflows the C stack: without a bound, one unauthenticated body killed the agent's process.
+    running, served = echo
+    deep = b"[" * 200_000 + b"]" * 200_000
+    async with httpx.AsyncClient(base_url=running.url) as http:
+        for path in ("/invoke", "/pay"):
+            response = await http.post(path, content=deep, headers={"content-type": "application/json"})
+            assert response.status_code == 400 and "not JSON" in response.json()["error"], response.text
+        x_payment = await http.post(
+            "/pay", json={"channel": 1}, headers={"x-payment": "[" * 8_000 + "]" * 8_000}
+        )
+        assert x_payment.status_code == 400, x_payment.text
+        assert (await http.get("/.well-known/agent-card.json")).status_code == 200  # still serving
+    assert served == []

@@ -177,3 +177,14 @@ async def test_the_gateways_own_page_still_loads_and_posts(bare: Setup) -> None:
             headers={"Origin": bare.url.replace("127.0.0.1", "localhost")},
         )
         assert response.status_code == 200, response.text
+
+
+async def test_deeply_nested_json_is_400_and_the_gateway_lives(bare: Setup) -> None:
+    # Under py_ecc's recursion limit (100,000) the standard library's parser overflows the C stack this deep.
+    deep = b"[" * 120_000 + b"]" * 120_000
+    assert len(deep) < bare.gateway.limits.max_body
+    response = await bare.http.post("/api/calls", content=deep, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "not JSON" in response.json()["error"]
+    assert (
+        await bare.http.post("/api/calls", json={"function": "deposit", "amount": "1"})
+    ).status_code == 200
