@@ -116,4 +116,5 @@ async def test_the_cheater_is_caught_disputed_decided_by_three_validators_and_sl
     assert outcome.dropped
     assert "cheat" in text and f"{slashed:,} wei" in text and f"{published.bond + reward:,} wei" in text
     assert f"sink: {outcome.sunk:,} wei" in text
+    assert f"1. bargain-summarizer (#{outcome.cheater_id})" in text  # chosen first before it was caught
     assert "dropped bargain-summarizer" in text and "a confirmed cheat" in text

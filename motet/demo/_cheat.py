@@ -26,11 +26,12 @@ from motet.demo._cheater import cheating_runtime
 from motet.demo._market import Market, model_agent
 from motet.runtimes import LlamaCppRuntime
 from motet.trust import Checker, Disputes, DisputeState, Validator, ValidatorEvent
-from motet.units import GWEI, format_eth, format_gwei
+from motet.units import ETH, GWEI, format_eth, format_gwei
 
 CHEATER_PRICE = 20 * GWEI
-"""Below every other summarizer of the market: the default selection picks the cheater first."""
-CHEATER_STAKE = 10**17
+"""Below every other summarizer of the market."""
+CHEATER_STAKE = ETH
+"""More than any other summarizer of the market: with its price, the default selection picks it first."""
 VALIDATOR_FUNDS = 10**17
 TEXTS = (
     "The city opened a new public library downtown on Monday. Visitors praised the bright reading rooms.",
