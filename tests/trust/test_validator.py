@@ -75,23 +75,43 @@ class World:
         return int(Registry(self.chain).contract.functions.agents(self.agent_id).call()[3])
 
 
-@pytest.fixture
-async def world(tmp_path: Path, smollm2: LlamaCppRuntime) -> World:
-    settings = Settings(home=tmp_path, disputes=DisputeSettings(commit_window=300, reveal_window=300))
+@dataclass
+class Registered:
+    """One chain with the agent and three validators registered, shared by the module's tests."""
+
+    chain: Chain
+    agent_id: int
+    snapshot: Any
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory, smollm2: LlamaCppRuntime) -> Registered:
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings(home=home, disputes=DisputeSettings(commit_window=300, reveal_window=300))
     chain = Chain.embedded(settings=settings)
-    agent, challenger = chain.accounts[1], chain.accounts[2]
     agent_id = Registry(chain).register(
-        "data:application/json,{}", ["summarize"], PRICE, stake=AGENT_STAKE, owner=agent
+        "data:application/json,{}", ["summarize"], PRICE, stake=AGENT_STAKE, owner=chain.accounts[1]
     )
+    for index in (3, 4, 5):
+        Disputes(chain, chain.accounts[index]).register_validator(
+            [smollm2.model_sha256()], settings.disputes.min_validator_stake
+        )
+    return Registered(chain, agent_id, chain.snapshot())
+
+
+@pytest.fixture
+async def world(tmp_path: Path, registered: Registered, smollm2: LlamaCppRuntime) -> World:
+    chain = registered.chain
+    chain.revert(registered.snapshot)  # each test starts from the same chain, and leaves it to the next
+    registered.snapshot = chain.snapshot()
+    agent, challenger = chain.accounts[1], chain.accounts[2]
     ref = await smollm2.load()
     checker = Checker([smollm2])
-    validators = []
-    for index in (3, 4, 5):
-        validator = Validator(
-            chain, chain.accounts[index], checker, state_dir=tmp_path / f"validator-{index}"
-        )
-        validator.register([ref.sha256], settings.disputes.min_validator_stake)
-        validators.append(validator)
+    validators = [
+        Validator(chain, chain.accounts[index], checker, state_dir=tmp_path / f"validator-{index}")
+        for index in (3, 4, 5)
+    ]
+    agent_id = registered.agent_id
     profile = VerifiableProfile.bind(
         ref,
         instructions=INSTRUCTIONS,
@@ -205,7 +225,6 @@ async def test_a_restarted_validator_reveals_the_verdict_it_committed(world: Wor
     assert json.loads(kept.read_text()) == {}  # forgotten once resolved
 
 
-@pytest.mark.slow
 async def test_a_failing_step_is_reported_and_tried_again_at_the_next_poll(world: World) -> None:
     blocked = world.tmp / "blocked"
     blocked.write_text("a file where the validator's state folder should be")
