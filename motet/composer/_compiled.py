@@ -135,11 +135,11 @@ class CompiledWorkflow:
         stake, slashes, reputation, validation record and measured latency with its score, why the others
         rank lower, and which agents were dropped and why.
 
-        Example (a node with two candidates and a slashed agent):
-            summary (summarize), policy trusted:
-              1. careful (#2): score 0.81 · price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 95/100 ...
-              2. cheap (#1): score 0.62 · price 0.001 ETH · stake 0.1 ETH · slashes 0 · reputation 12/100 ...
-                 ranks below careful (#2): score 0.62 < 0.81, lower on reputation (-0.20); better on price ...
+        Example (a node with two candidates and a slashed agent; lines shortened):
+            echo (echo), policy trusted:
+              1. careful (#2): score 0.73 · price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 100/100 ...
+              2. cheap (#1): score 0.70 · price 0.001 ETH · stake 0.1 ETH · slashes 0 · reputation 0/100 ...
+                 ranks below careful (#2): score 0.70 < 0.73, lower on reputation (-0.21); better on price (+0.17)
               dropped cheater (#3): slashed 1 time (0.05 ETH): a confirmed cheat
         """
         parts = [self.selections[node].explain() for node in self.order if node in self.selections]

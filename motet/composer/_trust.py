@@ -147,19 +147,22 @@ class Selection:
     """`(agent label, why)` for each agent that declares the capability but was left out."""
     named: bool = False
     """The node names its agent: no ranking, and no agent is dropped for its record."""
-    weights: TrustSettings = field(default_factory=TrustSettings, repr=False)
+    settings: TrustSettings = field(default_factory=TrustSettings, repr=False)
+    """The weights the scores were computed with."""
 
     @property
     def offers(self) -> tuple[Offer, ...]:
         return tuple(r.offer for r in self.ranked)
 
     def explain(self) -> str:
-        """Why each agent is where it is: the chosen one's numbers, why the others rank lower, who was dropped.
+        """Why each agent is where it is: each candidate's score and numbers, why the others rank below the
+        first (under "trusted": the weighted parts each loses and wins on), and who was dropped.
 
-        Example (one line per candidate):
-            summary (summarize), policy trusted:
-              1. good (#2): score 0.83 · price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 95/100 ...
-              2. cheap (#1): score 0.61, lower than good (#2) on reputation (-0.18), ... ; better on price (+0.09)
+        Example (lines shortened):
+            echo (echo), policy trusted:
+              1. careful (#2): score 0.73 · price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 100/100 ...
+              2. cheap (#1): score 0.70 · price 0.001 ETH · stake 0.1 ETH · slashes 0 · reputation 0/100 ...
+                 ranks below careful (#2): score 0.70 < 0.73, lower on reputation (-0.21); better on price (+0.17)
               dropped cheater (#3): slashed 1 time (0.05 ETH): a confirmed cheat
         """
         how = "the node names its agent" if self.named else f"policy {self.policy}"
@@ -191,7 +194,7 @@ class Selection:
                 if ranked.offer.worst_case > first.offer.worst_case
                 else "same stake and price, higher id"
             )
-        weights = _weights(self.weights)
+        weights = _weights(self.settings)
         delta = {p: weights[p] * (ranked.parts[p] - first.parts[p]) for p in _PARTS}
         worse = sorted((p for p in _PARTS if delta[p] < -0.005), key=lambda p: delta[p])
         better = sorted((p for p in _PARTS if delta[p] > 0.005), key=lambda p: -delta[p])
@@ -201,7 +204,7 @@ class Selection:
         if better:
             text += "; better on " + ", ".join(f"{p} ({delta[p]:+.2f})" for p in better)
         if not worse and not better:
-            text += " (a tie: price, then id)" if ranked.score == first.score else ""
+            text += " (even on every part: then by price and id)"
         return text
 
 
