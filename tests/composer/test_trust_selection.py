@@ -96,21 +96,16 @@ async def test_a_slashed_agent_drops_out_and_a_well_rated_agent_beats_a_cheaper_
         flow = Workflow("one", inputs=Word).add("echo", "echo")
         chosen = await flow.compile(registry, payer=payer, budget=10**16)
         assert [offer.agent for offer in chosen.candidates["echo"]] == ["careful", "cheap"]
-        explanation = chosen.explain()
-        lines = explanation.splitlines()
-        assert lines[0] == "echo (echo), policy trusted:"
-        assert lines[1].startswith(f"  1. careful (#{ids['careful']}): score ")
-        assert (
-            "price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 100/100 from 0.006 ETH paid" in lines[1]
+        careful, cheap, cheater = (f"{name} (#{ids[name]})" for name in ("careful", "cheap", "cheater"))
+        assert chosen.explain() == (
+            "echo (echo), policy trusted:\n"
+            f"  1. {careful}: score 0.73 · price 0.002 ETH · stake 0.1 ETH · slashes 0 · reputation 100/100 from "
+            "0.006 ETH paid · disputes won 0 lost 0 · latency not measured\n"
+            f"  2. {cheap}: score 0.70 · price 0.001 ETH · stake 0.1 ETH · slashes 0 · reputation 0/100 from "
+            "0.005 ETH paid · disputes won 0 lost 0 · latency not measured\n"
+            f"     ranks below {careful}: score 0.70 < 0.73, lower on reputation (-0.21); better on price (+0.17)\n"
+            f"  dropped {cheater}: slashed 1 time (0.05 ETH): a confirmed cheat"
         )
-        assert lines[2].startswith(f"  2. cheap (#{ids['cheap']}): score ")
-        assert "reputation 0/100 from 0.005 ETH paid" in lines[2]
-        assert lines[3].startswith(f"     ranks below careful (#{ids['careful']}): score ")
-        assert ", lower on reputation (-0." in lines[3] and "; better on price (+0." in lines[3]
-        assert (
-            lines[4] == f"  dropped cheater (#{ids['cheater']}): slashed 1 time (0.05 ETH): a confirmed cheat"
-        )
-        assert len(lines) == 5
 
         # Price alone puts the badly rated agent first, but the slashed one stays out under every policy ...
         cheapest = await flow.compile(registry, payer=payer, budget=10**16, policy="cheapest")
