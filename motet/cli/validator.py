@@ -47,7 +47,7 @@ def serve(
     stake: Annotated[
         Wei,
         amount_option(
-            "Register as a validator first, staking this much and declaring the models "
+            "Register first: stake this much (added to any stake it has) and declare the models "
             "(default: already registered, register nothing)"
         ),
     ] = NOTHING,
@@ -99,6 +99,12 @@ def serve(
         if stake:
             await node.off_loop(validator.register, declared, stake)
             err.print(f"registered as a validator with {format_eth(stake)} staked")
+        staked = await node.off_loop(validator.disputes.validator_stake, validator.address)
+        if not staked:
+            err.print(
+                f"[yellow]{validator.address} is not a registered validator: it will never be drawn. "
+                "Register it with --stake.[/]"
+            )
         for ref in refs:
             err.print(f"re-runs {ref}")
         err.print(

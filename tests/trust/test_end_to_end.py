@@ -80,7 +80,7 @@ async def test_a_cheater_is_sampled_disputed_decided_by_three_validators_slashed
     registry = Registry(chain)
     honest_runtime = LlamaCppRuntime(n_threads=1)
     honest_ref = await honest_runtime.load()
-    cheat_runtime = await cheating_runtime(honest_ref, tmp_path / "cheater", n_threads=1)
+    cheat_runtime = await cheating_runtime(honest_ref, settings.cache_dir / "demo", n_threads=1)
     validator_runtimes = [LlamaCppRuntime(n_threads=1) for _ in range(3)]
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(cheat_runtime.aclose)
