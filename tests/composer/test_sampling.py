@@ -174,12 +174,10 @@ async def test_a_cheat_found_opens_a_dispute_with_the_payers_account(
         Disputes(chain, validator).register_validator(
             [sha256], stake=chain.settings.disputes.min_validator_stake
         )
-    with_rate(chain, 1.0)
+    assert chain.settings.trust.sample_rate == 0.05  # the published p; the draw is forced below p
     agents = {"cheater": labeller("cheater", CannedRuntime(honest_model))}
-    async with (
-        market(chain, agents) as found,
-        Payer(chain, chain.accounts[4], checker=Checker([smollm2])) as payer,
-    ):
+    forced = Payer(chain, chain.accounts[4], checker=Checker([smollm2]), random=lambda: 0.0499)
+    async with market(chain, agents) as found, forced as payer:
         flow = Workflow("label", inputs=Question).add("label", "label")
         runnable = await flow.compile(found.registry, payer=payer, budget=10**16)
         report = await runnable.run({"text": TEXT})
