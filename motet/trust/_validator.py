@@ -5,8 +5,8 @@ each one step on, as far as the chain's clock allows:
 
     check     fetch the evidence from the dispute's URI, check that it is the disputed call (agent, model,
               receipt), and re-run it with its `Checker`: CONSISTENT, CHEAT or INCONCLUSIVE. Evidence that
-              does not hold together, a capability that is not verifiable and a model it cannot run are
-              INCONCLUSIVE: a validator never calls a cheat it did not see.
+              does not hold together, a capability that is not verifiable, a model it cannot run and a model
+              that fails are INCONCLUSIVE: a validator never calls a cheat it did not see.
     commit    a random salt, kept in a file (mode 0600) before the commitment is sent, so a validator that
               restarts between commit and reveal can still reveal (not revealing costs stake)
     reveal    the same verdict and salt once the reveal window opens
@@ -40,7 +40,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from motet.chain import Chain
-from motet.errors import CheckUnavailable, DisputeError, InvalidEvidence
+from motet.errors import CheckUnavailable, DisputeError, InvalidEvidence, ModelRuntimeError
 from motet.payments import ReceiptDomain
 from motet.trust._check import Checker, CheckResult
 from motet.trust._disputes import Disputes, DisputeState
@@ -287,6 +287,8 @@ class Validator:
             return Verdict.INCONCLUSIVE, f"the evidence does not hold together: {exc}"
         except CheckUnavailable as exc:
             return Verdict.INCONCLUSIVE, f"this validator cannot run the model: {exc}"
+        except ModelRuntimeError as exc:
+            return Verdict.INCONCLUSIVE, f"this validator's model failed to re-run the call: {exc}"
         return result.verdict, result.detail
 
     def _receipt_domain(self) -> ReceiptDomain:

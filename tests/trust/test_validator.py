@@ -243,6 +243,19 @@ async def test_a_failing_step_is_reported_and_tried_again_at_the_next_poll(world
     assert validator.address in world.state(dispute).committed
 
 
+async def test_a_model_that_fails_to_re_run_the_call_is_inconclusive(world: World) -> None:
+    broken = LlamaCppRuntime(n_threads=1)
+    broken.close()  # closed before it ever loads: every call fails
+    validator = Validator(
+        world.chain, world.validators[0].account, Checker([broken]), state_dir=world.tmp / "broken"
+    )
+    dispute = world.open(world.evidence(MADE_UP))
+    await validator.poll()
+    checked = next(e for e in validator.events if e.step == "checked")
+    assert checked.verdict == Verdict.INCONCLUSIVE and "failed to re-run the call" in checked.detail
+    assert "committed" in steps(validator, dispute)
+
+
 async def test_register_refuses_a_model_its_checker_cannot_run(world: World) -> None:
     loner = Validator(world.chain, world.chain.accounts[6], Checker([]), state_dir=world.tmp / "loner")
     with pytest.raises(CheckUnavailable, match="runs no model with sha256"):
