@@ -56,8 +56,9 @@ log = logging.getLogger("motet.trust.validator")
 class ValidatorEvent:
     """One thing a validator did (or failed to do) about one dispute, for a log or a screen.
 
-    `step` is `drawn`, `checked`, `committed`, `revealed`, `resolved` or `failed` (`dispute` is None for a
-    failure that is not about one dispute, such as the node not answering).
+    `step` is `drawn`, `checked`, `committed`, `revealed`, `resolved` (by this validator), `decided`
+    (resolved by another) or `failed` (`dispute` is None for a failure that is not about one dispute, such as
+    the node not answering).
     """
 
     step: str
@@ -223,8 +224,8 @@ class Validator:
         except Exception as exc:
             self._failed(None, "looking for disputes", exc)
             return
-        for stale in set(self._store.disputes()) - set(assigned):
-            self._store.drop(stale)  # resolved (by another validator) or cancelled: its salt is no secret now
+        for settled in sorted(set(self._store.disputes()) - set(assigned)):
+            await self._settled(settled)
         for dispute in assigned:
             if self._stopping.is_set():
                 return
@@ -269,6 +270,18 @@ class Validator:
             self._store.drop(dispute)
             self._emit("resolved", dispute, state.summary(), state.outcome)
         return state
+
+    async def _settled(self, dispute: int) -> None:
+        """Forget the vote on a dispute that no longer needs it (resolved by another, or cancelled), saying how
+        it ended."""
+        try:
+            state = await self.chain.off_loop(self.disputes.state, dispute)
+        except Exception as exc:
+            self._failed(dispute, "reading how it ended", exc)
+            return
+        self._store.drop(dispute)  # its salt is no secret any more
+        if state.resolved:
+            self._emit("decided", dispute, state.summary(), state.outcome)
 
     # -- the check -----------------------------------------------------------------------------------------
 

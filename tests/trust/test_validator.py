@@ -222,7 +222,8 @@ async def test_a_restarted_validator_reveals_the_verdict_it_committed(world: Wor
     state = world.state(dispute)
     assert state.resolved and state.revealed[first.address] == Verdict.INCONCLUSIVE
     await restarted.poll()
-    assert json.loads(kept.read_text()) == {}  # forgotten once resolved
+    assert steps(restarted, dispute)[-1] == "decided"  # resolved by another: it says how it ended...
+    assert json.loads(kept.read_text()) == {}  # ...and forgets its vote
 
 
 async def test_a_failing_step_is_reported_and_tried_again_at_the_next_poll(world: World) -> None:

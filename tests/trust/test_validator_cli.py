@@ -176,6 +176,10 @@ async def test_three_validator_processes_decide_a_dispute_on_their_own(
             while not (state := disputes.state(dispute)).resolved:
                 assert time.monotonic() < deadline, [log.read_text() for _, log in processes]
                 await asyncio.sleep(0.3)
+            ended = (f"dispute #{dispute} resolved", f"dispute #{dispute} decided")
+            while not all(any(e in log.read_text() for e in ended) for _, log in processes):
+                assert time.monotonic() < deadline, [log.read_text() for _, log in processes]
+                await asyncio.sleep(0.3)
         finally:
             for process, _ in processes:
                 process.send_signal(signal.SIGTERM)
@@ -195,3 +199,6 @@ async def test_three_validator_processes_decide_a_dispute_on_their_own(
             assert f"dispute #{dispute} checked" in text and f"dispute #{dispute} committed" in text, text
             assert f"dispute #{dispute} revealed: cheat" in text and "stopped" in text, text
         assert sum(f"dispute #{dispute} resolved" in text for text in logs) == 1, logs
+        assert sum(f"dispute #{dispute} decided" in text for text in logs) == 2, (
+            logs
+        )  # the others say how it ended
