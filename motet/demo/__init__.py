@@ -16,7 +16,7 @@ Example:
     ...     runnable = await research_brief().compile(market.registry, payer=Payer(market.chain), budget=GWEI)
 """
 
-from motet.demo._cheat import CheatOutcome, run_cheater
+from motet.demo._cheat_story import CheatOutcome, run_cheater
 from motet.demo._cheater import CheatingRuntime, cheating_runtime
 from motet.demo._market import (
     Brief,

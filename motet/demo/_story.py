@@ -2,7 +2,7 @@
 its own price; a research-brief workflow (extract → [summarize ∥ keywords ∥ sentiment] → report) compiled
 against the registry, run with streamed text, a deliberately failing agent failed over and not paid, every
 accepted call paid by voucher, one paid call checked by re-running its model, and the run settled in one
-transaction; with `--cheater`, a cheating agent caught, disputed and slashed (`_cheat.py`)."""
+transaction; with `--cheater`, a cheating agent caught, disputed and slashed (`_cheat_story.py`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from motet.chain import Chain
 from motet.composer import Payer, RunReport
-from motet.demo._cheat import run_cheater
+from motet.demo._cheat_story import run_cheater
 from motet.demo._market import local_market, research_brief
 from motet.demo._progress import report_table, watch
 from motet.runtimes import Runtime
