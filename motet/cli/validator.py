@@ -79,6 +79,11 @@ def serve(
     from motet.trust import Checker, Validator
 
     chain.require("anvil", "rpc", why="disputes are on a node: use rpc or a node's URL (anvil to try it)")
+    if key_file is not None and chain.kind != "rpc":
+        raise typer.BadParameter(
+            "a key file signs on a node (rpc or a URL); anvil signs with its first dev account",
+            param_hint="--key-file",
+        )
     runtimes = [_runtime(model, threads) for model in (models or ["smollm2"])]  # unknown models fail here
     node = _open(chain, key_file)
     if chain.kind == "anvil":
@@ -133,7 +138,7 @@ def _open(chain: object, key_file: Path | None) -> Chain:
     from motet.settings import Settings
 
     assert isinstance(chain, ChainChoice)
-    if key_file is None or chain.kind != "rpc":
+    if key_file is None:
         return chain.open()
     return Chain.connect(chain.url, key_file.read_text().strip(), settings=Settings.from_env())
 

@@ -58,6 +58,14 @@ def test_serve_refuses_the_embedded_chain() -> None:
     assert "disputes are on a node" in " ".join(done.output.split())
 
 
+def test_serve_refuses_a_key_file_where_it_cannot_sign(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("0x" + "11" * 32)
+    done = motet("validator", "serve", "--chain", "anvil", "--key-file", str(key))
+    assert done.exit_code == 2
+    assert "a key file signs on a node" in " ".join(done.output.split())
+
+
 def test_serve_refuses_an_unknown_model_before_loading_anything(tmp_path: Path) -> None:
     done = motet(
         "validator", "serve", "--chain", "anvil", "--model", "no-such-model",
@@ -159,6 +167,10 @@ async def test_three_validator_processes_decide_a_dispute_on_their_own(
                     sys.executable, "-m", "motet", "validator", "serve", "--chain", str(chain.url),
                     "--stake", f"{published.min_validator_stake}wei", "--poll", "0.3", "--threads", "1",
                 ]  # fmt: skip
+                if index == 5:  # this one reads its key from a file instead
+                    key = tmp_path / "validator-5.key"
+                    key.write_text(env.pop("MOTET_PRIVATE_KEY"))
+                    command += ["--key-file", str(key)]
                 with log.open("wb") as sink:
                     process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
                 processes.append((process, log))
