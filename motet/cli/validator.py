@@ -140,6 +140,8 @@ def _open(chain: object, key_file: Path | None) -> Chain:
     assert isinstance(chain, ChainChoice)
     if key_file is None:
         return chain.open()
+    if key_file.stat().st_mode & 0o077:
+        err.print(f"[yellow]{key_file} can be read by other users: chmod 600 it[/]")
     return Chain.connect(chain.url, key_file.read_text().strip(), settings=Settings.from_env())
 
 

@@ -170,6 +170,7 @@ async def test_three_validator_processes_decide_a_dispute_on_their_own(
                 if index == 5:  # this one reads its key from a file instead
                     key = tmp_path / "validator-5.key"
                     key.write_text(env.pop("MOTET_PRIVATE_KEY"))
+                    key.chmod(0o644)  # readable by others: the command warns
                     command += ["--key-file", str(key)]
                 with log.open("wb") as sink:
                     process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -210,6 +211,7 @@ async def test_three_validator_processes_decide_a_dispute_on_their_own(
             assert disputes.balance(chain.accounts[index].address) == published.validator_fee
             assert f"dispute #{dispute} checked" in text and f"dispute #{dispute} committed" in text, text
             assert f"dispute #{dispute} revealed: cheat" in text and "stopped" in text, text
+        assert "can be read by other users" in logs[2]
         assert sum(f"dispute #{dispute} resolved" in text for text in logs) == 1, logs
         assert sum(f"dispute #{dispute} decided" in text for text in logs) == 2, (
             logs
