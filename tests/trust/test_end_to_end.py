@@ -38,8 +38,8 @@ DOCUMENTS = (
     "Rain is expected all week; farmers welcome it after a long dry summer.",
     "The museum will stay open late on Fridays this spring, with free entry after six.",
 )
-"""Three requests, each served by both agents: the cheater's cheaper model answers the first two otherwise
-than the declared model would (two cheats, two disputes) and the third the same (nothing to dispute)."""
+"""Three requests, each served by both agents (six paid runs). Where the cheater's cheaper model gives the
+declared model's answer, there is nothing to dispute; every other answer of the cheater is a cheat."""
 STAKE = 10**17
 HONEST_PRICE = 2 * 10**12
 CHEAP_PRICE = 10**12
