@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -214,6 +215,26 @@ class Chain:
             self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
         else:
             raise ChainError("only dev chains (embedded, anvil) can move time")
+
+    def wait_for_block_after(self, number: int, *, timeout: float = 120.0, poll: float = 0.5) -> int:
+        """Wait until the chain's latest block is after block `number`, and return the latest block number.
+
+        The embedded chain mines a block per transaction and anvil mines only on demand, so on both a block
+        is mined when needed; a node is polled (`ChainError` after `timeout` seconds without a new block)."""
+        latest = int(self.w3.eth.block_number)
+        if latest > number:
+            return latest
+        if self.kind == "anvil":
+            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        elif self.kind == "embedded":
+            self.w3.provider.ethereum_tester.mine_blocks(1)  # type: ignore[attr-defined]
+        else:
+            deadline = time.monotonic() + timeout
+            while int(self.w3.eth.block_number) <= number:
+                if time.monotonic() > deadline:
+                    raise ChainError(f"no block after {number} in {timeout:.0f} s: is the node still mining?")
+                time.sleep(poll)
+        return int(self.w3.eth.block_number)
 
     def advance_time(self, seconds: int) -> None:
         """Move the chain's clock forward (dev chains only)."""

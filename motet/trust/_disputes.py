@@ -275,6 +275,9 @@ class Disputes:
         )
         (event,) = self.contract.events.DisputeOpened().process_receipt(tx, errors=DISCARD)
         dispute_id = int(event["args"]["dispute_id"])
+        # The draw reads the hash of the dispute's block, so it must run in a later one (anvil and nodes
+        # estimate its gas against the latest block).
+        self.chain.wait_for_block_after(int(tx["blockNumber"]))
         self.draw(dispute_id, evidence_uri)
         state = self.state(dispute_id)
         if state.status == "cancelled":

@@ -109,24 +109,6 @@ def made_up_evidence(chain: Chain, agent: LocalAccount, agent_id: int, ref: Mode
     return Evidence(agent_id, "summarize", input, output, MADE_UP, profile, receipt)
 
 
-def open_and_draw(chain: Chain, disputes: Disputes, agent_id: int, evidence: Evidence) -> int:
-    """`Disputes.open` in two blocks: anvil estimates the draw's gas at the latest block, which is the opening
-    block while nothing else is mined, and the contract draws only from a later one."""
-    receipt = evidence.receipt
-    fields = (receipt.request_hash, receipt.response_hash, receipt.price, receipt.channel_id, receipt.seq)
-    chain.send(
-        disputes.contract.functions.open_dispute(
-            agent_id, (*fields, receipt.model_ref), receipt.signature, evidence.model_id, evidence.to_uri()
-        ),
-        sender=disputes.account,
-        value=chain.settings.disputes.bond,
-    )
-    dispute = int(disputes.contract.functions.dispute_count().call())
-    chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    assert len(disputes.draw(dispute, evidence.to_uri())) == 3
-    return dispute
-
-
 def home_on(chain: Chain, home: Path) -> Path:
     """A motet home whose deployments name `chain`'s contracts, as an operator's home on that node would."""
     names = ("AgentRegistry", "PaymentChannels", "Validation")
@@ -185,7 +167,9 @@ async def test_three_validator_processes_decide_a_dispute_on_their_own(
             ref = await smollm2.load()
             evidence = made_up_evidence(chain, agent, agent_id, ref)
             disputes = Disputes(chain, challenger)
-            dispute = open_and_draw(chain, disputes, agent_id, evidence)
+            # Disputes.open mines nothing itself on anvil beyond the block its draw needs after the opening one.
+            dispute = disputes.open(agent_id, evidence.receipt, evidence.model_sha256, evidence.to_uri())
+            assert len(disputes.state(dispute).validators) == 3
             while not (state := disputes.state(dispute)).resolved:
                 assert time.monotonic() < deadline, [log.read_text() for _, log in processes]
                 await asyncio.sleep(0.3)
