@@ -265,6 +265,7 @@ PUBLIC: dict[str, list[str]] = {
         "file_sha256",
         "gguf_file",
         "quantization_from_file_type",
+        "requantize",
         "split_quantization",
     ],
     "motet.runtimes.testing": [
