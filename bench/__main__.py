@@ -18,6 +18,7 @@ from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from bench.b9_trust import bench_b9
 from motet.chain import Chain
 from motet.payments import ChannelClient, ChannelDomain, Ledger, VoucherSigner, VoucherVerifier
 
@@ -210,6 +211,25 @@ def bench_b7(vouchers: int) -> Row:
     )
 
 
+def bench_b9_headline() -> Row:
+    """B9's second half: the published economics' simulation (`python -m motet.trust.economics`)."""
+    from motet.trust.economics import headline, simulate
+
+    analysis = simulate()
+    line = headline(analysis=analysis)
+    cheating_loses = analysis.cheating_loses()
+    print(f"B9 economics: {line}; cheating loses at every rate: {cheating_loses}")
+    return Row(
+        "B9",
+        "at the published defaults: a cheater faking ≥ 10 % of its calls caught within 1,000 calls; cheating's "
+        "expected value at cheat rates 1–100 % (Monte-Carlo, `python -m motet.trust.economics`)",
+        f"caught with probability **{line.catch_probability:.2%}** (simulated {line.simulated_catch_probability:.2%})"
+        f"; cheating {'loses' if cheating_loses else 'PAYS'} at every rate",
+        "≥ 99 %; negative at every rate",
+        "met" if line.holds and cheating_loses else "not met",
+    )
+
+
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -260,6 +280,10 @@ def write_report(rows: list[Row], path: Path) -> None:
         "  checked) and a repeat (parsed cards are cached by their `data:` URI); registry index in SQLite.",
         "- **B7**: open, 1,000 vouchers paid and verified, a batched redeem, close, the challenge period moved",
         "  past, settle — wall time on the in-process py-evm chain and on anvil (started on 127.0.0.1).",
+        "- **B9**: `bench/b9_trust.py`: verifiable calls (summarize, keywords, sentiment) served by one",
+        "  SmolLM2 runtime and every answer checked by a `Checker` on another; process CPU time around each",
+        "  call and each check; the expected cost of sampling is p × CPU(checks) ÷ CPU(calls). The second row",
+        "  is `motet.trust.economics`' seeded simulation at the published defaults (docs/trust.md).",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -278,6 +302,8 @@ def main() -> None:
         bench_b2_row(20 if args.quick else 100),
         bench_b6_row(3 if args.quick else 5),
         bench_b7(100 if args.quick else 1_000),
+        bench_b9(6 if args.quick else 24),
+        bench_b9_headline(),
     ]
     if not args.no_write:
         write_report(rows, ROOT / "docs" / "performance.md")
