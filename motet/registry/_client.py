@@ -53,6 +53,7 @@ _INDEXED_EVENTS = (
     "CapabilityRemoved",
     "AgentActivated",
     "StakeChanged",
+    "Slashed",
 )
 
 
@@ -318,6 +319,8 @@ class Registry:
             capability_hashes=tuple(
                 bytes(h) for h in functions.capabilities(agent_id).call(block_identifier=block)
             ),
+            slashes=int(functions.slash_count(agent_id).call(block_identifier=block)),
+            slashed=int(functions.slashed_total(agent_id).call(block_identifier=block)),
         )
 
     # -- the index ------------------------------------------------------------------------------------
@@ -328,10 +331,12 @@ class Registry:
         *,
         max_price: int | None = None,
         min_stake: int | None = None,
+        max_slashes: int | None = None,
         include_inactive: bool = False,
         refresh: bool = True,
     ) -> list[AgentRecord]:
-        """Agents that declare `capability`, cost at most `max_price` and have at least `min_stake` bonded.
+        """Agents that declare `capability`, cost at most `max_price`, have at least `min_stake` bonded and
+        were slashed at most `max_slashes` times (0: never caught cheating).
 
         Served from the local index, after a `sync()` unless `refresh=False` (for many searches in a row:
         sync once, then search without refreshing). Cheapest first, then most bonded stake, then lowest
@@ -347,10 +352,16 @@ class Registry:
             _FIELDS.uint("max_price", max_price)
         if min_stake is not None:
             _FIELDS.uint("min_stake", min_stake)
+        if max_slashes is not None:
+            _FIELDS.uint("max_slashes", max_slashes)
         if refresh:
             self.sync()
         return self._index.search(
-            capability=wanted, max_price=max_price, min_stake=min_stake, include_inactive=include_inactive
+            capability=wanted,
+            max_price=max_price,
+            min_stake=min_stake,
+            max_slashes=max_slashes,
+            include_inactive=include_inactive,
         )
 
     def sync(self) -> int:

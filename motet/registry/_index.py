@@ -26,7 +26,7 @@ from typing import Any
 
 from motet.registry._record import AgentRecord
 
-_SCHEMA_VERSION = "2"  # 2: the asset column (the zero address for the native coin), was token
+_SCHEMA_VERSION = "3"  # 2: the asset column (was token); 3: slashes and slashed
 
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Executed one statement at a time inside a transaction (executescript would commit halfway).
@@ -44,7 +44,9 @@ CREATE TABLE agents (
     bonded          BLOB NOT NULL,      -- stake - unbonding, kept so that search can filter and sort on it
     unbonding_until BLOB NOT NULL,
     active          INTEGER NOT NULL,
-    agent_uri       TEXT NOT NULL
+    agent_uri       TEXT NOT NULL,
+    slashes         INTEGER NOT NULL DEFAULT 0,   -- confirmed cheats the validation contract slashed
+    slashed         BLOB NOT NULL DEFAULT (zeroblob(32))
 );
 CREATE TABLE capabilities (
     agent_id   INTEGER NOT NULL,
@@ -59,7 +61,7 @@ CREATE INDEX agents_by_price ON agents (price, bonded);
 
 _SELECT_AGENTS = (
     "SELECT a.agent_id, a.owner, a.payout, a.asset, a.price, a.stake, a.unbonding, a.unbonding_until, "
-    "a.active, a.agent_uri FROM agents a"
+    "a.active, a.agent_uri, a.slashes, a.slashed FROM agents a"
 )
 _ORDER_AGENTS = "ORDER BY a.price ASC, a.bonded DESC, a.agent_id ASC"
 
@@ -254,6 +256,13 @@ class AgentIndex:
                     args["agent_id"],
                 ),
             )
+        elif event.name == "Slashed":
+            row = db.execute("SELECT slashed FROM agents WHERE agent_id = ?", (args["agent_id"],)).fetchone()
+            if row is not None:  # the stake itself follows from the StakeChanged the slash also logs
+                db.execute(
+                    "UPDATE agents SET slashes = slashes + 1, slashed = ? WHERE agent_id = ?",
+                    (_u256(_int(row[0]) + args["amount"]), args["agent_id"]),
+                )
         else:
             raise ValueError(f"the registry index has no handler for event {event.name!r}")
 
@@ -266,6 +275,7 @@ class AgentIndex:
         max_price: int | None,
         min_stake: int | None,
         include_inactive: bool,
+        max_slashes: int | None = None,
     ) -> list[AgentRecord]:
         """Agents matching every given filter, cheapest first, then most bonded stake, then lowest id."""
         clauses: list[str] = []
@@ -281,6 +291,9 @@ class AgentIndex:
         if min_stake is not None:
             clauses.append("a.bonded >= ?")
             params.append(_u256(min_stake))
+        if max_slashes is not None:
+            clauses.append("a.slashes <= ?")
+            params.append(max_slashes)
         if not include_inactive:
             clauses.append("a.active = 1")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -301,6 +314,8 @@ class AgentIndex:
                 active=bool(row[8]),
                 agent_uri=row[9],
                 capability_hashes=tuple(hashes.get(row[0], ())),
+                slashes=row[10],
+                slashed=_int(row[11]),
             )
             for row in rows
         ]

@@ -12,7 +12,8 @@ class AgentRecord:
     Amounts are integers in the smallest unit: `price` in the agent's `asset` (an ERC-20, or the zero
     address `NATIVE_ASSET` for the native coin),
     stakes in the native coin. `capability_hashes` are keccak256 of the capability names, in the
-    order the agent declared them.
+    order the agent declared them. `slashes` counts the confirmed cheats its stake was slashed for
+    (docs/trust.md), `slashed` the stake they took.
 
     Example:
         >>> record = AgentRecord(
@@ -34,6 +35,10 @@ class AgentRecord:
     active: bool
     agent_uri: str
     capability_hashes: tuple[bytes, ...]
+    slashes: int = 0
+    """How many times the validation contract slashed the agent for a confirmed cheat."""
+    slashed: int = 0
+    """The stake it lost to slashes, in total."""
 
     @property
     def bonded_stake(self) -> int:

@@ -7,6 +7,7 @@ One chain per module (`support.disputes.build`); every test starts from its snap
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from eth_abi.abi import encode as abi_encode
@@ -22,10 +23,11 @@ from support.disputes import (
 )
 
 from motet.chain import Chain
-from motet.errors import ChainError
+from motet.errors import ChainError, InvalidRegistryArgument
 from motet.payments import RECEIPT_TYPE, ReceiptDomain, ReceiptSigner
 from motet.payments._eip712 import keccak
 from motet.payments._vouchers import ChannelDomain, VoucherSigner
+from motet.registry import Registry
 from motet.settings import DisputeSettings, Settings
 from motet.trust import Verdict
 
@@ -657,3 +659,20 @@ def test_a_registry_whose_unbonding_does_not_outlast_the_windows_is_refused(env:
     with pytest.raises(ValueError, match="must outlast a dispute's commit and reveal windows"):
         Settings(unbonding_delay=1200)
     Settings(unbonding_delay=1201)
+
+
+def test_the_registry_index_and_search_see_slashes(env: DisputeEnv, tmp_path: Path) -> None:
+    registry = Registry(env.chain, index_path=tmp_path / "index.sqlite")
+    (before,) = registry.search("text.summarize", max_slashes=0)
+    assert (before.slashes, before.slashed) == (0, 0)
+    dispute_id, drawn = env.open_and_draw()
+    env.vote(dispute_id, drawn, [CHEAT, CHEAT, CHEAT])
+    env.resolve(dispute_id)
+
+    slashed = AGENT_STAKE * env.settings.slash_bps // BPS
+    assert registry.search("text.summarize", max_slashes=0) == []  # a cheater drops out of a clean search
+    (after,) = registry.search("text.summarize")
+    assert (after.slashes, after.slashed, after.stake) == (1, slashed, AGENT_STAKE - slashed)
+    assert registry.get(env.agent_id) == after  # the index agrees with the contract
+    with pytest.raises(InvalidRegistryArgument):
+        registry.search("text.summarize", max_slashes=-1)
