@@ -4,9 +4,8 @@ choice, and how often realistic cheats are caught, for the bundled SmolLM2-135M-
 Honest answers are produced as an agent produces them (`LlamaCppRuntime.complete` with the verifiable profile's
 messages, output schema and greedy sampling) under three runtime settings that change llama.cpp's
 floating-point sums: thread count, batch size, and a cached prompt prefix versus a fresh prompt. Each is then
-replayed by two checkers with other settings again. A replay records every divergence's margin
-(`tolerance=inf`), so the verdict at any threshold follows: a check says cheat exactly when some margin
-exceeds `NEAR_TIE` (the walk at `NEAR_TIE` is a prefix of the walk at infinity).
+replayed by two checkers with other settings again, at `NEAR_TIE` as a `Checker` replays (the margins of the
+near-ties it followed are recorded: the largest shows how much room the threshold leaves).
 
 Cheats, each claiming the honest profile (model sha256 of the Q4_1 file): the same model re-quantized to Q4_0
 and to Q2_K, the right model with another prompt, the honest answer truncated (still valid JSON), and the
@@ -71,7 +70,6 @@ CHECKERS = (
     Setting("X", 2, 512, True),
     Setting("Y", 1, 16, False),
 )
-THRESHOLDS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,8 @@ class Call:
 @dataclass
 class Outcome:
     margins: list[float]
+    """The divergences followed as near-ties (on the path that reached the end, for a consistent answer)."""
+    decisive: float | None
     tokens: int
     complete: bool
     cpu_s: float
@@ -92,12 +92,8 @@ class Outcome:
     def worst(self) -> float:
         return max(self.margins, default=0.0)
 
-    def cheat(self, threshold: float = NEAR_TIE) -> bool:
-        return self.worst > threshold
-
-    @property
-    def inconclusive(self) -> bool:
-        return not self.complete and not math.isinf(self.worst) and self.worst <= NEAR_TIE
+    def cheat(self) -> bool:
+        return self.decisive is not None
 
 
 @dataclass
@@ -161,10 +157,12 @@ async def replay(runtime: LlamaCppRuntime, call: Call, text: str, *, prompt_cach
         text,
         schema=profile.output_schema,
         sampling=profile.sampling(),
-        tolerance=math.inf,
+        tolerance=NEAR_TIE,
         reuse_prompt=prompt_cache,
     )
-    return Outcome([d.margin for d in done.divergences], done.tokens, done.complete, done.cpu_s)
+    decisive = done.decisive.margin if done.decisive is not None else None
+    followed = [d.margin for d in done.divergences if d is not done.decisive]
+    return Outcome(followed, decisive, done.tokens, done.complete, done.cpu_s)
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -235,7 +233,7 @@ async def calibrate(count: int, threads_cap: int | None) -> None:
                     await replay(checkers[checker.name], call, text, prompt_cache=checker.prompt_cache)
                 )
             ties = sum(len(o.margins) for o in outcomes)
-            worst = max((o.worst for o in outcomes), default=0.0)
+            worst = max((o.worst for o in outcomes if not o.cheat()), default=0.0)
             worst_honest = max(worst_honest, worst)
             false = sum(o.cheat() for o in outcomes)
             inconclusive = sum(not o.complete and not o.cheat() for o in outcomes)
@@ -315,19 +313,15 @@ async def calibrate(count: int, threads_cap: int | None) -> None:
     print()
     print("Cheats (checked by X):")
     print()
-    heads = " | ".join(f"caught at {t:g}" for t in THRESHOLDS)
-    print(f"| cheat | answers | same as honest | differing | caught at NEAR_TIE | {heads} | median margin |")
-    print("|---|---|---|---|---|" + "---|" * len(THRESHOLDS) + "---|")
+    print("| cheat | answers | same as honest | differing | caught | median decisive margin |")
+    print("|---|---|---|---|---|---|")
     for row in cheats:
         differing = len(row.outcomes)
         caught = sum(o.cheat() for o in row.outcomes)
         rate = f"{caught}/{differing} = {caught / differing:.0%}" if differing else "–"
-        sweep = " | ".join(
-            f"{sum(o.cheat(t) for o in row.outcomes) / differing:.0%}" if differing else "–"
-            for t in THRESHOLDS
-        )
-        median = _margin(statistics.median([o.worst for o in row.outcomes])) if differing else "–"
-        print(f"| {row.kind} | {row.answers} | {row.same} | {differing} | {rate} | {sweep} | {median} |")
+        margins = [o.decisive for o in row.outcomes if o.decisive is not None]
+        median = _margin(statistics.median(margins)) if margins else "–"
+        print(f"| {row.kind} | {row.answers} | {row.same} | {differing} | {rate} | {median} |")
     if gemma is None:
         print()
         print(

@@ -178,6 +178,13 @@ class _Grammar:
         self._lib.llama_sampler_apply(self._sampler, ctypes.byref(array))
         return cast("npt.NDArray[np.bool_]", np.isfinite(data["logit"]))
 
+    def clone(self) -> _Grammar:
+        """An independent copy in the same state."""
+        copy = object.__new__(_Grammar)
+        copy._lib, copy._dtype = self._lib, self._dtype
+        copy._sampler = self._lib.llama_sampler_clone(self._sampler) if self._sampler is not None else None
+        return copy
+
     def accept(self, token: int) -> None:
         if self._sampler is not None:
             self._lib.llama_sampler_accept(self._sampler, token)
@@ -292,66 +299,201 @@ def walk(
     reuse_prompt: bool,
     model_ref: ModelRef,
 ) -> Replay:
-    """Replay `text` as the answer to the formatted `prompt`; see the module docstring."""
+    """Replay `text` as the answer to the formatted `prompt`; see the module docstring.
+
+    Where several tokens that begin the rest of the claim are within `tolerance` of the greedy choice (a near-tie
+    between two splits of the same text, such as `' ['` and `' ["'`), the agent may have taken either, and the
+    rest of its answer follows from that choice: the walk takes the best and, if that path ends in a decisive
+    divergence, comes back to try the others (at most `MAX_BACKTRACKS` times; a search cut short is no verdict).
+    """
     started = time.process_time()
     claimed = text.encode("utf-8")
     context = _Context(llama)
+    logits = context.start(prompt, reuse_prompt)
     sampler = _Grammar(llama, grammar)
     try:
-        logits = context.start(prompt, reuse_prompt)
-        position, consumed, fast = _fast_path(context, vocabulary, sampler, claimed, logits, len(prompt))
-        logits = fast.logits
-        divergences: list[Divergence] = []
-        decisive: Divergence | None = None
-        complete = False
-        limit = max_tokens + len(claimed) + 8  # every step consumes a byte, but for empty-text tokens
-        while position <= limit:
-            rest = claimed[consumed:]
-            greedy = _greedy(logits, sampler)
-            if not rest:
-                divergence = _end_divergence(vocabulary, sampler, logits, greedy, position, max_tokens, stops)
-                if divergence is not None:
-                    divergences.append(divergence)
-                    if divergence.margin > tolerance:
-                        decisive = divergence
-                        break
-                complete = True
-                break
-            if (
-                greedy is not None
-                and greedy not in vocabulary.eog
-                and rest.startswith(vocabulary.pieces[greedy])
-            ):
-                follow = greedy
-            else:
-                best = _best(logits, vocabulary.starting(rest), sampler)
-                margin = math.inf if greedy is None or best is None else float(logits[greedy] - logits[best])
-                divergence = Divergence(
-                    position,
-                    _text(vocabulary.pieces[best]) if best is not None else _text(rest[:16]),
-                    "" if greedy is None or greedy in vocabulary.eog else _text(vocabulary.pieces[greedy]),
-                    margin,
-                )
-                divergences.append(divergence)
-                if margin > tolerance or best is None:
-                    decisive = divergence
-                    break
-                follow = best
-            sampler.accept(follow)
-            consumed += len(vocabulary.pieces[follow])
-            position += 1
-            logits = context.decode([follow])[0]
+        position, consumed, fast = _fast_path(
+            context, vocabulary, sampler, claimed, logits.copy(), len(prompt)
+        )
+        search = _Search(context, vocabulary, claimed, len(prompt), max_tokens, stops, tolerance)
+        found = search.run(sampler, position, consumed, fast.logits)
+        if found.decisive is not None and position > 0:
+            # The fast path took the claim's own split without looking for others: search from the start.
+            sampler.close()
+            sampler = _Grammar(llama, grammar)
+            context.truncate(len(prompt))
+            again = search.run(sampler, 0, 0, logits)
+            if again.decisive is None:
+                found = again
+            elif found.decisive is not None and again.decisive is not None:
+                found = again if again.decisive.position > found.decisive.position else found
+        whole = fast.whole and found.complete and not found.divergences
         return Replay(
-            position,
-            tuple(divergences),
-            decisive,
-            complete,
-            complete and fast.whole and not divergences,
+            found.tokens,
+            tuple(found.divergences),
+            found.decisive,
+            found.complete,
+            whole,
             time.process_time() - started,
             model_ref,
         )
     finally:
         sampler.close()
+
+
+MAX_BACKTRACKS = 32
+"""How many near-tie alternatives one replay may go back to try."""
+
+
+@dataclass
+class _Found:
+    tokens: int
+    divergences: list[Divergence]
+    decisive: Divergence | None
+    complete: bool
+
+
+@dataclass
+class _Branch:
+    """A step where other tokens continuing the claim were within the tolerance: what it takes to try them."""
+
+    position: int
+    consumed: int
+    logits: Logits
+    sampler: _Grammar
+    greedy: int | None
+    alternatives: list[int]
+    divergences: int
+
+
+class _Search:
+    def __init__(
+        self,
+        context: _Context,
+        vocabulary: Vocabulary,
+        claimed: bytes,
+        n_prompt: int,
+        max_tokens: int,
+        stops: Sequence[str],
+        tolerance: float,
+    ) -> None:
+        self.context = context
+        self.vocabulary = vocabulary
+        self.claimed = claimed
+        self.n_prompt = n_prompt
+        self.max_tokens = max_tokens
+        self.stops = stops
+        self.tolerance = tolerance
+
+    def run(self, sampler: _Grammar, position: int, consumed: int, logits: Logits) -> _Found:
+        vocabulary, claimed, tolerance = self.vocabulary, self.claimed, self.tolerance
+        branches: list[_Branch] = []
+        divergences: list[Divergence] = []
+        furthest: _Found | None = None
+        backtracks = 0
+        limit = self.max_tokens + len(claimed) + 8  # every step consumes a byte, but for empty-text tokens
+        try:
+            while True:
+                failed: Divergence | None = None
+                follow: int | None = None
+                rest = claimed[consumed:]
+                greedy = _greedy(logits, sampler)
+                if position > limit:
+                    return _Found(position, divergences, None, False)
+                if not rest:
+                    end = _end_divergence(
+                        vocabulary, sampler, logits, greedy, position, self.max_tokens, self.stops
+                    )
+                    if end is not None:
+                        divergences.append(end)
+                    if end is None or end.margin <= tolerance:
+                        return _Found(position, divergences, None, True)
+                    failed = end
+                else:
+                    options = _continuations(logits, vocabulary.starting(rest), sampler)
+                    if greedy is not None and greedy not in vocabulary.eog and greedy in options:
+                        follow = greedy
+                    elif options:
+                        follow = options[0]
+                        margin = math.inf if greedy is None else float(logits[greedy] - logits[follow])
+                        divergence = Divergence(
+                            position, _text(vocabulary.pieces[follow]), _piece(vocabulary, greedy), margin
+                        )
+                        divergences.append(divergence)
+                        if margin > tolerance:
+                            failed = divergence
+                    else:
+                        failed = Divergence(position, _text(rest[:16]), _piece(vocabulary, greedy), math.inf)
+                        divergences.append(failed)
+                    if failed is None and follow is not None:
+                        top = float(logits[greedy]) if greedy is not None else float(logits[follow])
+                        others = [t for t in options if t != follow and top - float(logits[t]) <= tolerance]
+                        if others:
+                            branches.append(
+                                _Branch(
+                                    position,
+                                    consumed,
+                                    logits.copy(),
+                                    sampler.clone(),
+                                    greedy,
+                                    others,
+                                    len(divergences),
+                                )
+                            )
+                if failed is not None:
+                    if furthest is None or position > (
+                        furthest.decisive.position if furthest.decisive else -1
+                    ):
+                        furthest = _Found(position, list(divergences), failed, False)
+                    while branches and not branches[-1].alternatives:
+                        branches.pop().sampler.close()
+                    if not branches:
+                        return furthest
+                    if backtracks >= MAX_BACKTRACKS:
+                        return _Found(position, divergences, None, False)
+                    backtracks += 1
+                    branch = branches[-1]
+                    follow = branch.alternatives.pop(0)
+                    position, consumed, logits = branch.position, branch.consumed, branch.logits.copy()
+                    sampler.close()
+                    sampler = branch.sampler.clone()
+                    self.context.truncate(self.n_prompt + position)
+                    del divergences[branch.divergences :]
+                    if branch.greedy is not None and branch.greedy != follow:
+                        divergences.append(
+                            Divergence(
+                                position,
+                                _text(vocabulary.pieces[follow]),
+                                _piece(vocabulary, branch.greedy),
+                                float(logits[branch.greedy] - logits[follow]),
+                            )
+                        )
+                assert follow is not None
+                sampler.accept(follow)
+                consumed += len(vocabulary.pieces[follow])
+                position += 1
+                logits = self.context.decode([follow])[0]
+        finally:
+            for branch in branches:
+                branch.sampler.close()
+            sampler.close()
+
+
+def _continuations(logits: Logits, tokens: Sequence[int], grammar: _Grammar) -> list[int]:
+    """The grammar-allowed tokens among `tokens`, best logit first."""
+    import numpy as np
+
+    if not tokens:
+        return []
+    ids = np.array(sorted(set(tokens)), dtype=np.intc)
+    kept = ids[grammar.allowed(ids)]
+    return [int(t) for t in sorted(kept.tolist(), key=lambda t: (-float(logits[t]), t))]
+
+
+def _piece(vocabulary: Vocabulary, token: int | None) -> str:
+    if token is None or token in vocabulary.eog:
+        return ""
+    return _text(vocabulary.pieces[token])
 
 
 @dataclass
