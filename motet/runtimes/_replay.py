@@ -11,7 +11,10 @@ text, under the same chat template, grammar and sampling chain the runtime gener
   walk follows `t` (an honest near-tie: floating-point sums differ between thread counts, batch sizes, cached
   prompts and machines), above it the walk stops (the decisive divergence);
 - when the claimed text is used up, the model must end the answer (an end-of-generation token; or the answer
-  reached `max_tokens`): a model that would go on gives a divergence whose margin is `logit[g] - logit[end]`.
+  reached `max_tokens`): a model that would go on gives a divergence whose margin is `logit[g] - logit[end]`;
+- where two tokens that both begin the rest of the claim are within `tolerance` (`' ['` and `' ["'`), the agent
+  may have taken either and the rest of its answer follows from that choice: a path that ends in a decisive
+  divergence goes back to try the other (a bounded search; cut short, it gives no verdict).
 
 A fast path gives the same decisions at a fraction of the cost: the claimed text is tokenized and evaluated in
 chunks (one batched prefill, logits at every position) and each step is accepted when the claimed token is the
@@ -83,9 +86,9 @@ class Divergence:
 class Replay:
     """What re-running the model along a claimed answer found.
 
-    `decisive` is the first divergence above the tolerance (the walk stops there); `divergences` lists every
-    divergence met, the decisive one last. With `tolerance=inf` nothing is decisive and the walk records every
-    margin, which is what calibration wants: a walk with any lower tolerance is a prefix of that one.
+    `decisive` is the divergence above the tolerance that ended the walk (when every near-tie alternative failed
+    too: the one on the path that got furthest); `divergences` lists the divergences on the path reported, the
+    decisive one last. With `tolerance=inf` nothing is decisive and every margin on the greedy path is recorded.
     """
 
     tokens: int
