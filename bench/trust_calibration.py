@@ -334,7 +334,7 @@ async def calibrate(count: int, threads_cap: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.trust_calibration", description=__doc__)
     parser.add_argument(
-        "--requests", type=int, default=30, help="requests in the calibration set (default 30)"
+        "--requests", type=int, default=24, help="requests in the calibration set (default 24)"
     )
     parser.add_argument("--max-threads", type=int, default=None, help="cap every setting's thread count")
     args = parser.parse_args()

@@ -33,8 +33,10 @@ from motet.trust._verdict import Verdict
 NEAR_TIE: Final = 0.5
 """The logit margin up to which a divergence from the model's greedy choice is an honest near-tie.
 
-SmolLM2-135M Q4_1 on CPU: the largest margin at an honest divergence in the calibration set is far below it
-(docs/trust.md "Calibration")."""
+SmolLM2-135M Q4_1 on CPU: the largest margin at an honest divergence in the calibration set is 0.139, with no
+false cheat in 144 checks of honest answers made and checked under other thread counts, batch sizes and prompt
+caches, while 95-100 % of the realistic cheats that change the answer diverge by more (docs/trust.md
+"Calibration")."""
 
 
 @dataclass(frozen=True)
