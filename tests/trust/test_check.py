@@ -129,7 +129,7 @@ def test_a_lower_quantization_is_caught(world: World, tmp_path: Path) -> None:
     try:
 
         async def cheat_answers() -> list[str]:
-            return [await answer(cheater, call) for call in world.calls[: 2 * len(TEXTS)]]
+            return [await answer(cheater, call) for call in world.calls[: len(TEXTS)]]  # the summaries
 
         answers = asyncio.run(cheat_answers())
     finally:
@@ -226,7 +226,7 @@ def test_the_fast_path_decides_as_the_token_by_token_walk_does(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     truncated = world.honest[0].replace(json.loads(world.honest[0])["summary"], "A")
-    cases = [(world.calls[i], world.honest[i]) for i in (0, 3, 6)] + [(world.calls[0], truncated)]
+    cases = [(world.calls[i], world.honest[i]) for i in (0, len(TEXTS))] + [(world.calls[0], truncated)]
     fast = [check(world.checker, call, text) for call, text in cases]
 
     def no_fast_path(*args: object) -> tuple[int, int, object]:
@@ -236,7 +236,7 @@ def test_the_fast_path_decides_as_the_token_by_token_walk_does(
     monkeypatch.setattr(_replay, "_fast_path", no_fast_path)
     slow = [check(world.checker, call, text) for call, text in cases]
     assert (
-        [r.verdict for r in fast] == [r.verdict for r in slow] == [Verdict.CONSISTENT] * 3 + [Verdict.CHEAT]
+        [r.verdict for r in fast] == [r.verdict for r in slow] == [Verdict.CONSISTENT] * 2 + [Verdict.CHEAT]
     )
     assert [r.tokens for r in fast] == [r.tokens for r in slow]
     assert fast[-1].position == slow[-1].position
