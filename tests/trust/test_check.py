@@ -15,7 +15,7 @@ import pytest
 
 from motet.agents import VerifiableProfile, profile_hash, response_hash
 from motet.agents.builtins import BUILTINS
-from motet.errors import CheckUnavailable, InvalidEvidence
+from motet.errors import CheckUnavailable, InvalidEvidence, InvalidRuntimeArgument, ModelNotFound
 from motet.payments import ReceiptDomain, ReceiptSigner, request_hash
 from motet.runtimes import LlamaCppRuntime, ModelRef, Sampling, _replay
 from motet.runtimes.gguf import bundled_model, requantize
@@ -240,3 +240,12 @@ def test_the_fast_path_decides_as_the_token_by_token_walk_does(
     )
     assert [r.tokens for r in fast] == [r.tokens for r in slow]
     assert fast[-1].position == slow[-1].position
+
+
+def test_requantize_names_the_types_it_knows_and_refuses_a_missing_file(tmp_path: Path) -> None:
+    source = bundled_model("smollm2").locate()
+    with pytest.raises(InvalidRuntimeArgument, match="Q4_0"):
+        requantize(source, tmp_path / "out.gguf", "Q9_9")
+    with pytest.raises(ModelNotFound):
+        requantize(tmp_path / "missing.gguf", tmp_path / "out.gguf", "Q4_0")
+    assert not (tmp_path / "out.gguf").exists()
