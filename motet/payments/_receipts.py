@@ -206,6 +206,11 @@ class Receipt(TypedStruct):
     def __post_init__(self) -> None:
         self._check_fields()
 
+    def struct(self) -> tuple[bytes, bytes, int, int, int, bytes]:
+        """The signed fields in the type string's order: the `Receipt` tuple the validation and reputation
+        contracts take (their signature is passed beside it)."""
+        return (self.request_hash, self.response_hash, self.price, self.channel_id, self.seq, self.model_ref)
+
     def to_dict(self) -> dict[str, Any]:
         """The wire form (JSON-safe: big integers as decimal strings, bytes as 0x-hex)."""
         return {

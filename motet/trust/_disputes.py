@@ -250,14 +250,6 @@ class Disputes:
                 f"the receipt is for chain {receipt.domain.chain_id} channels {receipt.domain.contract}, but this "
                 f"chain is {self.chain.chain_id} with channels {channels}: dispute it on its own chain"
             )
-        fields = (
-            receipt.request_hash,
-            receipt.response_hash,
-            receipt.price,
-            receipt.channel_id,
-            receipt.seq,
-            receipt.model_ref,
-        )
         size = len(evidence_uri.encode())
         if not 0 < size <= MAX_EVIDENCE_URI:
             raise DisputeError(
@@ -266,7 +258,7 @@ class Disputes:
             )
         value = self.chain.settings.disputes.bond if bond is None else bond
         call = self.contract.functions.open_dispute(
-            agent_id, fields, receipt.signature, _model_bytes(model_sha256), evidence_uri
+            agent_id, receipt.struct(), receipt.signature, _model_bytes(model_sha256), evidence_uri
         )
         tx = self._send(
             call,

@@ -126,15 +126,9 @@ class Reputation:
         payout = str(self.registry.functions.agents(agent_id).call()[0])
         if int(payout, 16) != 0:  # an unknown agent: the contract says so
             verify_receipt(receipt, payout)
-        fields = (
-            receipt.request_hash,
-            receipt.response_hash,
-            receipt.price,
-            receipt.channel_id,
-            receipt.seq,
-            receipt.model_ref,
+        call = self.contract.functions.give_feedback(
+            agent_id, receipt.struct(), receipt.signature, score, raw_tag, uri
         )
-        call = self.contract.functions.give_feedback(agent_id, fields, receipt.signature, score, raw_tag, uri)
         self.chain.send(call, sender=self.account, action=f"rating agent {agent_id}")
 
     def summary(self, agent_id: int) -> ReputationSummary:
