@@ -39,6 +39,7 @@ from motet.composer._trust import VERIFY, AgentTrust, Policy, Sampler, Selection
 from motet.composer._types import check_inputs
 from motet.errors import GraphError, MotetError
 from motet.registry import Registry
+from motet.trust.economics import Economics
 from motet.units import format_amount
 
 __all__ = ["Node", "Policy", "Route", "Workflow"]
@@ -252,9 +253,12 @@ async def _offers_for(
 
     A node that names its agent gets that agent whatever its stake and record; otherwise only agents with at
     least `Settings.min_stake` bonded are candidates, so that an unstaked agent cannot take every call for
-    free, and agents slashed for a confirmed cheat are dropped.
+    free, and agents slashed for a confirmed cheat are dropped. So is an agent whose bonded stake is under
+    what makes cheating lose at its price (`Economics.least_stake`) for a verifiable capability: a slash would
+    not cost it what cheating at that price earns before a sample catches it.
     """
     min_stake = registry.chain.settings.min_stake
+    economics = Economics.published(registry.chain.settings)
     records = (
         [registry.get(node.agent)]
         if node.agent is not None
@@ -276,6 +280,17 @@ async def _offers_for(
         except MotetError as exc:
             dropped.append((f"agent {record.agent_id}", str(exc)))
             continue
+        if node.agent is None and spec.verifiable is not None and economics.sample_rate > 0:
+            least = economics.least_stake(offer.worst_case)
+            if offer.stake < least:
+                dropped.append(
+                    (
+                        f"agent {record.agent_id}",
+                        f"stake {format_amount(offer.stake)} is under {format_amount(least)}, the least at which "
+                        f"cheating at its price ({format_amount(offer.worst_case)}) loses (docs/trust.md#economics)",
+                    )
+                )
+                continue
         found.append(offer)
     for label, problem in dropped:
         log.warning("node %r skips %s: %s", node.id, label, problem)

@@ -16,8 +16,10 @@ from motet.composer._trust import AgentTrust, select
 from motet.errors import GraphError, InvalidComposeArgument
 from motet.payments import Receipt
 from motet.registry import Registry
+from motet.runtimes import LlamaCppRuntime
 from motet.settings import TrustSettings
 from motet.trust import Disputes, Reputation, TrustFacts, Verdict
+from motet.trust.economics import Economics
 
 STAKE = 10**17
 PRICES = {"cheap": 10**15, "careful": 2 * 10**15, "cheater": 5 * 10**14}
@@ -239,3 +241,42 @@ def test_trust_settings_are_checked() -> None:
         TrustSettings(sample_rate=-0.1)
     with pytest.raises(InvalidComposeArgument, match="at least one is above 0"):
         TrustSettings(price_weight=0, reputation_weight=0, stake_weight=0, record_weight=0, latency_weight=0)
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Topic(BaseModel):
+    topic: str
+
+
+async def test_a_verifiable_agent_staking_less_than_cheating_at_its_price_would_earn_is_dropped(
+    chain: Chain, smollm2: LlamaCppRuntime
+) -> None:
+    # S5: at price P the stake must be at least Economics.least_stake(P) (40 × P at the published numbers), or
+    # an agent would expect to earn more by cheating until a sample catches it than a slash would take.
+    price = 10**14
+    least = Economics.published(chain.settings).least_stake(price)
+    assert chain.settings.min_stake < least  # the registry's floor alone would let it in
+    registry = Registry(chain)
+    ids: dict[str, int] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for index, (name, stake) in enumerate(
+            (("thin", chain.settings.min_stake), ("bonded", least)), start=1
+        ):
+            agent = Agent(name, description="Names a topic.", price=price, runtime=smollm2)
+            agent.prompt(
+                "topic", input=Text, output=Topic, instructions="Topic?", max_tokens=8, verifiable=True
+            )
+            server = AgentServer(agent, chain=chain, account=chain.accounts[index])
+            await stack.enter_async_context(server.running())
+            ids[name] = await server.register(registry, stake=stake)
+        payer = Payer(chain, chain.accounts[4])
+        await stack.enter_async_context(payer)
+        flow = Workflow("topics", inputs=Text)
+        flow.add("topic", "topic")
+        compiled = await flow.compile(registry, payer=payer, budget=10**16)
+    assert [offer.agent_id for offer in compiled.candidates["topic"]] == [ids["bonded"]]
+    explained = compiled.explain()
+    assert f"agent {ids['thin']}" in explained and "the least at which cheating at its price" in explained
