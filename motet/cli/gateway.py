@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -176,12 +177,16 @@ def gateway(
             await asyncio.Event().wait()
 
     async def main() -> None:
+        # SIGTERM (a service manager, a test) stops it as ctrl+c does: the agents stop, then the anvil it started.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         async with market_registry(node, serve_agents=chain.dev, threads=threads) as registry:
             await serve(registry)
 
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("stopped")
     finally:
         node.close()

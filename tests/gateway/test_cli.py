@@ -155,6 +155,10 @@ async def test_gateway_command_serves_the_page_and_funds_dev_wallets(chain_kind:
     finally:
         process.terminate()
         await process.wait()
+    if chain_kind == "anvil":  # SIGTERM stopped the anvil it started too: no node is left behind
+        with pytest.raises(httpx.ConnectError):
+            async with httpx.AsyncClient() as http:
+                await http.post(config["rpcUrl"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
 
 
 # -- deposit, withdraw, revoke ----------------------------------------------------------------------------
