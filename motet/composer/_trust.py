@@ -220,14 +220,28 @@ def _weights(settings: TrustSettings) -> dict[str, float]:
     return {part: weight / total for part, weight in raw.items()}
 
 
-def read_trust(chain: Chain, agent_id: int, latency_s: float | None) -> AgentTrust:
+_FACTS_CACHE: dict[tuple[int, bytes, int], TrustFacts] = {}
+_FACTS_CACHE_SIZE = 4096
+
+
+def read_trust(chain: Chain, agent_id: int, latency_s: float | None, *, block: bytes = b"") -> AgentTrust:
     """An agent's trust facts from the chain's contracts, with the payer's measured latency.
 
-    A chain whose trust contracts cannot be read (an older deployment) gives a record without facts: the
-    agent is then ranked by price, stake and latency alone, and the explanation says why.
+    Facts read at the block whose hash is `block` are kept (a few thousand at most), so that compiling again
+    before the chain moves reads nothing; without `block` they are always read. A chain whose trust contracts
+    cannot be read (an older deployment) gives a record without facts: the agent is then ranked by price,
+    stake and latency alone, and the explanation says why.
     """
+    key = (chain.chain_id, block, agent_id)
     try:
-        return AgentTrust(trust_facts(chain, agent_id), latency_s)
+        facts = _FACTS_CACHE.get(key) if block else None
+        if facts is None:
+            facts = trust_facts(chain, agent_id)
+            if block:
+                if len(_FACTS_CACHE) >= _FACTS_CACHE_SIZE:
+                    _FACTS_CACHE.clear()
+                _FACTS_CACHE[key] = facts
+        return AgentTrust(facts, latency_s)
     except (MotetError, Web3Exception) as exc:
         log.warning("agent %d: its trust record cannot be read: %s", agent_id, exc)
         return AgentTrust(None, latency_s, str(exc))

@@ -190,11 +190,13 @@ class Workflow:
         graph = self._graph()
         registry.sync()
         records: dict[int, AgentTrust] = {}
+        # Facts are read once per block: a compile before the chain moves again reads none.
+        block = bytes(registry.chain.w3.eth.get_block("latest")["hash"])
 
         def trust(offer: Offer) -> AgentTrust:
             if offer.agent_id not in records:
                 records[offer.agent_id] = read_trust(
-                    registry.chain, offer.agent_id, payer.latency(offer.agent_id)
+                    registry.chain, offer.agent_id, payer.latency(offer.agent_id), block=block
                 )
             return records[offer.agent_id]
 
