@@ -4,12 +4,11 @@ after real disputes (decided by three validators' commit and reveal) and real pa
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from support.reputation import World, build_world, fields, send_fast
+from support.reputation import World, fields, send_fast
 
 from motet.chain import NATIVE_ASSET
 from motet.payments import Receipt
@@ -20,20 +19,6 @@ MODEL = "ab" * 32
 """The GGUF sha256 the disputes name and the validators declare (nothing is re-run here)."""
 STAKE = 2 * 10**15
 """Agent A's stake (`build_world`)."""
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[World]:
-    world = build_world()
-    yield world
-    world.chain.close()
-
-
-@pytest.fixture
-def world(deployed: World) -> Iterator[World]:
-    snapshot = deployed.chain.snapshot()
-    yield deployed
-    deployed.chain.revert(snapshot)
 
 
 def dispute(world: World, receipt: Receipt) -> int:

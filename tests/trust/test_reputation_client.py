@@ -3,30 +3,15 @@ typed errors, and reads the payment-weighted summary exactly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from support.reputation import World, build_world
+from support.reputation import World
 
 from motet.errors import InvalidReceipt, TransactionReverted
 from motet.payments import ReceiptDomain, ReceiptSigner
 from motet.trust import Reputation, ReputationSummary
 from motet.trust._reputation import tag_bytes, tag_text
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[World]:
-    world = build_world()
-    yield world
-    world.chain.close()
-
-
-@pytest.fixture
-def world(deployed: World) -> Iterator[World]:
-    snapshot = deployed.chain.snapshot()
-    yield deployed
-    deployed.chain.revert(snapshot)
 
 
 def test_payers_give_feedback_and_the_summary_is_their_payment_weighted_score(world: World) -> None:

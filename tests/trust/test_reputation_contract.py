@@ -7,29 +7,13 @@ the agent's payout key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from support.channels import CONTRACTS_DIR
-from support.reputation import AGENT_PRICE, World, build_world, fields
+from support.reputation import AGENT_PRICE, World, fields
 
 from motet.errors import ChainError, TransactionReverted
 from motet.payments import ChannelClient, DelegationClient
 from motet.trust._reputation import tag_bytes
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[World]:
-    world = build_world()
-    yield world
-    world.chain.close()
-
-
-@pytest.fixture
-def world(deployed: World) -> Iterator[World]:
-    snapshot = deployed.chain.snapshot()
-    yield deployed
-    deployed.chain.revert(snapshot)
 
 
 def refused(reason: str, world: World, *args: object, **kwargs: object) -> None:
