@@ -130,11 +130,11 @@ class Economics:
     and the published numbers do not pay a challenger on a chain whose gas costs much more)."""
     dispute_gas: int = 1_400_000
     """Gas a challenger spends on one dispute: open (checks the receipt's signature), draw, resolve and withdraw;
-    1,344,677 measured on the embedded chain with three validators (the draw grows with the validator pool)."""
-    commit_gas: int = 110_000
-    """Gas of one validator's commit (105,310 at most measured)."""
-    reveal_gas: int = 320_000
-    """Gas of one validator's reveal and withdrawal (283,873 + 30,141 at most measured)."""
+    1,347,481 measured on the embedded chain with three validators (the draw grows with the validator pool)."""
+    commit_gas: int = 115_000
+    """Gas of one validator's commit (111,797 at most measured: the validator drawn last, committing first)."""
+    reveal_gas: int = 330_000
+    """Gas of one validator's reveal and withdrawal (286,032 + 30,141 at most measured: the first to reveal)."""
     calls: int = 1_000
     """The horizon: calls a cheater serves, unless it is caught first (it then drops out of default selection)."""
 
