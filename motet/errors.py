@@ -37,6 +37,9 @@
     │                                                          accepts, or a price above the card's for the usage
     ├── ComposeError
     │   ├── GraphError                  (also ValueError)      a graph that cannot run: names the node or edge
+    │   │   └── WorkflowFileError                              a workflow file that cannot be read: file, line, node
+    │   ├── WorkflowInputError          (also ValueError)      inputs that do not fit the workflow's (or a node's)
+    │   │                                                      input schema: missing, unknown or mistyped fields
     │   ├── NoPlan                      (also LookupError)     no type-compatible path reaches the goal
     │   ├── InvalidComposeArgument      (also ValueError)      an argument the composer cannot use
     │   └── NodeFailed                                         every candidate agent of a node failed
@@ -124,6 +127,8 @@ __all__ = [
     "TrustError",
     "UnknownCapability",
     "VoucherNotAboveHighest",
+    "WorkflowFileError",
+    "WorkflowInputError",
 ]
 
 
@@ -334,6 +339,34 @@ class GraphError(ComposeError, ValueError):
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
+
+
+class WorkflowFileError(GraphError):
+    """A workflow file that cannot be read: malformed TOML or YAML, an unknown key, a node or an input that
+    does not exist, a bad mapping. The message is one line, `FILE:LINE: node 'id': problem`; `path`, `line`
+    and `node` are None where they are not known."""
+
+    def __init__(self, path: str, problem: str, *, line: int | None = None, node: str | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        if node is not None:
+            where += f": node {node!r}"
+        super().__init__(where, problem)
+        self.path = path
+        self.line = line
+        self.node = node
+
+
+class WorkflowInputError(ComposeError, ValueError):
+    """Inputs that do not fit a workflow's input schema (or the input schema of the capability a node calls):
+    `fields` maps each bad field to what is wrong and what is expected. Raised before anything is paid; an
+    input error is never a reason to try another agent."""
+
+    def __init__(self, what: str, fields: dict[str, str], *, node: str | None = None) -> None:
+        problems = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
+        super().__init__(f"{what}: {problems}")
+        self.what = what
+        self.fields = fields
+        self.node = node
 
 
 class NoPlan(ComposeError, LookupError):

@@ -186,6 +186,8 @@ PUBLIC: dict[str, list[str]] = {
         "TrustError",
         "UnknownCapability",
         "VoucherNotAboveHighest",
+        "WorkflowFileError",
+        "WorkflowInputError",
     ],
     "motet.gateway": [
         "Gateway",
