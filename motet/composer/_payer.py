@@ -238,6 +238,11 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             room += deposit - (highest.cumulative_amount if highest else 0)
         return room
 
+    def forget_channel(self, channel_id: int) -> None:
+        """Stop paying through `channel_id` (closed or closing, e.g. from a wallet screen): the next call to its
+        agent opens a new channel instead of signing vouchers on one that is ending."""
+        self._open = {payee: known for payee, known in self._open.items() if known[0] != channel_id}
+
     def _row(self, attempt: _Attempt) -> dict[str, Any] | None:
         cursor = self._db.execute(
             "SELECT status, channel, price, owed, answer, voucher FROM calls "
