@@ -3,17 +3,22 @@ inputs (`-i name=value`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlparse
 
 import typer
 
-from motet.errors import InvalidAmount
-from motet.units import AMOUNT_HELP, Wei, parse_amount
+from motet.cli._console import err
+from motet.errors import AccountError, ChainConnectionError, ChainError, InvalidAmount
+from motet.units import AMOUNT_HELP, Wei, format_eth, parse_amount
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from rich.console import Console
+
     from motet.chain import Chain, ChainKind
 
 # -- the chain ---------------------------------------------------------------------------------------------
@@ -42,16 +47,92 @@ class ChainChoice:
         if self.kind not in kinds:
             raise typer.BadParameter(f"{self} does not work here: {why}", param_hint="--chain")
 
-    def open(self) -> Chain:
-        """Start or connect to the chain."""
+    def open(
+        self,
+        *,
+        registry: str | None = None,
+        channels: str | None = None,
+        key: str | None = None,
+        signer: str = "this command",
+    ) -> Chain:
+        """Start or connect to the chain, with the settings of the environment (`MOTET_HOME`,
+        `MOTET_CHALLENGE_PERIOD`, ...). On a node, `registry` and `channels` (the `--registry` and `--channels`
+        options) are the addresses of motet's contracts to use there, checked by `Chain.use`; a node signs as
+        `key`, or as MOTET_PRIVATE_KEY or MOTET_KEYSTORE, and the error for none says so in the CLI's terms,
+        naming the `signer` (the payer, the agent)."""
         from motet.chain import Chain
         from motet.settings import Settings
 
-        if self.kind == "embedded":
-            return Chain.embedded()
-        if self.kind == "anvil":
-            return Chain.anvil()
-        return Chain.connect(self.url, settings=Settings.from_env())
+        settings = Settings.from_env()
+        addresses = {"AgentRegistry": ("--registry", registry), "PaymentChannels": ("--channels", channels)}
+        if self.dev:
+            _ignore_on_a_new_chain(self, addresses.values())
+            if self.kind == "embedded":
+                return Chain.embedded(settings=settings)
+            return Chain.anvil(settings=settings)
+        url = self.url or os.environ.get("MOTET_RPC_URL")
+        if not url:
+            raise ChainConnectionError(
+                "no node to connect to: give its URL with --chain http://HOST:PORT, or set MOTET_RPC_URL "
+                "(`motet agent serve --chain anvil` prints one to export)"
+            )
+        if not (key or os.environ.get("MOTET_PRIVATE_KEY") or os.environ.get("MOTET_KEYSTORE")):
+            raise AccountError(no_key_message(signer, url))
+        try:
+            node = Chain.connect(url, key, settings=settings)
+        except AccountError as exc:
+            if key or not os.environ.get("MOTET_PRIVATE_KEY"):
+                raise
+            raise AccountError(f"MOTET_PRIVATE_KEY: {exc}") from None
+        try:
+            for name, (option, address) in addresses.items():
+                if address:
+                    try:
+                        node.use(name, address)
+                    except ChainError as exc:
+                        raise typer.BadParameter(
+                            str(exc), param_hint=f"{option} (or {_ENV[option]})"
+                        ) from None
+        except BaseException:
+            node.close()
+            raise
+        return node
+
+
+def no_key_message(signer: str, url: str) -> str:
+    """What to do when nothing says which account signs on the node at `url`, in a shell's terms."""
+    return (
+        f"no key for {signer} to sign with on {url}: export MOTET_PRIVATE_KEY=0x… (a funded account's private "
+        "key; on a dev chain, one of the keys `motet agent serve --chain anvil` or `motet gateway --chain anvil` "
+        "prints), or MOTET_KEYSTORE=FILE with MOTET_KEYSTORE_PASSWORD"
+    )
+
+
+_ENV = {"--registry": "MOTET_REGISTRY", "--channels": "MOTET_CHANNELS"}
+
+
+def _ignore_on_a_new_chain(choice: ChainChoice, given: Iterable[tuple[str, str | None]]) -> None:
+    """A chain started for the command has none of the contracts an address names: refuse an address typed on
+    the command line; one from the environment (exported for another chain) is left out, with a note."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    for option, address in given:
+        if not address:
+            continue
+        name = option.removeprefix("--")
+        source = context.get_parameter_source(name) if context is not None else None
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            raise typer.BadParameter(
+                f"--chain {choice} starts a new chain, which has no contract at {address}: give the URL of the "
+                f"node it is on with --chain, or leave {option} out",
+                param_hint=option,
+            )
+        err.print(
+            f"[yellow]{_ENV[option]}={address} left out: --chain {choice} starts a new chain, with its own "
+            "contracts[/]",
+            highlight=False,
+        )
 
 
 CHAIN_HELP = (
@@ -79,16 +160,92 @@ def parse_chain(text: str | ChainChoice) -> ChainChoice:
     )
 
 
-def open_node(choice: ChainChoice) -> Chain:
+def open_node(
+    choice: ChainChoice,
+    *,
+    registry: str | None = None,
+    channels: str | None = None,
+    signer: str = "this command",
+) -> Chain:
     """The node of a command that works with what is on chain already (agents, channels, vouchers)."""
     choice.require("rpc", why="what this command works with is on a node: give rpc or the node's URL")
-    return choice.open()
+    return choice.open(registry=registry, channels=channels, signer=signer)
 
 
 ChainOption = Annotated[
     ChainChoice,
     typer.Option("--chain", parser=parse_chain, metavar="embedded|anvil|rpc|URL", help=CHAIN_HELP),
 ]
+
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar="MOTET_REGISTRY",
+        metavar="ADDRESS",
+        show_default=False,
+        help="motet's AgentRegistry on the node, where it is not at motet's own address (on a node only).",
+    ),
+]
+ChannelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--channels",
+        "--contract",
+        envvar="MOTET_CHANNELS",
+        metavar="ADDRESS",
+        show_default=False,
+        help="motet's PaymentChannels on the node (an agent's 402 names it as extra.channels), where it is not "
+        "at motet's own address (on a node only).",
+    ),
+]
+
+
+# -- a dev chain, for other terminals ----------------------------------------------------------------------
+
+
+def announce_dev_chain(node: Chain, console: Console, *, used: Mapping[int, str], shown: int = 3) -> None:
+    """Print what another terminal needs to work on the dev chain `node` that this command started and keeps
+    running: its URL, motet's contract addresses, and the funded dev accounts with their keys, saying which
+    ones this command signs as (`used`: account index → what for) and which are free, as `export` lines
+    ready to paste. Nothing is printed for a node the command did not start."""
+    if node.kind != "anvil" or node.url is None:
+        return
+    registry = node.contract("AgentRegistry").address
+    channels = node.contract("PaymentChannels").address
+    free = [index for index in range(len(node.accounts)) if index not in used]
+
+    def say(text: str) -> None:  # one line each, pasted as printed
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    say(f"anvil at {node.url} (chain id {node.chain_id}) runs until this command stops; in another terminal:")
+    say(f"  export MOTET_RPC_URL={node.url} MOTET_REGISTRY={registry} MOTET_CHANNELS={channels}")
+    if free:
+        account = node.accounts[free[0]]
+        say(
+            f"  export MOTET_PRIVATE_KEY={_key(account)}  # dev account {free[0]}, {account.address}: free, "
+            "for a payer or another agent"
+        )
+    say("dev accounts (funded, and their keys are public: for dev chains only):")
+    for index, what in sorted(used.items()):
+        account = node.accounts[index]
+        say(
+            f"  {index}  {account.address}  {format_eth(node.balance(account.address))}  {what}: "
+            f"MOTET_PRIVATE_KEY={_key(account)}"
+        )
+    for index in free[:shown]:
+        account = node.accounts[index]
+        say(
+            f"  {index}  {account.address}  {format_eth(node.balance(account.address))}  free: "
+            f"MOTET_PRIVATE_KEY={_key(account)}"
+        )
+    if len(free) > shown:
+        say(f"  (accounts {free[shown]}-{free[-1]} are free too: anvil's dev mnemonic derives them)")
+
+
+def _key(account: LocalAccount) -> str:
+    return "0x" + bytes(account.key).hex()
 
 
 # -- amounts -----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`motet channel open | sign | show`: pay an agent from a shell, through a payment channel.
 
-The payer signs as MOTET_PRIVATE_KEY (or MOTET_KEYSTORE) on the node at `--chain` (MOTET_RPC_URL by default);
+The payer signs as MOTET_PRIVATE_KEY (or MOTET_KEYSTORE) on the node at `--chain` (MOTET_RPC_URL by default),
+on the channels contract at `--channels` (MOTET_CHANNELS; motet's own by default);
 the vouchers it signs are kept in motet's home, so it never signs below what it signed before. `sign --call`
 signs a call to an agent (agents serve a channel only to calls its payer signed) and prints the whole
 `/invoke` body, ready for curl.
@@ -15,7 +16,15 @@ import typer
 
 from motet.cli._console import out
 from motet.cli._home import ledger
-from motet.cli._options import RPC, ChainChoice, ChainOption, amount_argument, amount_option, open_node
+from motet.cli._options import (
+    RPC,
+    ChainChoice,
+    ChainOption,
+    ChannelsOption,
+    amount_argument,
+    amount_option,
+    open_node,
+)
 from motet.units import Wei
 
 if TYPE_CHECKING:
@@ -23,24 +32,15 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Open payment channels to agents and sign vouchers.", no_args_is_help=True)
 
-Contract = Annotated[
-    str | None,
-    typer.Option(
-        "--contract",
-        envvar="MOTET_CHANNELS",
-        help="The PaymentChannels address (the 402's extra.channels); default motet's deployment.",
-    ),
-]
 ChannelId = Annotated[str, typer.Argument(metavar="CHANNEL", help="The channel id (0x-hex or decimal).")]
 
 
 def _channels(chain: ChainChoice, contract: str | None, *, signs: bool = True) -> ChannelClient:
-    """The payer's channel client; one that `signs` keeps its vouchers in its ledger."""
+    """The payer's channel client on the channels contract at `contract` (motet's own by default); one that
+    `signs` keeps its vouchers in its ledger."""
     from motet.payments import ChannelClient
 
-    node = open_node(chain)
-    if contract:
-        node.use("PaymentChannels", contract)
+    node = open_node(chain, channels=contract, signer="the payer")
     return ChannelClient(node, node.default_account, ledger(node, "payer") if signs else None)
 
 
@@ -57,11 +57,11 @@ def _channel_id(text: str) -> int:
 def open_channel(
     to: Annotated[str, typer.Option("--to", help="The agent's payout address (the 402's payTo).")],
     deposit: Annotated[Wei, amount_option("The deposit", positive=True)],
-    contract: Contract = None,
+    channels: ChannelsOption = None,
     chain: ChainOption = RPC,
 ) -> None:
     """Open a channel to an agent; prints the channel id."""
-    state = _channels(chain, contract).open(to, deposit)
+    state = _channels(chain, channels).open(to, deposit)
     out.print(hex(state.channel_id))
 
 
@@ -89,7 +89,7 @@ def sign(
             "`seq` + 1 (a 409 names it as nextSeq).",
         ),
     ] = 1,
-    contract: Contract = None,
+    channels: ChannelsOption = None,
     chain: ChainOption = RPC,
 ) -> None:
     """Sign a voucher for the cumulative AMOUNT on CHANNEL and print it as JSON; or, with --call, sign a call
@@ -97,8 +97,8 @@ def sign(
     if call is None and cumulative is None:
         raise typer.BadParameter("give the AMOUNT to sign a voucher, or --call to sign a call")
     channel_id = _channel_id(channel)
-    channels = _channels(chain, contract)
-    voucher = channels.sign(channel_id, cumulative) if cumulative is not None else None
+    client = _channels(chain, channels)
+    voucher = client.sign(channel_id, cumulative) if cumulative is not None else None
     if call is None:
         assert voucher is not None
         out.print(json.dumps(voucher.to_dict()))
@@ -109,7 +109,7 @@ def sign(
         value = json.loads(input)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--input") from None
-    signer = CallSigner(bytes(channels.account.key), channels.domain)
+    signer = CallSigner(bytes(client.account.key), client.domain)
     signature = signer.sign(channel_id, seq, request_hash(call, value, channel_id, seq))
     body: dict[str, object] = {
         "capability": call,
@@ -124,9 +124,9 @@ def sign(
 
 
 @app.command("show")
-def show(channel: ChannelId, contract: Contract = None, chain: ChainOption = RPC) -> None:
+def show(channel: ChannelId, channels: ChannelsOption = None, chain: ChainOption = RPC) -> None:
     """Print a channel's state on chain as JSON (amounts in wei)."""
-    state = _channels(chain, contract, signs=False).channel(_channel_id(channel))
+    state = _channels(chain, channels, signs=False).channel(_channel_id(channel))
     out.print(
         json.dumps(
             {
