@@ -12,6 +12,11 @@ non-verifiable capability keeps `modelRef = model_ref_hash(model_ref)` and `resp
 (`response_hash(output, None)`). Python-function capabilities are never verifiable: nothing published says
 what they compute.
 
+An extractive capability (`Agent.prompt(..., words_from="text")`) draws every string of its answer from the words
+of one input field: its grammar depends on the input. The profile then says so (`"wordsFrom": "text"`), and the
+agent and a checker both constrain the call to `schema_for(output_schema, words_from, input)`, the output schema
+with each string restricted to `input_words(input[words_from])`.
+
 Example:
     >>> from motet.runtimes import ModelRef
     >>> ref = ModelRef("llama.cpp", "0.3.36", "SmolLM2-135M-Instruct", "ab" * 32, "Q4_1")
@@ -36,11 +41,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import string
 from collections.abc import Mapping
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from motet.agents._schemas import check_json_schema
@@ -54,6 +69,89 @@ MAX_PROFILE_TOKENS: Final = 8192
 """The largest `max_tokens` a verifiable profile may declare."""
 
 _MODEL_FIELDS: Final = tuple(field.name for field in dataclasses.fields(ModelRef))
+
+MAX_WORDS: Final = 300
+"""The most words of an input an extractive answer chooses from (the first ones, in order of appearance)."""
+MAX_WORD: Final = 40
+"""The longest word, in characters, an extractive answer may choose."""
+_WORD: Final = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+STOP_WORDS: Final = frozenset(
+    """about after all also and any are been before but can could did does for from had has have her his how
+    into its more most not now off only other our out over said she should than that the their them then there
+    these they this those too under very was were what when where which while who why will with would you your
+    """.split()  # noqa: SIM905
+)
+"""Words an extractive answer never chooses (compared lowercased): they say nothing about a text."""
+
+
+def input_words(text: str) -> list[str]:
+    """The words an extractive answer may choose from `text`, in order of first appearance, each once.
+
+    A word is a run of letters and digits, with inner apostrophes or hyphens ("children's", "well-known"), of
+    3 to `MAX_WORD` characters and not in `STOP_WORDS`; at most `MAX_WORDS` of them. A text without any such
+    word gives its other words, and a text without words at all gives its first `MAX_WORD` characters, so that
+    an answer can always be made of the input. This rule is part of the verifiable protocol: a checker derives
+    the same words from the same input.
+
+    Example:
+        >>> input_words("The library's new wing: the wing opens at 9.")
+        ["library's", 'new', 'wing', 'opens']
+    """
+    found = [word for word in _WORD.findall(text) if len(word) <= MAX_WORD]
+    telling = [word for word in found if len(word) >= 3 and word.lower() not in STOP_WORDS]
+    words = list(dict.fromkeys(telling or found))
+    return words[:MAX_WORDS] if words else [text[:MAX_WORD]]
+
+
+def restrict_to_words(schema: Mapping[str, Any], words: list[str]) -> dict[str, Any]:
+    """`schema` with every string in it (a `"type": "string"` without `enum` or `const`) one of `words`.
+
+    Example:
+        >>> items = {"type": "array", "items": {"type": "string", "maxLength": 40}}
+        >>> restrict_to_words({"type": "object", "properties": {"k": items}}, ["a", "b"])["properties"]["k"]
+        {'type': 'array', 'items': {'type': 'string', 'maxLength': 40, 'enum': ['a', 'b']}}
+    """
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        out = {key: walk(value) for key, value in node.items()}
+        if out.get("type") == "string" and "enum" not in out and "const" not in out:
+            out["enum"] = list(words)
+        return out
+
+    restricted: dict[str, Any] = walk(schema)
+    return restricted
+
+
+def schema_for(
+    output_schema: Mapping[str, Any],
+    words_from: str | None,
+    input: Mapping[str, Any],
+    *,
+    capability: str = "prompt",
+) -> dict[str, Any]:
+    """The schema one call's output is constrained to: `output_schema`, or for an extractive capability
+    (`words_from` names an input field) every string in it restricted to `input_words(input[words_from])`.
+
+    The agent and a checker both call this, so that they constrain a call to the same grammar. Raises
+    `InvalidAgentInput` when the input has no text field `words_from`.
+
+    Example:
+        >>> schema = {"type": "object", "properties": {"w": {"type": "string"}}}
+        >>> schema_for(schema, "text", {"text": "Libraries lend books."})["properties"]["w"]["enum"]
+        ['Libraries', 'lend', 'books']
+    """
+    if words_from is None:
+        return dict(output_schema)
+    text = input.get(words_from)
+    if not isinstance(text, str):
+        raise InvalidAgentInput(
+            capability, words_from, "missing or not text: the answer's words come from it"
+        )
+    return restrict_to_words(output_schema, input_words(text))
 
 
 def render_messages(
@@ -146,6 +244,24 @@ class VerifiableProfile(BaseModel):
     max_tokens: int = Field(ge=1, le=MAX_PROFILE_TOKENS)
     temperature: float = 0.0
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    words_from: str | None = Field(default=None, max_length=64)
+    """For an extractive capability, the input field every string of the answer is a word of (`schema_for`);
+    absent from the JSON when None, so that other profiles read and hash as before."""
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_words_from(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.words_from is None:
+            data.pop("wordsFrom", None)
+            data.pop("words_from", None)
+        return data
+
+    @field_validator("words_from")
+    @classmethod
+    def _field_name(cls, words_from: str | None) -> str | None:
+        if words_from is not None and not words_from.isidentifier():
+            raise ValueError(f"wordsFrom {words_from!r} is not an input field name")
+        return words_from
 
     @field_validator("model")
     @classmethod
@@ -195,6 +311,7 @@ class VerifiableProfile(BaseModel):
         template: str | None,
         output_schema: Mapping[str, Any],
         max_tokens: int,
+        words_from: str | None = None,
     ) -> VerifiableProfile:
         """The profile of a prompt capability run on `model_ref`."""
         return cls(
@@ -203,6 +320,7 @@ class VerifiableProfile(BaseModel):
             template=template,
             output_schema=dict(output_schema),
             max_tokens=max_tokens,
+            words_from=words_from,
         )
 
     def model_ref(self) -> ModelRef:
@@ -212,6 +330,10 @@ class VerifiableProfile(BaseModel):
     def messages(self, input: Mapping[str, Any], *, capability: str = "prompt") -> list[Message]:
         """Exactly the messages the agent sends for `input` (the request's input, as JSON values)."""
         return render_messages(self.instructions, self.template, input, capability=capability)
+
+    def call_schema(self, input: Mapping[str, Any], *, capability: str = "prompt") -> dict[str, Any]:
+        """Exactly the schema the agent constrains the call for `input` to (`schema_for`)."""
+        return schema_for(self.output_schema, self.words_from, input, capability=capability)
 
     def sampling(self) -> Sampling:
         """Exactly the sampling the agent uses: greedy, seeded, bounded by `max_tokens`."""

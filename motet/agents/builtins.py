@@ -1,6 +1,9 @@
 """Built-in agents on a local model: summarize, translate, extract keywords, classify sentiment, answer from
 context, critique. Each is a prompt capability with typed input and schema-constrained output.
 
+The model's grammar keeps them faithful where the task allows: `extract_keywords` is extractive (every keyword
+is a word of the text: `Agent.prompt(words_from="text")`), and `classify_sentiment` answers one of three labels.
+
 Example:
     >>> agent = builtin_agent("summarize", price=1_000)
     >>> list(agent.capabilities), agent.price
@@ -13,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, field_validator
 
 from motet.agents._define import Agent
 from motet.errors import InvalidAgentDefinition
@@ -62,7 +65,15 @@ class Translation(BaseModel):
 
 
 class Keywords(BaseModel):
-    keywords: list[Phrase] = Field(max_length=5, description="Up to five keywords, most important first.")
+    keywords: list[Phrase] = Field(
+        max_length=5, description="Up to five words of the text, most important first."
+    )
+
+    @field_validator("keywords")
+    @classmethod
+    def _once_each(cls, keywords: list[str]) -> list[str]:
+        """A keyword the model repeats is kept once (a verifiable answer is the generated JSON as it is)."""
+        return list(dict.fromkeys(keywords))
 
 
 class Sentiment(BaseModel):
@@ -94,6 +105,8 @@ class BuiltinCapability:
     description: str
     max_tokens: int
     examples: tuple[tuple[dict[str, JsonValue], dict[str, JsonValue]], ...] = ()
+    words_from: str | None = None
+    """For an extractive capability, the input field every string of the answer is a word of."""
 
     def add_to(self, agent: Agent, name: str) -> None:
         """Add this capability to `agent` as `name`, answered by the agent's runtime."""
@@ -125,8 +138,9 @@ BUILTINS: dict[str, BuiltinCapability] = {
         Keywords,
         "List the main keywords of the user's text. Answer in JSON.",
         "{text}",
-        "Extract up to five keywords from a text.",
+        "Extract up to five keywords, each a word of the text.",
         max_tokens=96,
+        words_from="text",
     ),
     "classify_sentiment": BuiltinCapability(
         Text,

@@ -59,6 +59,9 @@ _T = TypeVar("_T")
 _TOKENS_PER_MESSAGE = 4
 _ESTIMATE_MARGIN = 8
 _END = object()
+_MAX_GRAMMARS = 64
+"""Grammars kept per loaded model (the oldest goes first): a capability's schema, or one per call of an
+extractive capability."""
 
 
 @dataclass
@@ -365,6 +368,8 @@ class LlamaCppRuntime(RuntimeBase):
                 raise InvalidSchema(
                     schema.json_schema, f"llama.cpp cannot make a grammar of it: {exc}"
                 ) from exc
+            if len(loaded.grammars) >= _MAX_GRAMMARS:  # per-call schemas (extractive capabilities) vary
+                loaded.grammars.pop(next(iter(loaded.grammars)))
             loaded.grammars[key] = grammar
         return grammar
 

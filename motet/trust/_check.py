@@ -2,7 +2,8 @@
 
 A `Checker` holds llama.cpp runtimes and finds the one whose loaded GGUF has the sha256 a profile declares. It
 rebuilds the agent's messages from the profile (`VerifiableProfile.messages`), formats them with the GGUF's chat
-template, constrains the output with the grammar of the profile's `outputSchema`, decodes greedily, and walks
+template, constrains the output with the grammar of the profile's `outputSchema` (for an extractive profile,
+restricted to the input's words: `VerifiableProfile.call_schema`), decodes greedily, and walks
 the claimed text token by token (`LlamaCppRuntime.replay`):
 
 - where the model's greedy token is the claimed text, go on (a different split of the same text is fine);
@@ -122,7 +123,9 @@ class Checker:
             replay = await runtime.replay(
                 messages,
                 text,
-                schema=profile.output_schema,
+                schema=profile.call_schema(
+                    dict(input)
+                ),  # an extractive profile's grammar depends on the input
                 sampling=profile.sampling(),
                 tolerance=self._near_tie,
                 reuse_prompt=self._reuse_prompt,
