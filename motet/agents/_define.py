@@ -34,11 +34,11 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from motet._json import loads
 from motet.agents._cards import AgentCard
-from motet.agents._verifiable import VerifiableProfile, render_messages
+from motet.agents._verifiable import VerifiableProfile, render_messages, schema_for
 from motet.chain import NATIVE_ASSET
 from motet.errors import InvalidAgentDefinition, InvalidAgentInput, UnknownCapability
 from motet.registry import validate_capability_name
-from motet.runtimes import Completion, Message, ModelRef, Runtime, Sampling, TextDelta, Usage
+from motet.runtimes import Completion, Message, ModelRef, Runtime, Sampling, Schema, TextDelta, Usage
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -78,18 +78,26 @@ class CallContext:
         messages: str | Sequence[Message | dict[str, str]],
         output: type[Out],
         sampling: Sampling | None = None,
+        *,
+        schema: Schema | None = None,
     ) -> Out:
         """Ask the runtime for JSON matching `output`, streamed to `on_token` when someone is listening.
 
-        `sampling` defaults to `Sampling(seed=0)`: greedy and reproducible."""
+        `sampling` defaults to `Sampling(seed=0)`: greedy and reproducible. `schema`, when given, is what the
+        output is constrained to instead of `output`'s own JSON Schema (a narrower one, such as an extractive
+        capability's `schema_for`); the answer is still validated by `output`."""
         if self.runtime is None:
             raise RuntimeError("this agent has no runtime: pass runtime= to Agent to use generate()")
         sampling = sampling if sampling is not None else Sampling(seed=0)
         done: Completion | None = None
         if self.on_token is None:
-            done = await self.runtime.complete(messages, sampling, schema=output)
+            done = await self.runtime.complete(
+                messages, sampling, schema=output if schema is None else schema
+            )
         else:
-            async for event in self.runtime.stream(messages, sampling, schema=output):
+            async for event in self.runtime.stream(
+                messages, sampling, schema=output if schema is None else schema
+            ):
                 if isinstance(event, TextDelta):
                     self.on_token(event.text)
                 else:
@@ -114,6 +122,7 @@ class PromptParts:
     template: str | None
     output_schema: dict[str, Any]
     max_tokens: int
+    words_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +314,7 @@ class Agent:
         temperature: float = 0.0,
         examples: Sequence[tuple[dict[str, JsonValue], dict[str, JsonValue]]] = (),
         verifiable: bool = False,
+        words_from: str | None = None,
     ) -> Capability[In, Out]:
         """Add a capability answered by the runtime: `instructions` as the system message, `template`
         (`str.format` over the input's fields; default: the input as canonical JSON) as the user message, and
@@ -315,7 +325,17 @@ class Agent:
         receipts commit to that profile and to the raw generated text, so that a checker holding the same
         weights can tell whether the answer came from them. It must be greedy (`temperature` 0), and its
         template may use plain `{field}` placeholders only.
+
+        `words_from` names a text field of the input and makes the capability extractive: every string of the
+        output is one of that field's words (`input_words`: distinct words of 3+ characters, common words left
+        out), enforced by the grammar of each call. A verifiable profile publishes it, and a checker derives
+        the same grammar from the same input.
         """
+        if words_from is not None and words_from not in input.model_fields:
+            raise InvalidAgentDefinition(
+                f"words_from={words_from!r} of {name!r} is not a field of {input.__name__}: name one of "
+                f"{sorted(input.model_fields)}"
+            )
         if template is not None:
             unknown = {
                 field_name
@@ -334,7 +354,7 @@ class Agent:
                     f"{name!r} is verifiable but has temperature {temperature}: a verifiable capability is "
                     "greedy (temperature 0), since a sampled answer cannot be re-run: drop temperature="
                 )
-            parts = PromptParts(instructions, template, output.model_json_schema(), max_tokens)
+            parts = PromptParts(instructions, template, output.model_json_schema(), max_tokens, words_from)
             try:  # the same checks its card's profile will pass
                 VerifiableProfile.bind(_CHECKABLE, **dataclasses.asdict(parts))
             except ValidationError as exc:
@@ -346,10 +366,13 @@ class Agent:
 
         async def answer(request: BaseModel, ctx: CallContext) -> BaseModel:
             # One rendering for every prompt capability: the one a verifiable profile's checker rebuilds.
-            messages = render_messages(
-                instructions, template, request.model_dump(mode="json"), capability=name
-            )
-            return await ctx.generate(messages, output, sampling)
+            values = request.model_dump(mode="json")
+            messages = render_messages(instructions, template, values, capability=name)
+            if words_from is None:
+                return await ctx.generate(messages, output, sampling)
+            # The schema a verifiable profile's checker derives from the same input (`schema_for`).
+            schema = schema_for(output.model_json_schema(), words_from, values, capability=name)
+            return await ctx.generate(messages, output, sampling, schema=schema)
 
         capability: Capability[In, Out] = Capability(
             name=name,
