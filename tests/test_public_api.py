@@ -77,6 +77,7 @@ PUBLIC: dict[str, list[str]] = {
         "Wei",
     ],
     "motet.composer": [
+        "AgentPayment",
         "Budget",
         "CallPaid",
         "CheckDone",

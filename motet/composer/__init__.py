@@ -18,6 +18,7 @@ Example:
 from motet.composer._budget import Budget, Reservation
 from motet.composer._compiled import CompiledWorkflow
 from motet.composer._events import (
+    AgentPayment,
     CallPaid,
     CheckDone,
     DisputeOpened,
@@ -40,6 +41,7 @@ from motet.composer._trust import Ranked, Selection
 from motet.composer._workflow import Node, Policy, Route, Workflow
 
 __all__ = [
+    "AgentPayment",
     "Budget",
     "CallPaid",
     "CheckDone",

@@ -26,6 +26,7 @@ import networkx as nx
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, JsonValue
 
+from motet.composer import _accounts as accounts
 from motet.composer import _events as events
 from motet.composer import _render as render
 from motet.composer._budget import Budget
@@ -182,6 +183,7 @@ class CompiledWorkflow:
         run_id = run_id or uuid.uuid4().hex[:16]
         report = report if report is not None else self.new_report(run_id)
         report.run_id = run_id
+        report.resumable = self.checkpoints is not None
         values: dict[str, JsonValue] | None = None
         if inputs is not None:
             values = inputs.model_dump(mode="json") if isinstance(inputs, BaseModel) else dict(inputs)
@@ -221,16 +223,24 @@ class CompiledWorkflow:
                 queue.put_nowait(None)
 
         task = asyncio.create_task(drive())
+        ended: BaseException | None = None
         try:
             while (event := await queue.get()) is not None:
                 report.record(event)
                 yield event
             await task
+        except BaseException as exc:  # the report says how the run ended, and its money, whatever happened
+            ended = exc
+            raise
         finally:
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+            accounts.drain(queue, report)
+            offers = [offer for found in self.candidates.values() for offer in found]
+            offers += self.sampler.verifiers if self.sampler is not None else []
+            accounts.close_report(report, self.payer, offers, *accounts.outcome(ended))
 
     @contextlib.asynccontextmanager
     async def _checkpointer(self) -> AsyncIterator[Any]:
@@ -322,7 +332,7 @@ class CompiledWorkflow:
                 emit(
                     events.CallPaid(
                         node_id, offer.label, offer.agent_id, paid.channel, paid.price, paid.cumulative,
-                        paid.replayed,
+                        paid.replayed, offer.payout,
                     )
                 )  # fmt: skip
                 if self.sampler is not None and call is not None and self.sampler.chosen(offer, call):

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import JsonValue
+
+from motet.units import format_amount
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class CallPaid:
     cumulative: int
     replayed: bool = False
     """True when a resumed run found the call already delivered and paid, or re-sent its stored voucher."""
+    payee: str = ""
+    """The address the agent is paid at (its payout), where its channel's vouchers pay out."""
 
 
 @dataclass(frozen=True)
@@ -163,23 +168,187 @@ class NodeReport:
     receipt: str = ""
     """The receipt's request hash, short: the evidence the agent signed."""
     failovers: list[str] = field(default_factory=list)
+    """`agent: problem` of each agent that failed this node, in order."""
     status: str = "pending"
+    """`pending`, `running`, `done`, `skipped`; `failed` or `stopped` when the run failed or was cancelled
+    while the node ran."""
+
+
+RunStatus: TypeAlias = Literal["running", "done", "failed", "cancelled"]
+"""Where a run ended: `done` (every node ran, or was skipped by a route), `failed` (`RunReport.error` says
+why), `cancelled` (stopped from outside: ctrl+c, SIGTERM, a cancelled task); `running` until then."""
+
+_LABEL_ID = re.compile(r"\(#(\d+)\)$")
+
+
+@dataclass
+class AgentPayment:
+    """What one agent was paid in a run, in wei: for the calls it answered, and the checks it ran as a
+    verifier. Each amount is signed in a voucher the agent holds; it is settled once redeemed on chain."""
+
+    agent: str
+    """`name (#id)`."""
+    agent_id: int
+    payee: str = ""
+    """The address its vouchers pay out to ("" when the report did not learn it: a verifier's checks)."""
+    calls: int = 0
+    """Its calls paid in this run (checks it ran included)."""
+    paid: int = 0
+    """What those calls cost, in wei."""
+    channels: list[int] = field(default_factory=list)
+    """The channels the run paid it through."""
+
+    def add(self, price: int, channel: int | None = None) -> None:
+        self.calls += 1
+        self.paid += price
+        if channel is not None and channel not in self.channels:
+            self.channels.append(channel)
 
 
 @dataclass
 class RunReport:
     """What a run did: per-node agent, tokens, price, latency and receipt; what it spent (sampled checks
-    through verifier agents included); the checks and their disputes; how it settled."""
+    through verifier agents included) and to whom; the checks and their disputes; how it settled; the
+    failovers and why; how it ended (`status`, `error`) and, when it did not finish, how to resume it.
+
+    The money, whatever the outcome: `payments` (per agent: calls and wei paid), `spent`, `settled` (redeemed
+    on chain by the run's settlement) and `unsettled` (signed in vouchers the agents hold, not yet redeemed
+    by this run: each agent's server redeems what it holds on its own, and a resumed run settles the rest).
+    `summary()` says it in words, with units; `money()` as JSON-safe data."""
 
     run_id: str
     nodes: dict[str, NodeReport]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     spent: int = 0
+    """Wei the run paid or signed to pay, calls and checks; counted as calls are paid, and from the payer's
+    records when the run ends (calls paid before a resume included)."""
     budget: int = 0
     settlement: Settled | None = None
     checks: list[CheckDone] = field(default_factory=list)
     """Every paid call drawn for a check, with its verdict (or why it went unchecked) and any dispute."""
     events: list[Event] = field(default_factory=list)
+    status: RunStatus = "running"
+    error: str = ""
+    """Why the run failed or was cancelled ("" when it is done or running)."""
+    payments: dict[str, AgentPayment] = field(default_factory=dict)
+    """Agent (`name (#id)`) → what the run paid it, in the order they were first paid."""
+    failovers: list[Failover] = field(default_factory=list)
+    """Every agent that failed a node, with the reason, in order (each one also in its node's `failovers`)."""
+    resumable: bool = False
+    """True when the run kept checkpoints, so that a run that did not finish can be resumed by its id."""
+    resume_hint: str = ""
+    """How to resume this run, as its caller offers it (e.g. `motet run --resume ID`); "" for the default."""
+
+    @property
+    def settled(self) -> int:
+        """Wei of the run's payments redeemed on chain by its settlement: all of `spent` once it settled."""
+        return self.spent if self.settlement is not None else 0
+
+    @property
+    def unsettled(self) -> int:
+        """Wei signed in vouchers the agents hold and this run has not redeemed: still to settle."""
+        return self.spent - self.settled
+
+    def finish(self, status: RunStatus, error: str = "") -> None:
+        """Record how the run ended (the composer does, whatever the outcome); a node still running then
+        failed with the run, or was stopped with it."""
+        self.status, self.error = status, error
+        for node in self.nodes.values():
+            if node.status == "running" and status in ("failed", "cancelled"):
+                node.status = "failed" if status == "failed" else "stopped"
+
+    def how_to_resume(self) -> str:
+        """How to resume the run ("" once it is done): the caller's `resume_hint`, else the Python way."""
+        if self.status == "done":
+            return ""
+        if self.resume_hint:
+            return self.resume_hint
+        if self.resumable:
+            return (
+                f"resume it with `await compiled.run(run_id={self.run_id!r})` (the same checkpoints and payer "
+                "store): finished nodes are not re-run and no call is paid twice"
+            )
+        return "it kept no checkpoints, so it cannot be resumed (compile with `checkpoints=` to make runs resumable)"
+
+    def summary(self) -> str:
+        """How the run ended and its money, in words and units, one fact a line: who was paid what, what is
+        settled and what is still to settle, the failovers and why, and how to resume a run that did not finish.
+
+        Example (a run whose second node failed with every agent):
+            run 3f2a… failed: node 'translate' failed with every agent (polyglot (#5): ...)
+            paid extractor (#1) 5 gwei for 1 call (0x7099…79c8, channel 0x1)
+            spent 5 gwei of a 10,000,000 gwei budget; settled 0 wei; still to settle 5 gwei (vouchers the
+            agents hold: each agent redeems its own, and a resumed run settles what is left)
+            failover: translate: polyglot (#5) failed (...)
+            resume it with `motet run --resume 3f2a…`
+        """
+        ended = {"done": "done", "running": "still running", "failed": "failed", "cancelled": "cancelled"}
+        head = f"run {self.run_id} {ended[self.status]}"
+        lines = [f"{head}: {self.error}" if self.error else head]
+        for payment in self.payments.values():
+            where = ", ".join(
+                part
+                for part in (
+                    payment.payee,
+                    ", ".join(f"channel {hex(c)}" for c in payment.channels),
+                )
+                if part
+            )
+            calls = f"{payment.calls} call" + ("" if payment.calls == 1 else "s")
+            lines.append(
+                f"paid {payment.agent} {format_amount(payment.paid)} for {calls}"
+                + (f" ({where})" if where else "")
+            )
+        if not self.payments and not self.spent:
+            lines.append("paid no agent: nothing was signed")
+        money = f"spent {format_amount(self.spent)} of a {format_amount(self.budget)} budget"
+        if self.settlement is not None:
+            money += f"; settled {format_amount(self.settled)} on chain ({len(self.settlement.tx_hashes)} tx)"
+            if not self.settlement.tx_hashes:
+                money += ", the agents had redeemed it already"
+        elif self.spent:
+            money += (
+                f"; settled 0 wei; still to settle {format_amount(self.unsettled)} (vouchers the agents hold: "
+                "each agent's server redeems its own, and a resumed run settles what is left)"
+            )
+        lines.append(money)
+        for failover in self.failovers:
+            trying = f", then {failover.next_agent} was tried" if failover.next_agent else ""
+            lines.append(
+                f"failover: {failover.node}: {failover.failed_agent} failed ({failover.problem}){trying}"
+            )
+        if hint := self.how_to_resume():
+            lines.append(hint)
+        return "\n".join(lines)
+
+    def money(self) -> dict[str, Any]:
+        """How the run ended and its money as JSON-safe data; amounts in wei as decimal strings (JavaScript
+        numbers lose big integers)."""
+        return {
+            "runId": self.run_id,
+            "status": self.status,
+            "error": self.error or None,
+            "spent": str(self.spent),
+            "budget": str(self.budget),
+            "settled": str(self.settled),
+            "unsettled": str(self.unsettled),
+            "payments": [
+                {
+                    "agent": p.agent,
+                    "agentId": p.agent_id,
+                    "payee": p.payee,
+                    "calls": p.calls,
+                    "paid": str(p.paid),
+                    "channels": [str(c) for c in p.channels],
+                }
+                for p in self.payments.values()
+            ],
+            "failovers": [
+                {"node": f.node, "agent": f.failed_agent, "problem": f.problem, "next": f.next_agent}
+                for f in self.failovers
+            ],
+            "resume": self.how_to_resume() or None,
+        }
 
     def record(self, event: Event) -> None:
         self.events.append(event)
@@ -189,8 +358,12 @@ class RunReport:
                 self.nodes[node].status = "running"
             case Failover(node=node, failed_agent=agent, problem=problem):
                 self.nodes[node].failovers.append(f"{agent}: {problem}")
+                self.failovers.append(event)
             case ReceiptChecked(node=node, request_hash=digest):
                 self.nodes[node].receipt = digest[:18]
+            case CallPaid():
+                self._paid(event.agent, event.agent_id, event.payee).add(event.price, event.channel)
+                self.spent += event.price
             case NodeDone() as done:
                 report = self.nodes[done.node]
                 report.agent, report.price, report.latency_s = done.agent, done.price, done.latency_s
@@ -205,5 +378,19 @@ class RunReport:
                 self.settlement = event
             case CheckDone():
                 self.checks.append(event)
+                if event.price and event.by:
+                    self._paid(event.by, _agent_id(event.by), "").add(event.price)
+                    self.spent += event.price
             case _:
                 pass
+
+    def _paid(self, agent: str, agent_id: int, payee: str) -> AgentPayment:
+        payment = self.payments.setdefault(agent, AgentPayment(agent, agent_id, payee))
+        payment.payee = payment.payee or payee
+        return payment
+
+
+def _agent_id(label: str) -> int:
+    """The id in an agent's label `name (#id)` (0 when it has none)."""
+    found = _LABEL_ID.search(label)
+    return int(found.group(1)) if found else 0

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from motet import composer
-from motet.units import format_gwei
+from motet.units import format_amount, format_gwei
 
 _MARKS = {"pending": "·", "running": "▶", "done": "✓", "skipped": "–", "failed": "✗"}
 
@@ -75,8 +75,10 @@ async def watch(
 
 
 def report_table(report: composer.RunReport) -> Group:
-    """The run report: per node agent, tokens, price, latency, receipt; then spending and settlement."""
-    table = Table(title="run report")
+    """The run report: per node agent, tokens, price, latency, receipt; then how the run ended, what was paid
+    to whom, what is settled and what is still to settle, each failover and why, and how to resume a run that
+    did not finish. Every amount names its unit."""
+    table = Table(title=f"run report · {report.run_id}" if report.run_id else "run report")
     for column in ("node", "agent", "tokens in/out", "price", "latency", "receipt", "failovers"):
         table.add_column(column, justify="right" if column in ("price", "latency") else "left")
     for node in report.nodes.values():
@@ -89,14 +91,57 @@ def report_table(report: composer.RunReport) -> Group:
             node.receipt,
             str(len(node.failovers)),
         )
-    lines = [Text(f"spent {format_gwei(report.spent)} of a {format_gwei(report.budget)} budget")]
+    parts: list[Table | Text] = [table]
+    ended = {
+        "done": "[green]run done[/]",
+        "running": "[yellow]run still running[/]",
+        "failed": "[red]run failed[/]",
+        "cancelled": "[yellow]run cancelled[/]",
+    }[report.status]
+    parts.append(Text.from_markup(f"{ended} · run id {report.run_id}"))
+    if report.error:
+        parts.append(Text(report.error))
+    if report.payments:
+        paid = Table(title="paid to", title_justify="left")
+        for column in ("agent", "address", "calls", "paid", "channels", "state"):
+            paid.add_column(column, justify="right" if column in ("calls", "paid") else "left")
+        state = "settled" if report.settlement is not None else "still to settle"
+        for payment in report.payments.values():
+            paid.add_row(
+                payment.agent,
+                payment.payee or "–",
+                str(payment.calls),
+                format_amount(payment.paid),
+                ", ".join(hex(c) for c in payment.channels) or "–",
+                state,
+            )
+        parts.append(paid)
+    else:
+        parts.append(Text("paid no agent: nothing was signed"))
+    parts.append(Text(f"spent {format_amount(report.spent)} of a {format_amount(report.budget)} budget"))
     if report.settlement is not None:
         settled = report.settlement
-        lines.append(
+        parts.append(
             Text(
                 f"settlement: {', '.join(h[:18] + '…' for h in settled.tx_hashes) or 'nothing to redeem'} · "
                 f"{format_gwei(settled.paid)} to agents · {settled.gas_used:,} gas = "
                 f"{settled.gas_per_paid_call:,.0f} gas per paid call"
             )
         )
-    return Group(table, *lines)
+    elif report.spent:
+        parts.append(
+            Text(
+                f"settled 0 wei · still to settle {format_amount(report.unsettled)}: vouchers the agents hold "
+                "(each agent's server redeems its own; a resumed run settles what is left)"
+            )
+        )
+    for failover in report.failovers:
+        trying = f"; then {failover.next_agent}" if failover.next_agent else ""
+        parts.append(
+            Text(
+                f"↻ failover {failover.node}: {failover.failed_agent} failed ({failover.problem}), not paid{trying}"
+            )
+        )
+    if hint := report.how_to_resume():
+        parts.append(Text(hint))
+    return Group(*parts)
