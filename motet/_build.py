@@ -22,8 +22,10 @@ CONTRACTS: dict[str, Path] = {
     "PaymentChannels": _PACKAGE_ROOT / "payments" / "PaymentChannels.vy",
     "Reputation": _PACKAGE_ROOT / "trust" / "Reputation.vy",
     "Validation": _PACKAGE_ROOT / "trust" / "Validation.vy",
+    "Deployer": _PACKAGE_ROOT / "registry" / "Deployer.vy",
 }
-"""The contracts motet deploys, by name."""
+"""The contracts motet deploys, by name (`Deployer` creates the registry, the channels and the validation contract
+together; docs/protocol.md, "Where the contracts live")."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,15 @@ class Artifact:
     bytecode: bytes
     runtime_bytecode: bytes
     source_hash: str
+
+    @property
+    def blueprint_initcode(self) -> bytes:
+        """The init code that deploys this contract as an ERC-5202 blueprint (what Vyper's
+        `create_from_blueprint` creates from): the preamble `0xFE7100` then `bytecode`, which is what Vyper's own
+        `blueprint_bytecode` output holds."""
+        blueprint = b"\xfe\x71\x00" + self.bytecode
+        # PUSH2 len, RETURNDATASIZE, DUP2, PUSH1 10, RETURNDATASIZE, CODECOPY, RETURN: return the code after it.
+        return b"\x61" + len(blueprint).to_bytes(2, "big") + bytes.fromhex("3d81600a3d39f3") + blueprint
 
 
 def _search_paths() -> list[Path]:

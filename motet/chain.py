@@ -20,20 +20,24 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
+from web3._utils.transactions import fill_transaction_defaults
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from motet._anvil import start_anvil
-from motet._build import compile_contract
+from motet._build import Artifact, compile_contract
 from motet.errors import (
     AccountError,
     ChainConnectionError,
@@ -50,10 +54,13 @@ T = TypeVar("T")
 ChainKind = Literal["embedded", "anvil", "rpc"]
 
 __all__ = [
+    "CONTRACTS_VERSION",
+    "DEPLOYMENT_PROXY",
     "NATIVE_ASSET",
     "Chain",
     "ChainKind",
     "Wei",
+    "deterministic_addresses",
 ]
 
 NATIVE_ASSET = "0x" + "00" * 20
@@ -62,6 +69,156 @@ NATIVE_ASSET = "0x" + "00" * 20
 
 _CHANNELS_DOMAIN = ("motet-channels", "1")
 """The EIP-712 domain name and version `PaymentChannels` is deployed with."""
+
+DEPLOYMENT_PROXY = "0x4e59b44847b379578588920cA78FbF26c0B4956C"
+"""The standard deterministic-deployment proxy (github.com/Arachnid/deterministic-deployment-proxy), which anvil
+and most chains carry: called with `salt ++ init code`, it creates the contract with CREATE2, so its address
+follows from the salt and the code alone. motet's contracts are created through it (docs/protocol.md)."""
+
+_PROXY_RUNTIME = bytes.fromhex(
+    "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe03601600081602082378035828234f58015156039"
+    "578182fd5b8082525050506014600cf3"
+)
+_PROXY_DEPLOYER = "0x3fab184622dc19b6109349b94811493bf2a45362"
+_PROXY_DEPLOYMENT_TX = bytes.fromhex(
+    "f8a58085174876e800830186a08080b853604580600e600039806000f350fe7fffffffffffffffffffffffffffffffffffffffffffffff"
+    "ffffffffffffffffe03601600081602082378035828234f58015156039578182fd5b8082525050506014600cf31ba0222222222222222222"
+    "2222222222222222222222222222222222222222222222a02222222222222222222222222222222222222222222222222222222222222222"
+)
+"""The proxy's presigned deployment (no chain id: the same transaction on every chain), sent from `_PROXY_DEPLOYER`
+at nonce 0."""
+
+CONTRACTS_VERSION = 1
+"""The version in the CREATE2 salts of motet's contracts (`keccak256("motet/<Name>/<version>")`). The init code is
+in the address too, so a contract whose code changes moves anyway; this number moves them all on purpose."""
+
+_BOUND = ("AgentRegistry", "PaymentChannels", "Validation")
+"""The contracts `Deployer` creates together, in the order they are checked."""
+_MOTET_CONTRACTS = (*_BOUND, "Reputation")
+
+
+def _salt(name: str) -> bytes:
+    """The CREATE2 salt of motet's contract `name` (its blueprint and `Deployer` use the same scheme)."""
+    return bytes(Web3.keccak(text=f"motet/{name}/{CONTRACTS_VERSION}"))
+
+
+def _create2_address(creator: str, salt: bytes, initcode: bytes) -> str:
+    """The address CREATE2 gives `initcode` created by `creator` with `salt` (EIP-1014)."""
+    digest = Web3.keccak(b"\xff" + bytes.fromhex(creator[2:]) + salt + Web3.keccak(initcode))
+    return Web3.to_checksum_address(digest[12:])
+
+
+def _encode_args(artifact: Artifact, args: Sequence[Any]) -> bytes:
+    """`args` ABI-encoded for `artifact`'s constructor, as they follow its init code."""
+    (constructor,) = (item for item in artifact.abi if item["type"] == "constructor")
+    return encode([arg["type"] for arg in constructor["inputs"]], list(args))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where motet's contracts live for one set of settings, and what creates them there."""
+
+    addresses: dict[str, str]
+    """AgentRegistry, PaymentChannels, Validation and Deployer by name."""
+    create2: dict[str, tuple[str, bytes, bytes]]
+    """What the proxy creates, in order: label → (address, salt, init code)."""
+    deploy_args: tuple[int, ...]
+    """The arguments of `Deployer.deploy`."""
+
+
+def _layout(settings: Settings) -> _Layout:
+    blueprints = {name: compile_contract(name, settings.cache_dir) for name in _BOUND}
+    create2: dict[str, tuple[str, bytes, bytes]] = {}
+    for name, artifact in blueprints.items():
+        initcode = artifact.blueprint_initcode
+        create2[f"{name} blueprint"] = (
+            _create2_address(DEPLOYMENT_PROXY, _salt(name), initcode),
+            _salt(name),
+            initcode,
+        )
+    deployer = compile_contract("Deployer", settings.cache_dir)
+    initcode = deployer.bytecode + _encode_args(deployer, [create2[f"{n} blueprint"][0] for n in _BOUND])
+    create2["Deployer"] = (
+        _create2_address(DEPLOYMENT_PROXY, _salt("Deployer"), initcode),
+        _salt("Deployer"),
+        initcode,
+    )
+    creator = create2["Deployer"][0]
+    d = settings.disputes
+    disputes = (
+        d.bond,
+        d.slash_bps,
+        d.reward_bps,
+        d.validator_fee,
+        d.validators_per_dispute,
+        d.no_reveal_bps,
+        d.minority_bps,
+        d.min_validator_stake,
+        d.commit_window,
+        d.reveal_window,
+    )
+    deploy_args = (settings.unbonding_delay, settings.challenge_period, *disputes)
+    settings_hash = bytes(Web3.keccak(encode(["uint256"] * len(deploy_args), list(deploy_args))))
+
+    def created(name: str, *args: Any) -> str:
+        """Where `Deployer.deploy` creates `name` from its blueprint with `args` (CREATE2, salted by the name and
+        every argument of `deploy`)."""
+        artifact = blueprints[name]
+        salt = bytes(Web3.keccak(_salt(name) + settings_hash))
+        return _create2_address(creator, salt, artifact.bytecode + _encode_args(artifact, args))
+
+    registry = created("AgentRegistry", settings.unbonding_delay)
+    channels = created("PaymentChannels", settings.challenge_period, registry)
+    validation = created("Validation", registry, channels, *disputes)
+    return _Layout(
+        addresses={
+            "AgentRegistry": registry,
+            "PaymentChannels": channels,
+            "Validation": validation,
+            "Deployer": creator,
+        },
+        create2=create2,
+        deploy_args=deploy_args,
+    )
+
+
+def deterministic_addresses(settings: Settings | None = None) -> dict[str, str]:
+    """The addresses motet's contracts have on every chain for `settings` (the defaults when None), by name:
+    `AgentRegistry`, `PaymentChannels`, `Validation`, `Reputation` and the `Deployer` that creates the first three.
+    Computed from the compiled code and the settings alone; `settings.contracts` is not consulted.
+
+    Example:
+        >>> addresses = deterministic_addresses()
+        >>> sorted(addresses)
+        ['AgentRegistry', 'Deployer', 'PaymentChannels', 'Reputation', 'Validation']
+        >>> addresses == deterministic_addresses(Settings())
+        True
+        >>> addresses["PaymentChannels"] == deterministic_addresses(Settings(challenge_period=60))["PaymentChannels"]
+        False
+    """
+    settings = settings or Settings()
+    layout = _layout(settings)
+    reputation = compile_contract("Reputation", settings.cache_dir)
+    initcode = reputation.bytecode + _encode_args(
+        reputation, (layout.addresses["AgentRegistry"], layout.addresses["PaymentChannels"])
+    )
+    return {
+        **layout.addresses,
+        "Reputation": _create2_address(DEPLOYMENT_PROXY, _salt("Reputation"), initcode),
+    }
+
+
+class _RawCall:
+    """A call with raw data, in the shape `Chain.send` signs (`build_transaction`)."""
+
+    def __init__(self, w3: Web3, to: str, data: bytes) -> None:
+        self.w3, self.to, self.data = w3, Web3.to_checksum_address(to), data
+        self.fn_name = "create2"
+
+    def build_transaction(self, transaction: TxParams) -> TxParams:
+        filled: TxParams = {**transaction, "to": self.to, "data": HexStr("0x" + self.data.hex())}
+        complete: TxParams = fill_transaction_defaults(self.w3, filled)
+        return complete
 
 
 class Chain:
@@ -85,6 +242,7 @@ class Chain:
         self.chain_id: int = w3.eth.chain_id
         self._process = process
         self._contracts: dict[str, Contract] = {}
+        self._layout_cache: _Layout | None = None
         self.last_receipt: TxReceipt | None = None
         """The receipt of the last transaction sent through this object (for gas figures)."""
         self._sending: dict[str, threading.Lock] = {}
@@ -99,6 +257,13 @@ class Chain:
         from web3 import EthereumTesterProvider
 
         state = PyEVMBackend.generate_genesis_state(num_accounts=accounts)
+        # The deployment proxy, as anvil carries it: motet's contracts are created through it (`contract`).
+        state[bytes.fromhex(DEPLOYMENT_PROXY[2:])] = {
+            "balance": 0,
+            "storage": {},
+            "code": _PROXY_RUNTIME,
+            "nonce": 1,
+        }
         backend = PyEVMBackend(genesis_state=state)
         tester = EthereumTester(backend)
         w3 = Web3(EthereumTesterProvider(tester))
@@ -257,66 +422,160 @@ class Chain:
     # -- contracts ------------------------------------------------------------------------------------
 
     def contract(self, name: str) -> Contract:
-        """motet's contract `name` on this chain, deployed on first use and recorded per chain id."""
+        """motet's contract `name` on this chain: the one at the address `settings.contracts` names, else the one at
+        its deterministic address (the same on every chain for the same settings: docs/protocol.md, "Where the
+        contracts live"), created there when absent. Either is checked as `use` checks it, so code that is not
+        motet's, or motet's with other settings, raises `ChainError` naming the address."""
         if name in self._contracts:
             return self._contracts[name]
-        artifact = compile_contract(name, self.settings.cache_dir)
-        record = self._deployments().get(name)
-        if record and record.get("source_hash") == artifact.source_hash:
-            # Vyper appends immutables to the runtime code, so the deployed code starts with it; the
-            # immutables themselves (challenge period, registry, domain) are read back and compared.
-            onchain = bytes(self.w3.eth.get_code(Web3.to_checksum_address(record["address"])))
-            if onchain.startswith(artifact.runtime_bytecode):
-                found = self.w3.eth.contract(
-                    address=Web3.to_checksum_address(record["address"]), abi=artifact.abi
-                )
-                if self._immutables_problem(name, found) is None:
-                    self._contracts[name] = found
-                    return found
-        if name == "Validation":
-            # The registry names its slasher once: when it names one already, that is this chain's.
-            named = self._registry_validation()
-            if named is not None:
-                return self.use(name, named)
-        deployed = self.deploy(name, *self._constructor_args(name))
-        if name == "Validation":
-            self.send(
-                self.contract("AgentRegistry").functions.set_validation(deployed.address),
-                action="naming the validation contract in the agent registry",
+        if name not in _MOTET_CONTRACTS:
+            known = ", ".join(_MOTET_CONTRACTS)
+            raise ChainError(f"motet has no contract named {name!r}: it has {known}")
+        explicit = self.settings.contracts.get(name)
+        if explicit:
+            return self.use(name, explicit)
+        if name == "Reputation":
+            return self._reputation()
+        if self._pinned():
+            return self._bound(name)
+        layout = self._layout()
+        if not self._code(layout.addresses["AgentRegistry"]):
+            self._install(layout)
+        for member in _BOUND:
+            if member not in self._contracts:
+                self._use_deterministic(member, layout.addresses[member])
+        return self._contracts[name]
+
+    def _code(self, address: str) -> bytes:
+        return bytes(self.w3.eth.get_code(Web3.to_checksum_address(address)))
+
+    def _pinned(self) -> bool:
+        """Whether the registry, channels or validation contract was named (`settings.contracts`, or `use`): then the
+        others are the ones bound to it, not the ones at the deterministic addresses."""
+        for member in _BOUND:
+            address = self.settings.contracts.get(member)
+            if address and member not in self._contracts:
+                self.use(member, address)
+        return any(member in self._contracts for member in _BOUND)
+
+    def _bound(self, name: str) -> Contract:
+        """The `name` contract bound to the registry this chain uses: the validation contract the registry names,
+        and the channels contract that validation contract binds receipts to."""
+        if name in self._contracts:
+            return self._contracts[name]
+        registry = self._contracts["AgentRegistry"]  # `use` of the channels or validation contract sets it
+        named = self._registry_validation()
+        if named is None:
+            raise ChainError(
+                f"the agent registry at {registry.address} names no validation contract, so motet cannot tell which "
+                f"{name} contract goes with it: give its address too (settings.contracts[{name!r}]; --channels on "
+                "the command line)"
             )
-        self._record_deployment(name, deployed.address, artifact.source_hash)
-        self._contracts[name] = deployed
-        return deployed
+        self.use("Validation", named)  # checks, and uses the channels contract it reads
+        return self._contracts[name]
+
+    def _use_deterministic(self, name: str, address: str) -> Contract:
+        try:
+            return self.use(name, address)
+        except ChainError as exc:
+            raise ChainError(
+                f"motet's {name} for these settings lives at {address} (CREATE2 through the deployment proxy at "
+                f"{DEPLOYMENT_PROXY}), but {exc}: this chain's proxy or contracts are not the standard ones; name "
+                "the contracts to use with settings.contracts (--registry and --channels on the command line)"
+            ) from exc
+
+    def _reputation(self) -> Contract:
+        """The Reputation contract of this chain's registry and channels: at the CREATE2 address their addresses
+        give, created there when absent."""
+        registry = self.contract("AgentRegistry").address
+        channels = self.contract("PaymentChannels").address
+        artifact = compile_contract("Reputation", self.settings.cache_dir)
+        initcode = artifact.bytecode + _encode_args(artifact, (registry, channels))
+        address = _create2_address(DEPLOYMENT_PROXY, _salt("Reputation"), initcode)
+        if not self._code(address):
+            self._require_proxy()
+            self._create2("Reputation", address, _salt("Reputation"), initcode)
+        return self._use_deterministic("Reputation", address)
+
+    def _layout(self) -> _Layout:
+        """Where motet's contracts live for this chain's settings (computed, nothing read from the chain)."""
+        if self._layout_cache is None:
+            self._layout_cache = _layout(self.settings)
+        return self._layout_cache
+
+    def _install(self, layout: _Layout) -> None:
+        """Create the blueprints, the deployer and, through it, the registry, channels and validation contract at
+        their deterministic addresses; what another party created meanwhile is kept."""
+        self._require_proxy()
+        for label, (address, salt, initcode) in layout.create2.items():
+            self._create2(label, address, salt, initcode)
+        deployer = self.at("Deployer", layout.addresses["Deployer"])
+        try:
+            self.send(
+                deployer.functions.deploy(*layout.deploy_args),
+                action="creating motet's agent registry, payment channels and validation contracts",
+            )
+        except ChainError:
+            if not self._code(layout.addresses["AgentRegistry"]):
+                raise  # not another party's creation of the same contracts meanwhile
+
+    def _require_proxy(self) -> None:
+        code = bytes(self._code(DEPLOYMENT_PROXY))
+        if code == _PROXY_RUNTIME:
+            return
+        if not code:
+            raise ChainError(
+                f"this chain has no deterministic-deployment proxy at {DEPLOYMENT_PROXY}, through which motet "
+                "creates its contracts: on a dev node, `Chain.install_deployment_proxy()` installs it (its "
+                f"deployer {_PROXY_DEPLOYER} needs 0.01 ETH); otherwise name motet's contracts with "
+                "settings.contracts (--registry and --channels on the command line)"
+            )
+        raise ChainError(
+            f"the code at {DEPLOYMENT_PROXY} is not the standard deterministic-deployment proxy, so motet's "
+            "contracts cannot be at their usual addresses on this chain: name them with settings.contracts "
+            "(--registry and --channels on the command line)"
+        )
+
+    def install_deployment_proxy(self) -> None:
+        """Install the standard deterministic-deployment proxy on a chain that lacks it (a dev node): fund its
+        one-time deployer with 0.01 ETH from the default account and send its well-known presigned transaction.
+        Does nothing when the proxy is there already."""
+        if self._code(DEPLOYMENT_PROXY):
+            return
+        cost = 100_000 * 100 * 10**9  # the presigned transaction's gas limit times its gas price
+        missing = cost - self.balance(_PROXY_DEPLOYER)
+        if missing > 0:
+            self.transfer(_PROXY_DEPLOYER, missing)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(_PROXY_DEPLOYMENT_TX)
+            self.last_receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except Exception as exc:
+            raise ChainError(
+                f"installing the deployment proxy at {DEPLOYMENT_PROXY} failed ({type(exc).__name__}: {exc}); its "
+                "presigned transaction has no chain id, which some nodes refuse (geth: --rpc.allow-unprotected-txs)"
+            ) from exc
+        if bytes(self._code(DEPLOYMENT_PROXY)) != _PROXY_RUNTIME:
+            raise ChainError(f"installing the deployment proxy left no proxy code at {DEPLOYMENT_PROXY}")
+
+    def _create2(self, label: str, address: str, salt: bytes, initcode: bytes) -> None:
+        """Create `initcode` with `salt` at `address` through the deployment proxy, unless code is there already."""
+        if self._code(address):
+            return
+        try:
+            self.send(
+                _RawCall(self.w3, DEPLOYMENT_PROXY, salt + initcode),
+                action=f"creating motet's {label} at {address}",
+            )
+        except ChainError:
+            if not self._code(address):
+                raise  # not another party's creation of the same code meanwhile
+        if not self._code(address):
+            raise ChainError(f"creating motet's {label} through {DEPLOYMENT_PROXY} left no code at {address}")
 
     def _registry_validation(self) -> str | None:
         """The validation contract this chain's agent registry names, or None while it names none."""
         named = Web3.to_checksum_address(self.contract("AgentRegistry").functions.validation().call())
         return None if int(named, 16) == 0 else named
-
-    def _constructor_args(self, name: str) -> tuple[Any, ...]:
-        if name == "PaymentChannels":
-            return (self.settings.challenge_period, self.contract("AgentRegistry").address)
-        if name == "AgentRegistry":
-            return (self.settings.unbonding_delay,)
-        if name == "Reputation":
-            return (self.contract("AgentRegistry").address, self.contract("PaymentChannels").address)
-        if name == "Validation":
-            d = self.settings.disputes
-            return (
-                self.contract("AgentRegistry").address,
-                self.contract("PaymentChannels").address,
-                d.bond,
-                d.slash_bps,
-                d.reward_bps,
-                d.validator_fee,
-                d.validators_per_dispute,
-                d.no_reveal_bps,
-                d.minority_bps,
-                d.min_validator_stake,
-                d.commit_window,
-                d.reveal_window,
-            )
-        return ()
 
     def _immutables_problem(self, name: str, contract: Contract) -> str | None:
         """Why the immutables of motet's contract `name` at `contract` are not what motet deploys it with
@@ -443,26 +702,6 @@ class Chain:
         """Bind a deployed contract by name or .vy path."""
         artifact = compile_contract(source, self.settings.cache_dir)
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
-
-    def _deployments(self) -> dict[str, dict[str, str]]:
-        if self.kind != "rpc":
-            return {}  # dev chains start empty every time
-        path = self.settings.deployments_file
-        if not path.is_file():
-            return {}
-        data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text())
-        return data.get(str(self.chain_id), {})
-
-    def _record_deployment(self, name: str, address: str, source_hash: str) -> None:
-        if self.kind != "rpc":
-            return
-        path = self.settings.deployments_file
-        data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text()) if path.is_file() else {}
-        data.setdefault(str(self.chain_id), {})[name] = {"address": address, "source_hash": source_hash}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
 
     # -- transactions ---------------------------------------------------------------------------------
 

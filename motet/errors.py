@@ -24,7 +24,8 @@
     │   ├── InvalidCallSignature        (also ValueError)      a call not signed by the channel's payer or its
     │   │                                                      session key, or a malformed call signature
     │   ├── PaymentRequired                                    an agent answered 402: `.requirements` says why
-    │   └── BudgetExceeded                                     a call or a graph would spend past the budget
+    │   ├── BudgetExceeded                                     a call or a graph would spend past the budget
+    │   └── SettlementPending           (also TimeoutError)    a run's settlement transaction is still not mined
     ├── AgentError
     │   ├── InvalidAgentCard            (also ValueError)      a card or capability breaks the schema or a limit
     │   ├── UnknownCapability           (also LookupError)     the agent has no capability of that name
@@ -41,6 +42,7 @@
     │   ├── WorkflowInputError          (also ValueError)      inputs that do not fit the workflow's (or a node's)
     │   │                                                      input schema: missing, unknown or mistyped fields
     │   ├── NoPlan                      (also LookupError)     no type-compatible path reaches the goal
+    │   ├── RunNotFound                 (also LookupError)     no kept run has that id (`motet runs` lists them)
     │   ├── InvalidComposeArgument      (also ValueError)      an argument the composer cannot use
     │   └── NodeFailed                                         every candidate agent of a node failed
     ├── OrderRefused                                           the gateway will not take an order or delegation:
@@ -123,6 +125,8 @@ __all__ = [
     "PaymentError",
     "PaymentRequired",
     "RegistryError",
+    "RunNotFound",
+    "SettlementPending",
     "TransactionReverted",
     "TrustError",
     "UnknownCapability",
@@ -328,6 +332,18 @@ class BudgetExceeded(PaymentError):
         self.amount = amount
 
 
+class SettlementPending(PaymentError, TimeoutError):
+    """A run's settlement transaction, sent before a crash, is still not mined after waiting `waited_s`."""
+
+    def __init__(self, tx_hash: str, waited_s: float) -> None:
+        super().__init__(
+            f"the settlement transaction {tx_hash} is still pending after {waited_s:g} s: nothing else is sent "
+            "for these vouchers; check the node (gas price, mining) and resume the run again to wait for it"
+        )
+        self.tx_hash = tx_hash
+        self.waited_s = waited_s
+
+
 class ComposeError(MotetError):
     """Something went wrong composing or running an agent graph."""
 
@@ -371,6 +387,17 @@ class WorkflowInputError(ComposeError, ValueError):
 
 class NoPlan(ComposeError, LookupError):
     """No type-compatible path through the registered capabilities reaches the goal."""
+
+
+class RunNotFound(ComposeError, LookupError):
+    """No run kept in motet's home has this id (or more than one starts with it)."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        super().__init__(
+            f"no run {run_id!r} in {where}: `motet runs` lists the runs kept there (give the whole id, or a "
+            "prefix only one run has)"
+        )
+        self.run_id = run_id
 
 
 class InvalidComposeArgument(ComposeError, ValueError):

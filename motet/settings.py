@@ -181,12 +181,14 @@ class Settings:
     """motet's settings.
 
     Example:
-        >>> Settings(home=Path("/tmp/motet-home")).deployments_file
-        PosixPath('/tmp/motet-home/deployments.json')
+        >>> Settings(home=Path("/tmp/motet-home")).home
+        PosixPath('/tmp/motet-home')
+        >>> Settings(contracts={"AgentRegistry": "0x" + "ab" * 20}).contracts["AgentRegistry"][:6]
+        '0xabab'
     """
 
     home: Path = field(default_factory=_default_home)
-    """Deployments of persistent chains, registry indexes and ledgers live here."""
+    """Registry indexes, ledgers and run records live here."""
     cache_dir: Path = field(default_factory=_default_cache)
     """Compiled contracts, keyed by source hash."""
     challenge_period: int = 3600
@@ -218,6 +220,11 @@ class Settings:
     """How the composer samples paid calls for checks and weighs trust when it chooses agents."""
     disputes: DisputeSettings = field(default_factory=DisputeSettings)
     """The published economics of disputes and slashing (the Validation contract's immutables)."""
+    contracts: dict[str, str] = field(default_factory=dict, hash=False)
+    """Addresses of motet's contracts to use instead of the ones at their deterministic addresses, by name
+    (`AgentRegistry`, `PaymentChannels`, `Validation`, `Reputation`), each checked as `Chain.use` checks it. Given
+    only the registry, its channels and validation contracts are the ones it names (docs/protocol.md, "Where the
+    contracts live"). Empty: every party finds the same contracts for the same settings, on every chain."""
 
     def __post_init__(self) -> None:
         windows = self.disputes.commit_window + self.disputes.reveal_window
@@ -226,10 +233,6 @@ class Settings:
                 f"unbonding_delay {self.unbonding_delay} s must outlast a dispute's commit and reveal windows "
                 f"({windows} s): raise it, or shorten settings.disputes' windows"
             )
-
-    @property
-    def deployments_file(self) -> Path:
-        return self.home / "deployments.json"
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -3,6 +3,7 @@
     motet agent serve | register | redeem     agent.py    run built-in agents, get paid
     motet channel open | sign | show          channel.py  pay an agent from a shell
     motet run                                 run.py      run a workflow or a goal, live
+    motet runs | show | resume                runs.py     the runs kept in motet's home, after a crash
     motet gateway | delegate | order          gateway.py  wallet delegation from a terminal
     motet deposit | withdraw | revoke         wallet.py   the wallet's own transactions
     motet models                              models.py   the bundled GGUF models
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from motet.cli import agent, channel, demo, gateway, models, run, tui, validator, wallet
+from motet.cli import agent, channel, demo, gateway, models, run, runs, tui, validator, wallet
 from motet.errors import MotetError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ app.command("demo")(demo.demo)
 app.command("tui")(tui.tui)
 app.command("run")(run.run)
 app.command("models")(models.models)
+app.add_typer(runs.app, name="runs")
 app.add_typer(agent.app, name="agent")
 app.add_typer(channel.app, name="channel")
 app.add_typer(validator.app, name="validator")

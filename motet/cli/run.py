@@ -1,11 +1,18 @@
-"""`motet run`: a workflow file, or a workflow planned from a goal, run and paid call by call, live."""
+"""`motet run`: a workflow file, or a workflow planned from a goal, run and paid call by call, live.
+
+The run's id is the first line of every output (`run <id>` on stderr, whatever else is redirected): on a node
+the run is kept in motet's home under that id, and `motet run --resume ID` (or `motet runs resume ID`) takes it
+up from its checkpoint after a crash, with nothing else to give.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +24,8 @@ from motet.units import ETH, Wei
 DEFAULT_BUDGET = Wei(ETH // 100)
 
 if TYPE_CHECKING:
-    from motet.composer import CompiledWorkflow, Payer
+    from motet.chain import Chain
+    from motet.composer import CompiledWorkflow, Payer, RunRecord
     from motet.registry import Registry
 
 
@@ -38,7 +46,12 @@ def run(
         ),
     ] = False,
     resume: Annotated[
-        str | None, typer.Option(help="Resume the run with this id from its checkpoint.")
+        str | None,
+        typer.Option(
+            metavar="ID",
+            help="Resume the kept run with this id (printed first by the run; `motet runs` lists them): its "
+            "workflow, inputs and budget come from its checkpoint.",
+        ),
     ] = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="llama.cpp threads for the local agents.")
@@ -47,20 +60,74 @@ def run(
 ) -> None:
     """Run a workflow file, or plan one from --goal, paying each call: live progress, then the report.
 
-    On a node (rpc or a URL) the payer's vouchers, calls and checkpoints are kept in motet's home, so a run
-    can --resume; on a new chain (embedded, anvil) the built-in agents are served for the run."""
+    On a node (rpc or a URL) the payer's vouchers, calls and checkpoints are kept in motet's home under the
+    run's id (printed first), so a run that dies resumes with `--resume ID`; on a new chain (embedded, anvil)
+    the built-in agents are served for the run."""
+    if resume is not None:
+        if workflow is not None or goal is not None or inputs:
+            raise typer.BadParameter(
+                "--resume takes the workflow, inputs and budget from the run's checkpoint: leave out the "
+                "workflow file, --goal and --input",
+                param_hint="--resume",
+            )
+        chain.require(
+            "rpc", why="a run is kept only on a node (rpc or its URL): give the node the run was on"
+        )
+    elif (workflow is None) == (goal is None):
+        raise typer.BadParameter("give a workflow file or --goal, not both and not neither")
+    run_id = resume or uuid.uuid4().hex[:16]
+    announce(run_id)
+    execute(
+        run_id,
+        chain=chain,
+        workflow=workflow,
+        goal=goal,
+        values=parse_inputs(inputs),
+        budget=budget,
+        local_agents=local_agents,
+        resume=resume is not None,
+        threads=threads,
+        as_json=as_json,
+    )
+
+
+def announce(run_id: str) -> None:
+    """The run's id, first and on its own line, on stderr: what a killed run leaves behind to resume it by,
+    even with the rest redirected, piped or in --json mode."""
+    print(f"run {run_id}", file=sys.stderr, flush=True)
+
+
+def execute(
+    run_id: str,
+    *,
+    chain: Any,
+    workflow: Path | None = None,
+    goal: str | None = None,
+    values: dict[str, str] | None = None,
+    budget: int = DEFAULT_BUDGET,
+    local_agents: bool = False,
+    resume: bool = False,
+    threads: int | None = None,
+    as_json: bool = False,
+) -> None:
+    """Run (or, with `resume`, take up the kept run) `run_id` on `chain` (a `ChainChoice`), live, then print
+    its report and its outputs."""
     from motet.cli._market import market_registry
     from motet.composer import Payer, Workflow
 
-    if (workflow is None) == (goal is None):
-        raise typer.BadParameter("give a workflow file or --goal, not both and not neither")
-    values = parse_inputs(inputs)
+    values = dict(values or {})
     node = chain.open()
     kept = not chain.dev  # on a node, what the run signs and did outlives the process
 
     async def compose(registry: Registry, payer: Payer) -> CompiledWorkflow:
-        if workflow is not None:
-            flow = Workflow.load(workflow)
+        nonlocal budget, run_id
+        source = ""
+        if resume:
+            record = kept_run(payer, run_id, node)
+            flow, budget, source = Workflow.from_dict(record.definition), record.budget, record.source
+            run_id = record.run_id  # the whole id, when a prefix was given
+        elif workflow is not None:
+            flow, source = Workflow.load(workflow), str(workflow)
         else:
             assert goal is not None
             schema = {
@@ -70,9 +137,13 @@ def run(
             }
             flow, found = await Workflow.from_goal(goal, inputs=schema, registry=registry)
             err.print(found.explain())
-        return await flow.compile(
+            source = f"--goal {goal}"
+        runnable = await flow.compile(
             registry, payer=payer, budget=budget, checkpoints=ledger_path(node, "runs") if kept else None
         )
+        if not resume:
+            payer.record_run(run_id, flow.name, runnable.definition(), values, budget, source=source)
+        return runnable
 
     async def go(registry: Registry) -> None:
         from motet.demo import report_table, watch
@@ -87,8 +158,13 @@ def run(
             runnable = await compose(registry, payer)
             if not as_json:
                 err.print(runnable.ascii())
-            report = runnable.new_report(resume or "")
-            stream = runnable.stream(None if resume else values, run_id=resume, report=report)
+            for tx_hash in payer.pending_settlement(run_id):
+                err.print(
+                    f"settlement transaction {tx_hash} was sent before the run stopped: looking it up and "
+                    "waiting for it (never sent twice)"
+                )
+            report = runnable.new_report(run_id)
+            stream = runnable.stream(None if resume else values, run_id=run_id, report=report)
             if as_json:
                 async for _event in stream:
                     pass
@@ -107,3 +183,16 @@ def run(
         asyncio.run(main())
     finally:
         node.close()
+
+
+def kept_run(payer: Payer, run_id: str, node: Chain) -> RunRecord:
+    """The run kept under `run_id` by this payer on this node; `RunNotFound` naming where it looked."""
+    from motet.errors import RunNotFound
+
+    record = payer.run(run_id)
+    if record is None:
+        where = (
+            f"{ledger_path(node, 'calls')} (account {node.default_account.address}, chain {node.chain_id})"
+        )
+        raise RunNotFound(run_id, where)
+    return record

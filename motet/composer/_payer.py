@@ -33,7 +33,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +45,14 @@ from motet.agents import AgentClient, PaidInvocation, check_public_url, private_
 from motet.chain import Chain
 from motet.composer._budget import Budget
 from motet.composer._offer import Offer
-from motet.errors import AgentCallFailed, AgentTimeout, InvalidComposeArgument, InvalidReceipt, MotetError
+from motet.errors import (
+    AgentCallFailed,
+    AgentTimeout,
+    InvalidComposeArgument,
+    InvalidReceipt,
+    MotetError,
+    SettlementPending,
+)
 from motet.payments import CallSigner, ChannelClient, Ledger, Receipt, ReceiptDomain, Voucher
 
 if TYPE_CHECKING:
@@ -70,7 +77,28 @@ CREATE TABLE IF NOT EXISTS latency (
     calls INTEGER NOT NULL,
     mean_s REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    started REAL NOT NULL,
+    status TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    tx_hash TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    vouchers TEXT NOT NULL,
+    status TEXT NOT NULL
+);
 """
+
+SETTLEMENT_WAIT_S = 300.0
+"""How long a resumed run waits for a settlement transaction it finds pending before it gives up (the next
+resume waits again)."""
 
 LATENCY_WEIGHT = 0.2
 """Weight of the newest call in an agent's measured latency (an exponential moving mean)."""
@@ -94,6 +122,45 @@ class _Attempt:
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """A run as the payer keeps it: enough to resume it by its id (`motet runs resume ID`)."""
+
+    run_id: str
+    workflow: str
+    """The workflow's name."""
+    definition: dict[str, Any]
+    """The workflow in its file form (`Workflow.from_dict` reads it back)."""
+    inputs: dict[str, Any]
+    budget: int
+    """In wei."""
+    started: float
+    """Unix time."""
+    status: str
+    """`running` (or killed while running), `done` (not settled yet), `settled` or `failed`."""
+    source: str
+    """The workflow file or the goal it was planned from."""
+    spent: int
+    """What its calls were paid (or signed to pay), in wei."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One agent's attempt at one node of a run, as kept."""
+
+    node: str
+    agent_id: int
+    status: str
+    """`calling`, `delivered`, `signed`, `paid` or `failed` (see the module's docstring)."""
+    channel: int
+    price: int
+    """In wei."""
+    cumulative: int
+    """What the channel's voucher for it covers in all, in wei."""
+    output: dict[str, JsonValue] | None
+    problem: str
+
+
+@dataclass(frozen=True)
 class PaidCall:
     invocation: PaidInvocation | None
     output: dict[str, JsonValue]
@@ -103,7 +170,111 @@ class PaidCall:
     replayed: bool
 
 
-class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
+class RunLog:
+    """The runs a payer kept in its SQLite `store`, read without a chain: what `motet runs` lists and shows.
+
+    Each run's record (workflow in file form, inputs, budget, status), each attempt at each of its calls
+    (status, agent, price, output) and each settlement transaction it sent (hash kept before sending). A
+    `Payer` writes them as it goes; this reads them back (`Payer` is one too).
+    """
+
+    def __init__(self, store: str | Path = ":memory:") -> None:
+        self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        self._db.close()
+
+    def spent(self, run_id: str, *, checks: bool = False) -> int:
+        """What a run has already paid (or signed to pay): resumed runs start their budget from it. With
+        `checks`, only what it paid verifier agents for sampled checks (calls whose node is `node#verify`)."""
+        rows = self._db.execute(
+            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid') "
+            "AND (? = 0 OR node LIKE '%#verify')",
+            (run_id, int(checks)),
+        ).fetchall()
+        return sum(int(price) for (price,) in rows)
+
+    def paid_calls(self, run_id: str) -> int:
+        """How many calls of the run were delivered and paid."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')", (run_id,)
+        ).fetchone()
+        return int(count)
+
+    def record_run(
+        self, run_id: str, workflow: str, definition: Mapping[str, Any], inputs: Mapping[str, Any], budget: int,
+        *, source: str = "",
+    ) -> None:  # fmt: skip
+        """Keep what resuming `run_id` needs besides its id: the workflow (its file form), inputs and budget.
+        A run already recorded keeps its record (a resume does not restart it)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO runs (run_id, workflow, definition, inputs, budget, started, status, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            (run_id, workflow, json.dumps(definition), json.dumps(inputs), str(budget), time.time(), source),
+        )
+
+    def run_status(self, run_id: str, status: str) -> None:
+        """Record how the run stands: `running`, `done` (not settled yet), `settled` or `failed`."""
+        self._db.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))
+
+    def runs(self) -> list[RunRecord]:
+        """Every run this payer kept, the newest first."""
+        rows = self._db.execute(
+            "SELECT run_id, workflow, definition, inputs, budget, started, status, source FROM runs "
+            "ORDER BY started DESC"
+        ).fetchall()
+        return [self._run_record(row) for row in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """The kept run whose id is `run_id` (or starts with it, when only one does); None if none."""
+        rows = self._db.execute(
+            "SELECT run_id, workflow, definition, inputs, budget, started, status, source FROM runs "
+            "WHERE run_id = ? OR run_id LIKE ? ORDER BY run_id = ? DESC",
+            (run_id, run_id.replace("%", "").replace("_", "") + "%", run_id),
+        ).fetchall()
+        if not rows or (len(rows) > 1 and rows[0][0] != run_id):
+            return None
+        return self._run_record(rows[0])
+
+    def _run_record(self, row: Sequence[Any]) -> RunRecord:
+        run_id, workflow, definition, inputs, budget, started, status, source = row
+        return RunRecord(
+            str(run_id), str(workflow), json.loads(definition), json.loads(inputs), int(budget), float(started),
+            str(status), str(source), self.spent(str(run_id)),
+        )  # fmt: skip
+
+    def calls(self, run_id: str) -> list[CallRecord]:
+        """Every attempt of the run at a call, in the order they were made: what `motet runs show` prints."""
+        rows = self._db.execute(
+            "SELECT node, agent_id, status, channel, price, owed, answer, problem FROM calls WHERE run_id = ? "
+            "ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        return [
+            CallRecord(
+                str(node), int(agent_id), str(status), int(channel), int(price), int(owed),
+                json.loads(answer)["output"] if answer else None, problem or "",
+            )
+            for node, agent_id, status, channel, price, owed, answer, problem in rows
+        ]  # fmt: skip
+
+    def settlements(self, run_id: str) -> list[tuple[str, str]]:
+        """`(tx hash, status)` of each settlement transaction of the run, as kept: `sent` (signed and handed to
+        the node, outcome not seen yet), `mined` or `dropped` (never mined; its vouchers were sent again)."""
+        rows = self._db.execute(
+            "SELECT tx_hash, status FROM settlements WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return [(str(tx), str(status)) for tx, status in rows]
+
+    def pending_settlement(self, run_id: str) -> list[str]:
+        """The run's settlement transactions that were sent and whose outcome this payer has not seen (a crash
+        while they were pending): `settle()` looks them up and waits for them."""
+        return [tx for tx, status in self.settlements(run_id) if status == "sent"]
+
+
+class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
     """Opens channels to agents, calls them, and pays each accepted answer once.
 
     Use it as an async context manager (`async with Payer(chain) as payer:`), or call `aclose()` when done:
@@ -148,8 +319,7 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         self.checker = checker
         self.random = random
         self._fault = fault or (lambda point, node: None)
-        self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
-        self._db.executescript(_SCHEMA)
+        RunLog.__init__(self, store)
         self._open: dict[str, tuple[int, int]] = {}
         """Payee → (channel id, deposit) of the channel this payer uses to pay it."""
         self._clients: dict[str, AgentClient] = {}
@@ -183,23 +353,6 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
             (agent_id, mean),
         )
 
-    def spent(self, run_id: str, *, checks: bool = False) -> int:
-        """What a run has already paid (or signed to pay): resumed runs start their budget from it. With
-        `checks`, only what it paid verifier agents for sampled checks (calls whose node is `node#verify`)."""
-        rows = self._db.execute(
-            "SELECT price FROM calls WHERE run_id = ? AND status IN ('delivered', 'signed', 'paid') "
-            "AND (? = 0 OR node LIKE '%#verify')",
-            (run_id, int(checks)),
-        ).fetchall()
-        return sum(int(price) for (price,) in rows)
-
-    def paid_calls(self, run_id: str) -> int:
-        """How many calls of the run were delivered and paid."""
-        (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM calls WHERE run_id = ? AND status IN ('signed', 'paid')", (run_id,)
-        ).fetchone()
-        return int(count)
-
     def receipts(self, run_id: str) -> dict[str, tuple[int, Receipt]]:
         """Node → `(agent id, receipt)` of each call of the run that was delivered and paid: what a payer
         gives feedback with (`motet.trust.Reputation.give`) once the run settled."""
@@ -225,10 +378,70 @@ class Payer(contextlib.AbstractAsyncContextManager["Payer"]):
         found = [self.channels.ledger.highest_signed(self.channels.domain, c) for c in sorted(channels)]
         return [v for v in found if v is not None]
 
+    # -- settlement ---------------------------------------------------------------------------------
+
     def settle(self, run_id: str) -> tuple[list[str], int, int]:
-        """Redeem the run's vouchers on chain in batched transactions: `(tx hashes, paid, gas used)`."""
-        results = self.channels.redeem(self.vouchers(run_id))
+        """Redeem the run's vouchers on chain in batched transactions: `(tx hashes, paid, gas used)`.
+
+        Each transaction's hash is kept before it is sent, so settling again (a resumed run) never sends a
+        second one: a kept transaction that was mined is read back and reported as the settlement, one still
+        pending is waited for, and only the vouchers of one the node dropped are sent again.
+        """
+        results = []
+        for tx_hash, status in self.settlements(run_id):
+            if status == "dropped":
+                continue
+            row = self._db.execute(
+                "SELECT raw, vouchers FROM settlements WHERE tx_hash = ?", (tx_hash,)
+            ).fetchone()
+            batch = [Voucher.from_dict(v) for v in json.loads(row[1])]
+            receipt = self._settlement_receipt(tx_hash, bytes.fromhex(row[0]))
+            if receipt is None:
+                self._db.execute("UPDATE settlements SET status = 'dropped' WHERE tx_hash = ?", (tx_hash,))
+                continue
+            self._db.execute("UPDATE settlements SET status = 'mined' WHERE tx_hash = ?", (tx_hash,))
+            results.append(self.channels.redemption(batch, receipt))
+        covered = {(tx.channel_id, tx.cumulative_amount) for tx in self._settled_vouchers(run_id)}
+        owed = [v for v in self.vouchers(run_id) if (v.channel_id, v.cumulative_amount) not in covered]
+
+        def keep(batch: Sequence[Voucher], tx_hash: str, raw: bytes) -> None:
+            self._db.execute(
+                "INSERT INTO settlements (tx_hash, run_id, raw, vouchers, status) VALUES (?, ?, ?, ?, 'sent')",
+                (tx_hash, run_id, raw.hex(), json.dumps([v.to_dict() for v in batch])),
+            )
+
+        for result in self.channels.redeem(owed, on_signed=keep):
+            self._db.execute("UPDATE settlements SET status = 'mined' WHERE tx_hash = ?", (result.tx_hash,))
+            results.append(result)
         return [r.tx_hash for r in results], sum(r.paid for r in results), sum(r.gas_used for r in results)
+
+    def _settled_vouchers(self, run_id: str) -> list[Voucher]:
+        rows = self._db.execute(
+            "SELECT vouchers FROM settlements WHERE run_id = ? AND status = 'mined'", (run_id,)
+        ).fetchall()
+        return [Voucher.from_dict(v) for (vouchers,) in rows for v in json.loads(vouchers)]
+
+    def _settlement_receipt(self, tx_hash: str, raw: bytes) -> Any:
+        """The receipt of a kept settlement transaction, waiting while it is pending and sending it again
+        when the node never got it; None when it can no longer be mined (its nonce went to another)."""
+        from web3.exceptions import TransactionNotFound
+
+        w3 = self.chain.w3
+        try:
+            return w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            pass
+        try:
+            w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            try:  # dropped, or killed before it reached the node: the same signed transaction, same nonce
+                w3.eth.send_raw_transaction(raw)
+            except Exception:  # the nonce went to another transaction: this one will never be mined
+                return None
+        try:
+            return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=SETTLEMENT_WAIT_S)  # type: ignore[arg-type]
+        except Exception as exc:  # web3's TimeExhausted
+            raise SettlementPending(tx_hash, SETTLEMENT_WAIT_S) from exc
 
     def unspent_deposits(self) -> int:
         """What this payer's channels hold beyond the vouchers it signed: room for calls without a new deposit."""

@@ -15,7 +15,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NewType
 
@@ -303,13 +304,19 @@ class ChannelClient:
         self.ledger.record_received(voucher)
         return Amount(voucher.cumulative_amount - floor)
 
-    def redeem(self, vouchers: Sequence[Voucher] | None = None) -> list[Redemption]:
+    def redeem(
+        self,
+        vouchers: Sequence[Voucher] | None = None,
+        *,
+        on_signed: Callable[[Sequence[Voucher], str, bytes], None] | None = None,
+    ) -> list[Redemption]:
         """Redeem vouchers (by default every unredeemed one in the ledger), `MAX_BATCH` per transaction.
 
         Vouchers that cannot pay anything now (already covered, deposit exhausted, channel settled or past
         its challenge period) are left out. The contract skips any other voucher it refuses (a bad signature)
         and pays the rest: each `Redemption` says what was paid, what was credited to a payee that rejects
-        the coin, and which vouchers were rejected.
+        the coin, and which vouchers were rejected. `on_signed(batch, tx_hash, raw)` is called for each
+        transaction once signed, before it is sent (see `Chain.send`), and `redemption()` reads one back.
         """
         candidates = list(vouchers) if vouchers is not None else self.ledger.unredeemed(self.domain)
         now = self.chain.timestamp()
@@ -320,35 +327,41 @@ class ChannelClient:
             call = self.contract.functions.redeem_many(
                 [(v.channel_id, v.cumulative_amount, v.signature) for v in batch]
             )
-            receipt = self.chain.send(call, sender=self.account, action=f"redeeming {len(batch)} vouchers")
-            events = self.contract.events.VoucherRedeemed().process_receipt(receipt, errors=DISCARD)
-            rejected = tuple(
-                Rejection(
-                    int(e["args"]["channel_id"]),
-                    int(e["args"]["cumulative_amount"]),
-                    REJECTIONS.get(int(e["args"]["reason"]), f"reason {e['args']['reason']}"),
-                )
-                for e in self.contract.events.VoucherRejected().process_receipt(receipt, errors=DISCARD)
+            signed = None if on_signed is None else functools.partial(on_signed, batch)
+            receipt = self.chain.send(
+                call, sender=self.account, action=f"redeeming {len(batch)} vouchers", on_signed=signed
             )
-            credited = sum(
-                int(e["args"]["amount"])
-                for e in self.contract.events.PayoutCredited().process_receipt(receipt, errors=DISCARD)
-            )
-            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-            self.ledger.mark_redeemed(batch, tx_hash)
-            for channel_id in {v.channel_id for v in batch}:
-                self._states.pop(channel_id, None)
-            results.append(
-                Redemption(
-                    tx_hash=tx_hash,
-                    gas_used=int(receipt["gasUsed"]),
-                    paid=Amount(sum(int(e["args"]["paid"]) for e in events)),
-                    vouchers=len(batch),
-                    rejected=rejected,
-                    credited=Amount(credited),
-                )
-            )
+            results.append(self.redemption(batch, receipt))
         return results
+
+    def redemption(self, batch: Sequence[Voucher], receipt: Any) -> Redemption:
+        """What the mined redeem transaction of `batch` (its `receipt`) paid, rejected and credited; the
+        vouchers are marked redeemed in the ledger."""
+        events = self.contract.events.VoucherRedeemed().process_receipt(receipt, errors=DISCARD)
+        rejected = tuple(
+            Rejection(
+                int(e["args"]["channel_id"]),
+                int(e["args"]["cumulative_amount"]),
+                REJECTIONS.get(int(e["args"]["reason"]), f"reason {e['args']['reason']}"),
+            )
+            for e in self.contract.events.VoucherRejected().process_receipt(receipt, errors=DISCARD)
+        )
+        credited = sum(
+            int(e["args"]["amount"])
+            for e in self.contract.events.PayoutCredited().process_receipt(receipt, errors=DISCARD)
+        )
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        self.ledger.mark_redeemed(batch, tx_hash)
+        for channel_id in {v.channel_id for v in batch}:
+            self._states.pop(channel_id, None)
+        return Redemption(
+            tx_hash=tx_hash,
+            gas_used=int(receipt["gasUsed"]),
+            paid=Amount(sum(int(e["args"]["paid"]) for e in events)),
+            vouchers=len(batch),
+            rejected=rejected,
+            credited=Amount(credited),
+        )
 
     def _session_key(self, delegation_id: bytes) -> str:
         """The session key that signs a delegated channel's vouchers (it never changes: cached)."""
