@@ -71,10 +71,13 @@ PUBLIC: dict[str, list[str]] = {
         "builtin_agent",
     ],
     "motet.chain": [
+        "CONTRACTS_VERSION",
         "Chain",
         "ChainKind",
+        "DEPLOYMENT_PROXY",
         "NATIVE_ASSET",
         "Wei",
+        "deterministic_addresses",
     ],
     "motet.composer": [
         "AgentPayment",
