@@ -712,8 +712,12 @@ class Chain:
         sender: LocalAccount | None = None,
         value: int = 0,
         action: str | None = None,
+        on_signed: Callable[[str, bytes], None] | None = None,
     ) -> TxReceipt:
         """Sign `call` (a contract function or constructor) with `sender`'s key, send it, wait for it.
+
+        `on_signed(tx_hash, raw)` is called once it is signed, before it is sent: what a caller keeps to find
+        the transaction again after a crash (mined, pending or dropped) instead of sending a second one.
 
         Raises `TransactionReverted` with the contract's reason, or `InsufficientFunds` naming the account.
         """
@@ -743,6 +747,8 @@ class Chain:
             if balance < needed:
                 raise InsufficientFunds(account.address, balance, needed, action)
             signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+            if on_signed is not None:
+                on_signed("0x" + bytes(signed.hash).hex(), bytes(signed.raw_transaction))
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         self.last_receipt = receipt

@@ -35,7 +35,7 @@ from motet.composer._events import (
     TextDelta,
 )
 from motet.composer._offer import Offer, registry_offers
-from motet.composer._payer import Payer, SimulatedCrash
+from motet.composer._payer import CallRecord, Payer, RunLog, RunRecord, SimulatedCrash
 from motet.composer._planner import Path, Plan, PlanStep, plan
 from motet.composer._trust import Ranked, Selection
 from motet.composer._workflow import Node, Policy, Route, Workflow
@@ -44,6 +44,7 @@ __all__ = [
     "AgentPayment",
     "Budget",
     "CallPaid",
+    "CallRecord",
     "CheckDone",
     "CompiledWorkflow",
     "DisputeOpened",
@@ -65,6 +66,8 @@ __all__ = [
     "Reservation",
     "Route",
     "RunDone",
+    "RunLog",
+    "RunRecord",
     "RunReport",
     "Selection",
     "Settled",

@@ -200,12 +200,19 @@ class CompiledWorkflow:
         config = {"configurable": {"thread_id": run_id, _CONTEXT: context}, "max_concurrency": 16}
 
         async def drive() -> None:
+            if values is not None:  # what resuming it by its id needs (`Payer.run`)
+                self.payer.record_run(run_id, self.workflow.name, self.definition(), values, self.budget)
             try:
                 async with self._checkpointer() as saver:
                     graph = self._compiled(saver)
                     start = {"inputs": values, "outputs": {}} if values is not None else None
+                    if start is None and saver is not None:
+                        self._replay_finished(run_id, await graph.aget_state(config), queue.put_nowait)
                     try:
                         state = await graph.ainvoke(start, config)
+                    except Exception:
+                        self.payer.run_status(run_id, "failed")
+                        raise
                     finally:
                         await _finish(context.checks)
                 outputs = state["outputs"]
@@ -214,11 +221,13 @@ class CompiledWorkflow:
                         queue.put_nowait(events.NodeSkipped(node_id))
                 spent = budget.committed + checks_budget.committed
                 queue.put_nowait(events.RunDone(outputs, spent, self.budget))
+                self.payer.run_status(run_id, "done")
                 if settle:
                     # Off the event loop on a node; on the embedded chain (not thread-safe, and agents
                     # served in this process may share it) on the loop's thread (`Chain.off_loop`).
                     hashes, paid, gas = await self.payer.channels.chain.off_loop(self.payer.settle, run_id)
                     queue.put_nowait(events.Settled(tuple(hashes), paid, gas, self.payer.paid_calls(run_id)))
+                    self.payer.run_status(run_id, "settled")
             finally:
                 queue.put_nowait(None)
 
@@ -241,6 +250,59 @@ class CompiledWorkflow:
             offers = [offer for found in self.candidates.values() for offer in found]
             offers += self.sampler.verifiers if self.sampler is not None else []
             accounts.close_report(report, self.payer, offers, *accounts.outcome(ended))
+
+    def definition(self) -> dict[str, Any]:
+        """The workflow in its file form (`Workflow.from_dict` reads it back): what a run keeps so that it can
+        be resumed by its id alone (`motet runs resume ID`)."""
+        schema = getattr(self.workflow, "input_schema", {})
+        nodes = []
+        for node in self.workflow.nodes.values():
+            entry: dict[str, Any] = {"id": node.id, "capability": node.capability, "after": list(node.after)}
+            if node.agent is not None:
+                entry["agent"] = node.agent
+            if node.max_price is not None:
+                entry["max_price"] = node.max_price
+            if node.inputs:
+                entry["inputs"] = dict(node.inputs)
+            nodes.append(entry)
+        routes = [
+            {
+                "source": r.source,
+                "on": r.on,
+                "cases": dict(r.cases),
+                **({"default": r.default} if r.default else {}),
+            }
+            for r in self.workflow.routes.values()
+        ]
+        return {
+            "name": self.workflow.name,
+            "inputs": dict(schema.get("properties", {})),
+            "nodes": nodes,
+            "routes": routes,
+        }
+
+    def _replay_finished(self, run_id: str, snapshot: Any, emit: Callable[[events.Event], None]) -> None:
+        """On a resume, the nodes that finished before it, from the checkpoint and the payer's records: each one's
+        payment (`CallPaid`, replayed) and output (`NodeDone`), so the resumed run's report is complete."""
+        done: dict[str, dict[str, JsonValue]] = (snapshot.values or {}).get("outputs", {}) if snapshot else {}
+        paid = {c.node: c for c in self.payer.calls(run_id) if c.status in ("signed", "paid")}
+        for node_id in self.order:
+            if node_id not in done:
+                continue
+            call = paid.get(node_id)
+            offer = next(
+                (o for o in self.candidates[node_id] if call is not None and o.agent_id == call.agent_id),
+                None,
+            )
+            label = offer.label if offer is not None else (f"agent #{call.agent_id}" if call else "")
+            emit(events.NodeStarted(node_id, self.workflow.nodes[node_id].capability, label))
+            if call is not None:
+                emit(
+                    events.CallPaid(
+                        node_id, label, call.agent_id, call.channel, call.price, call.cumulative, True
+                    )
+                )
+            emit(events.NodeDone(node_id, label, done[node_id], call.price if call else 0, 0.0, 0, 0))
 
     @contextlib.asynccontextmanager
     async def _checkpointer(self) -> AsyncIterator[Any]:
