@@ -224,6 +224,31 @@ class CapabilitySpec(_Strict):
                     )
         return examples
 
+    def input_mismatch(self, value: object) -> tuple[str, str] | None:
+        """Where `value` breaks this capability's input schema and how, or None when it fits: what the agent
+        would refuse (HTTP 422), found before calling or paying it. The place is the dotted path of the field
+        (`"input"` for the whole value); a required field that is absent is `(name, "missing")`.
+
+        Example:
+            >>> spec = CapabilitySpec(
+            ...     name="translate", output_schema={},
+            ...     input_schema={"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+            ... )
+            >>> spec.input_mismatch({})
+            ('text', 'missing')
+            >>> spec.input_mismatch({"text": 3})
+            ('text', "3 is not of type 'string'")
+        """
+        error = first_mismatch(self.input_schema, value)
+        if error is None:
+            return None
+        path = ".".join(str(part) for part in error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            absent = [name for name in error.validator_value if name not in error.instance]
+            if absent:
+                return (f"{path}.{absent[0]}" if path else str(absent[0])), "missing"
+        return path or "input", error.message
+
 
 class Pricing(_Strict):
     """What one call costs, in the smallest unit of `asset` (`NATIVE_ASSET`: the chain's own coin).

@@ -30,6 +30,7 @@ from motet.composer import _accounts as accounts
 from motet.composer import _events as events
 from motet.composer import _render as render
 from motet.composer._budget import Budget
+from motet.composer._inputs import check_node_input
 from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer
 from motet.composer._payer import Payer
@@ -46,6 +47,8 @@ class WorkflowSource(Protocol):
     name: str
     nodes: dict[str, Node]
     routes: dict[str, Route]
+
+    def validate_inputs(self, values: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +190,7 @@ class CompiledWorkflow:
         values: dict[str, JsonValue] | None = None
         if inputs is not None:
             values = inputs.model_dump(mode="json") if isinstance(inputs, BaseModel) else dict(inputs)
+            values = self.workflow.validate_inputs(values)  # before any call: an input error costs nothing
         budget = Budget(self.budget)
         checked = self.payer.spent(run_id, checks=True)
         already = self.payer.spent(run_id) - checked
@@ -363,6 +367,7 @@ class CompiledWorkflow:
             emit(events.NodeStarted(node_id, node.capability, candidates[0].label))
             attempts: list[tuple[str, str]] = []
             for index, offer in enumerate(candidates):
+                check_node_input(node_id, offer, value, feeds)  # never a reason to fail over: fails the run
                 try:
                     paid = await self.payer.call(
                         run_id,

@@ -20,7 +20,6 @@ the edge.
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -30,6 +29,8 @@ from pydantic import BaseModel
 
 from motet.composer._budget import Budget
 from motet.composer._compiled import CompiledWorkflow
+from motet.composer._files import Locator, check_document, read_document
+from motet.composer._inputs import check_values
 from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer, read_card, registry_offers
 from motet.composer._payer import Payer
@@ -40,7 +41,7 @@ from motet.composer._types import check_inputs
 from motet.errors import GraphError, MotetError
 from motet.registry import Registry
 from motet.trust.economics import Economics
-from motet.units import format_amount
+from motet.units import format_amount, parse_amount
 
 __all__ = ["Node", "Policy", "Route", "Workflow"]
 
@@ -50,8 +51,11 @@ log = logging.getLogger(__name__)
 class Workflow:
     """A graph of capability calls: build it with `add()` and `route()`, then `compile()` it."""
 
-    def __init__(self, name: str, *, inputs: type[BaseModel] | Mapping[str, Any]) -> None:
+    def __init__(
+        self, name: str, *, inputs: type[BaseModel] | Mapping[str, Any], description: str = ""
+    ) -> None:
         self.name = name
+        self.description = description
         self.input_schema: dict[str, Any] = (
             inputs.model_json_schema() if isinstance(inputs, type) else dict(inputs)
         )
@@ -85,45 +89,67 @@ class Workflow:
         self.routes[source] = Route(source, on, dict(cases), default)
         return self
 
+    def validate_inputs(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` checked against the workflow's input schema before anything is paid: every required input
+        given, none unknown, each of the type its field asks for. Text (a command line's `-i count=3`) becomes
+        the integer, number, boolean, array or object the field asks for; an absent field with a `default`
+        gets it. Raises `WorkflowInputError` naming every bad field and what it expects.
+
+        Example:
+            >>> flow = Workflow("w", inputs={"properties": {"n": {"type": "integer"}}, "required": ["n"]})
+            >>> flow.validate_inputs({"n": "3"})
+            {'n': 3}
+        """
+        return check_values(self.input_schema, values, what=f"inputs of workflow {self.name!r}")
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
-        """A workflow from its file form (TOML/YAML): `name`, `inputs` (JSON Schema properties), `nodes`,
-        `routes`."""
-        try:
-            properties = dict(data["inputs"])
-            flow = cls(
-                str(data["name"]),
-                inputs={"type": "object", "properties": properties, "required": sorted(properties)},
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | Locator = "workflow file") -> Workflow:
+        """A workflow from its file form (TOML/YAML, docs/workflows.md): `name`, `description`, `inputs` (each
+        a field's JSON Schema; required unless it has a `default`), `nodes`, `routes`. Raises
+        `WorkflowFileError` naming `source` (the file, and the line when `source` is the file's `Locator`),
+        the node and the problem, with the close match of a typo'd key or name."""
+        if isinstance(source, Locator):
+            where = source
+        else:
+            nodes = data.get("nodes") if isinstance(data, Mapping) else None
+            where = Locator(source, nodes=nodes if isinstance(nodes, list) else [])
+        check_document(data, where)
+        properties = {str(name): dict(spec) for name, spec in data["inputs"].items()}
+        required = sorted(name for name, spec in properties.items() if "default" not in spec)
+        flow = cls(
+            str(data["name"]),
+            inputs={"type": "object", "properties": properties, "required": required},
+            description=str(data.get("description", "")),
+        )
+        for node in data["nodes"]:
+            price = node.get("max_price")
+            flow.add(
+                node["id"],
+                node["capability"],
+                after=node.get("after", ()),
+                agent=node.get("agent"),
+                max_price=parse_amount(price) if isinstance(price, str) else price,
+                inputs=node.get("inputs"),
             )
-            for node in data["nodes"]:
-                flow.add(
-                    str(node["id"]),
-                    str(node["capability"]),
-                    after=node.get("after", ()),
-                    agent=node.get("agent"),
-                    max_price=node.get("max_price"),
-                    inputs=node.get("inputs"),
-                )
-            for route in data.get("routes", ()):
-                flow.route(
-                    route["source"], on=route["on"], cases=route["cases"], default=route.get("default")
-                )
-        except (KeyError, TypeError) as exc:
-            raise GraphError("workflow file", f"missing or malformed entry: {exc}") from exc
+        for route in data.get("routes", ()):
+            flow.route(route["source"], on=route["on"], cases=route["cases"], default=route.get("default"))
+        try:
+            flow._graph()
+        except GraphError as exc:
+            node_id = exc.where.rpartition(" -> ")[2]
+            index = next((i for i, node in enumerate(data["nodes"]) if node["id"] == node_id), None)
+            at = ("nodes", index) if index is not None else ()
+            problem = f"{exc.problem}: {exc.where}" if " -> " in exc.where else exc.problem
+            raise where.error(at, problem, node=node_id if index is not None else None) from None
         return flow
 
     @classmethod
     def load(cls, path: str | Path) -> Workflow:
-        """Read a `.toml`, `.yaml` or `.yml` workflow file."""
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix == ".toml":
-            return cls.from_dict(tomllib.loads(text))
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return cls.from_dict(yaml.safe_load(text))
-        raise GraphError(str(path), "a workflow file is .toml, .yaml or .yml")
+        """Read a `.toml`, `.yaml` or `.yml` workflow file (docs/workflows.md). Every problem (malformed TOML or
+        YAML, an unknown key, a node or input that does not exist, a bad mapping) raises `WorkflowFileError`
+        with one line, `FILE:LINE: node 'id': problem`, before anything touches a chain or a model."""
+        data, where = read_document(path)
+        return cls.from_dict(data, source=where)
 
     @classmethod
     async def from_goal(
