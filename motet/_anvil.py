@@ -36,19 +36,31 @@ def start_anvil(
     url = f"http://127.0.0.1:{port}"
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
     deadline = time.monotonic() + startup_timeout
-    while True:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise ChainConnectionError(f"anvil exited at start ({proc.returncode}): {err.strip()}", url=url)
-        try:
-            if w3.is_connected():
-                break
-        except Exception:  # noqa: S110 - not up yet; retried until the deadline
-            pass
-        if time.monotonic() > deadline:
+    try:
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise ChainConnectionError(
+                    f"anvil exited at start ({proc.returncode}): {err.strip()}", url=url
+                )
+            try:
+                if w3.is_connected():
+                    break
+            except Exception:  # noqa: S110 - not up yet; retried until the deadline
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise ChainConnectionError(
+                    f"anvil did not answer on {url} within {startup_timeout}s", url=url
+                )
+            time.sleep(0.05)
+    except BaseException:  # interrupted (ctrl+c, SIGTERM) or given up: no anvil left behind
+        if proc.poll() is None:
             proc.kill()
-            raise ChainConnectionError(f"anvil did not answer on {url} within {startup_timeout}s", url=url)
-        time.sleep(0.05)
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+        raise
     Account.enable_unaudited_hdwallet_features()
     keys = [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(accounts)]
     return proc, url, w3, keys

@@ -26,6 +26,8 @@ from motet.cli import agent, channel, demo, gateway, models, run, runs, tui, val
 from motet.errors import MotetError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import httpx
 
 __all__ = ["app", "main"]
@@ -67,6 +69,7 @@ def main() -> None:
     import httpx
 
     console = Console(stderr=True, soft_wrap=True)  # one line, however narrow the terminal
+    _stop_on_sigterm()
     try:
         app()
     except MotetError as exc:
@@ -77,6 +80,28 @@ def main() -> None:
             f"[red]error:[/] nothing answers at {_url_of(exc)} ({exc}): check the URL and that it runs"
         )
         raise SystemExit(1) from None
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, a service manager, a test) stops every command as ctrl+c does, so `finally` blocks run
+    and what the command started stops with it (the agents it serves, the anvil it started): a KeyboardInterrupt,
+    raised by the event loop between tasks when one runs (every task is then cancelled and cleans up), at once
+    otherwise. uvicorn catches SIGTERM while it serves, stops the server, then raises it again here."""
+    import asyncio
+    import signal
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            interrupt()
+        else:
+            loop.call_soon_threadsafe(interrupt)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _url_of(exc: httpx.TransportError) -> str:

@@ -60,6 +60,8 @@ class ChainChoice:
         options) are the addresses of motet's contracts to use there, checked by `Chain.use`; a node signs as
         `key`, or as MOTET_PRIVATE_KEY or MOTET_KEYSTORE, and the error for none says so in the CLI's terms,
         naming the `signer` (the payer, the agent)."""
+        import dataclasses
+
         from motet.chain import Chain
         from motet.settings import Settings
 
@@ -78,6 +80,9 @@ class ChainChoice:
             )
         if not (key or os.environ.get("MOTET_PRIVATE_KEY") or os.environ.get("MOTET_KEYSTORE")):
             raise AccountError(no_key_message(signer, url))
+        named = {name: address for name, (_, address) in addresses.items() if address}
+        if named:
+            settings = dataclasses.replace(settings, contracts={**settings.contracts, **named})
         try:
             node = Chain.connect(url, key, settings=settings)
         except AccountError as exc:
@@ -210,22 +215,35 @@ def announce_dev_chain(node: Chain, console: Console, *, used: Mapping[int, str]
     running: its URL, motet's contract addresses, and the funded dev accounts with their keys, saying which
     ones this command signs as (`used`: account index → what for) and which are free, as `export` lines
     ready to paste. Nothing is printed for a node the command did not start."""
+    from motet.chain import deterministic_addresses
+
     if node.kind != "anvil" or node.url is None:
         return
     registry = node.contract("AgentRegistry").address
     channels = node.contract("PaymentChannels").address
+    usual = deterministic_addresses(node.settings)
     free = [index for index in range(len(node.accounts)) if index not in used]
 
     def say(text: str) -> None:  # one line each, pasted as printed
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     say(f"anvil at {node.url} (chain id {node.chain_id}) runs until this command stops; in another terminal:")
-    say(f"  export MOTET_RPC_URL={node.url} MOTET_REGISTRY={registry} MOTET_CHANNELS={channels}")
     if free:
         account = node.accounts[free[0]]
         say(
-            f"  export MOTET_PRIVATE_KEY={_key(account)}  # dev account {free[0]}, {account.address}: free, "
-            "for a payer or another agent"
+            f"  export MOTET_RPC_URL={node.url} MOTET_PRIVATE_KEY={_key(account)}  # dev account {free[0]}, "
+            f"{account.address}: free, for a payer or another agent"
+        )
+    else:
+        say(f"  export MOTET_RPC_URL={node.url}")
+    if (registry, channels) == (usual["AgentRegistry"], usual["PaymentChannels"]):
+        say(
+            f"motet's contracts: AgentRegistry {registry}, PaymentChannels {channels} (their usual addresses for "
+            "these settings: every command finds them)"
+        )
+    else:
+        say(
+            f"  export MOTET_REGISTRY={registry} MOTET_CHANNELS={channels}  # motet's contracts on this chain"
         )
     say("dev accounts (funded, and their keys are public: for dev chains only):")
     for index, what in sorted(used.items()):

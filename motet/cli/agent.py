@@ -7,13 +7,24 @@ receives are kept in motet's home, so it can redeem them after a restart.
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from motet.cli._console import err, out
 from motet.cli._home import ledger, ledger_path
-from motet.cli._options import NOTHING, RPC, ChainOption, amount_option, open_node
+from motet.cli._options import (
+    NOTHING,
+    RPC,
+    ChainOption,
+    ChannelsOption,
+    RegistryOption,
+    amount_option,
+    announce_dev_chain,
+    open_node,
+)
 from motet.units import ETH, Wei, format_gwei
 
 DEFAULT_PRICE = Wei(ETH // 1000)
@@ -40,6 +51,8 @@ def serve(
         str | None, typer.Option(help="Public base URL for the card (default: where it listens).")
     ] = None,
     chain: ChainOption = RPC,
+    registry: RegistryOption = None,
+    channels: ChannelsOption = None,
     register: Annotated[bool, typer.Option(help="Register the agent on chain once it listens.")] = True,
     stake: Stake = NOTHING,
     name: Annotated[str | None, typer.Option(help="The agent's name in its card.")] = None,
@@ -67,7 +80,8 @@ def serve(
 ) -> None:
     """Serve built-in agents on the local model (or an endpoint), paid per call through payment channels.
 
-    With --chain anvil it starts a local node first and prints its URL for payers."""
+    With --chain anvil it starts a local node first and prints, for other terminals, its URL, motet's contracts
+    and funded dev keys as `export` lines (docs/operations.md, "Several terminals on one chain")."""
     from motet.agents import AgentServer, builtin_agent
     from motet.registry import Registry
     from motet.runtimes import LlamaCppRuntime, OpenAIEndpointRuntime, Runtime
@@ -75,6 +89,12 @@ def serve(
     chain.require(
         "anvil", "rpc", why="payers cannot reach an in-process chain: use anvil, rpc or a node's URL"
     )
+    if endpoint_model and not os.environ.get("MOTET_ENDPOINT_URL"):
+        raise typer.BadParameter(
+            "the endpoint is read from MOTET_ENDPOINT_URL, which is not set: export MOTET_ENDPOINT_URL="
+            "http://HOST:PORT/v1",
+            param_hint="--endpoint-model",
+        )
     runtime: Runtime = (
         OpenAIEndpointRuntime(endpoint_model) if endpoint_model else LlamaCppRuntime(n_threads=threads)
     )
@@ -84,9 +104,7 @@ def serve(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="CAPABILITIES") from None
-    node = chain.open()
-    if chain.kind == "anvil":
-        err.print(f"anvil at {node.url} (chain id {node.chain_id}); payers: MOTET_RPC_URL={node.url}")
+    node = chain.open(registry=registry, channels=channels, signer="the agent")
 
     async def run() -> None:
         server = AgentServer(
@@ -105,6 +123,7 @@ def serve(
                 if register:
                     agent_id = await server.register(Registry(node), stake=stake)
                     err.print(f"registered as agent {agent_id} on {server.registry}")
+                announce_dev_chain(node, err, used={0: "this agent's (for `motet agent redeem`)"})
                 err.print(
                     f"[bold]{agent.name}[/] serving {', '.join(agent.capabilities)} at {base} "
                     f"for {format_gwei(price)} per call; payee {node.default_account.address}. Ctrl-C stops."
@@ -124,13 +143,14 @@ def register_agent(
     url: Annotated[str, typer.Argument(help="The running agent's base URL.")],
     stake: Stake = NOTHING,
     chain: ChainOption = RPC,
+    registry: RegistryOption = None,
 ) -> None:
     """Register a running agent from its card (its receipts must be signed by this account); prints its id."""
     from motet.agents import fetch_card
     from motet.errors import InvalidAgentCard
     from motet.registry import Registry
 
-    node = open_node(chain)
+    node = open_node(chain, registry=registry, signer="the agent")
     base = url.rstrip("/")
     card = asyncio.run(fetch_card(f"{base}/.well-known/agent-registration.json", allow_private=True))
     account = node.default_account
@@ -149,16 +169,54 @@ def register_agent(
 
 
 @app.command("redeem")
-def redeem(chain: ChainOption = RPC) -> None:
-    """Redeem every voucher this account received as an agent, in batched transactions."""
-    from motet.payments import ChannelClient
+def redeem(chain: ChainOption = RPC, channels: ChannelsOption = None) -> None:
+    """Redeem every voucher this account received as an agent, in batched transactions: on each channels
+    contract of this chain that motet's home holds vouchers for (only the one at --channels when given)."""
+    from motet.errors import ChainError, ChannelNotFound
+    from motet.payments import ChannelClient, Redemption
 
-    node = open_node(chain)
-    results = ChannelClient(node, node.default_account, ledger(node, "agent")).redeem()
+    node = open_node(chain, channels=channels, signer="the agent")
+    path = ledger_path(node, "agent")
+    results: list[Redemption] = []
+    with ledger(node, "agent") as held:
+        contracts = [node.contract("PaymentChannels").address] if channels else held.contracts(node.chain_id)
+        for contract in contracts:
+            try:  # each contract on a connection of its own: each binds the registry it was deployed with
+                each = node if channels else open_node(chain, channels=contract, signer="the agent")
+            except (typer.BadParameter, ChainError) as exc:  # a dev chain's earlier run: gone with it
+                err.print(f"[yellow]vouchers on {contract} left: {exc}[/]", highlight=False)
+                continue
+            client = ChannelClient(each, each.default_account, held)
+            live = []
+            for voucher in held.unredeemed(client.domain):
+                try:
+                    client.channel(voucher.channel_id)
+                except ChannelNotFound:  # an earlier dev chain's, at the same address
+                    err.print(f"[yellow]channel {hex(voucher.channel_id)} is not on {contract}: left[/]")
+                    continue
+                live.append(voucher)
+            results += client.redeem(live) if live else []
     if not results:
-        err.print("nothing to redeem")
+        err.print(_nothing_to_redeem(node.default_account.address, node.chain_id, path), highlight=False)
     for result in results:
         out.print(
             f"{result.tx_hash}: {result.vouchers} vouchers, paid {format_gwei(result.paid)}, "
             f"{result.gas_used} gas"
         )
+
+
+def _nothing_to_redeem(address: str, chain_id: int, path: Path) -> str:
+    """Why there is nothing to redeem, and where else vouchers may be: another account's ledger in this home, or
+    another home."""
+    others = sorted(
+        found.name.split("-")[1]
+        for found in path.parent.glob(f"agent-0x*-{chain_id}.sqlite")
+        if found != path and found.stat().st_size
+    )
+    said = f"nothing to redeem: {path} holds no unredeemed voucher received by {address} on chain {chain_id}"
+    if others:
+        return (
+            f"{said}; this home holds vouchers received by {', '.join(others)}: redeem as that agent, with its key "
+            "in MOTET_PRIVATE_KEY"
+        )
+    return f"{said}; an agent keeps its vouchers in its MOTET_HOME: redeem with the MOTET_HOME `motet agent serve` ran with"

@@ -165,6 +165,17 @@ class Ledger:
                     result.append(Voucher(domain, int(channel_id), int(cumulative, 16), bytes(sig)))
         return sorted(result, key=lambda v: v.channel_id)
 
+    def contracts(self, chain_id: int) -> list[str]:
+        """The channels contracts on chain `chain_id` that this ledger holds received vouchers for, not yet all
+        redeemed: the domains to give `unredeemed` (a payee paid on several contracts redeems on each)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT contract FROM vouchers WHERE chain_id=? AND direction='received' "
+                "AND redeemed_tx IS NULL ORDER BY contract",
+                (chain_id,),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def mark_redeemed(self, vouchers: Sequence[Voucher], tx_hash: str) -> None:
         """Record that a transaction redeemed these received vouchers."""
         with self._transaction() as db:
