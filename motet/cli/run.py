@@ -116,6 +116,11 @@ def execute(
     from motet.composer import Payer, Workflow
 
     values = dict(values or {})
+    # The file is read and the inputs checked before the chain opens or a model loads: a malformed file or a
+    # missing, unknown or mistyped input is one line naming what to fix, and costs nothing.
+    loaded = Workflow.load(workflow) if workflow is not None and not resume else None
+    if loaded is not None:
+        values.update(loaded.validate_inputs(values))
     node = chain.open()
     kept = not chain.dev  # on a node, what the run signs and did outlives the process
 
@@ -126,8 +131,8 @@ def execute(
             record = kept_run(payer, run_id, node)
             flow, budget, source = Workflow.from_dict(record.definition), record.budget, record.source
             run_id = record.run_id  # the whole id, when a prefix was given
-        elif workflow is not None:
-            flow, source = Workflow.load(workflow), str(workflow)
+        elif loaded is not None:
+            flow, source = loaded, str(workflow)
         else:
             assert goal is not None
             schema = {
@@ -146,6 +151,8 @@ def execute(
         return runnable
 
     async def go(registry: Registry) -> None:
+        from collections.abc import AsyncGenerator
+
         from motet.demo import report_table, watch
 
         payer = Payer(
@@ -164,13 +171,19 @@ def execute(
                     "waiting for it (never sent twice)"
                 )
             report = runnable.new_report(run_id)
+            report.resume_hint = resume_hint(run_id, node, kept=kept)
             stream = runnable.stream(None if resume else values, run_id=run_id, report=report)
-            if as_json:
-                async for _event in stream:
-                    pass
-            else:
-                await watch(stream, report, err)
-                err.print(report_table(report))
+            try:
+                if as_json:
+                    async for _event in stream:
+                        pass
+                else:
+                    await watch(stream, report, err)
+            finally:  # failed, cancelled (ctrl+c, SIGTERM) or done: what was paid to whom, and how to resume
+                if isinstance(stream, AsyncGenerator):  # stopped inside `watch`: the stream ends as cancelled
+                    await stream.aclose()
+                if report.status != "done" or not as_json:
+                    err.print(report_table(report))
             out.print(json.dumps(report.outputs, indent=None if as_json else 2))
         finally:
             await payer.aclose()
@@ -183,6 +196,19 @@ def execute(
         asyncio.run(main())
     finally:
         node.close()
+
+
+def resume_hint(run_id: str, node: Chain, *, kept: bool) -> str:
+    """How to resume `run_id` from a shell, as its report says when the run did not finish."""
+    if kept:
+        return (
+            f"resume it with `motet run --resume {run_id}` (or `motet runs resume {run_id}`), with the same "
+            "--chain: finished nodes are not re-run and no call is paid twice"
+        )
+    return (
+        f"the {node.kind} chain ended with this command, and the run with it: nothing to resume (a run on a "
+        f"node, --chain rpc or its URL, is kept and resumes with `motet run --resume {run_id}`)"
+    )
 
 
 def kept_run(payer: Payer, run_id: str, node: Chain) -> RunRecord:
