@@ -34,6 +34,7 @@ from motet.errors import (
     MotetError,
     OrderRefused,
     TransactionReverted,
+    WorkflowInputError,
 )
 from motet.gateway._gas import GasMeter, MeteredChain
 from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
@@ -211,6 +212,7 @@ class OrderDesk:
         typed_delegation, delegation_signature = signed_part(signed_delegation, "delegation")
         typed_order, order_signature = signed_part(signed_order, "order")
         order, delegation = await self._signed_order(typed_delegation, typed_order, order_signature)
+        self._check_inputs(order)  # before anything is registered, signed or spent
         delegation_id = delegation.digest(self.domain)
         now = await self.chain.off_loop(self.chain.timestamp)
         if order.deadline <= now:
@@ -350,6 +352,17 @@ class OrderDesk:
         ):
             raise OrderRefused(403, f"the task order is not signed by the delegator {delegation.delegator}")
         return order, delegation
+
+    def _check_inputs(self, order: TaskOrder) -> None:
+        """Refuse (400) an order for one of the gateway's workflows whose inputs are missing, unknown or of the
+        wrong type, naming each field and what it expects: nothing is registered, signed or spent for it."""
+        flow = self.workflows.get(order.workflow) if order.workflow else None
+        if flow is None:  # a goal's inputs are what it is planned from; an unknown workflow is refused later
+            return
+        try:
+            flow.validate_inputs(order.input_values())
+        except (WorkflowInputError, InvalidDelegation) as exc:
+            raise OrderRefused(400, f"the order's inputs: {exc}") from None
 
     def _nonce_used(self, delegator: str, nonce: int) -> bool:
         row = self._db.execute(
