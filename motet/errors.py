@@ -17,6 +17,7 @@
     ├── PaymentError
     │   ├── ChannelNotFound             (also LookupError)
     │   ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
+    │   ├── ChannelNotSettleable                               not closed, its challenge period not over, or settled
     │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
     │   ├── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
     │   ├── InvalidDelegation           (also ValueError)      a delegation or task order that is malformed
@@ -88,6 +89,7 @@ __all__ = [
     "CheckUnavailable",
     "ComposeError",
     "ContextOverflow",
+    "ChannelNotSettleable",
     "ContractBuildError",
     "DisputeError",
     "DuplicateCapability",
@@ -139,6 +141,17 @@ __all__ = [
 class MotetError(Exception):
     """Base class of every error motet raises."""
 
+def _amount(wei: int) -> str:
+    """An amount with its unit, exact (this module sits below `motet.units`, whose `format_amount` rounds):
+    wei below a gwei, gwei below 0.001 ETH, ETH from there."""
+    from decimal import Decimal
+
+    for unit, size in (("ETH", 10**18), ("gwei", 10**9)):
+        if abs(wei) >= size // (1000 if unit == "ETH" else 1):
+            return f"{Decimal(wei).scaleb(-len(str(size)) + 1).normalize():,f} {unit}"
+    return f"{wei:,} wei"
+
+
 
 class InvalidAmount(MotetError, ValueError):
     """An amount a person typed (`--budget 150gwei`, a TUI field) that is not an amount motet can pay."""
@@ -170,7 +183,7 @@ class InsufficientFunds(ChainError):
 
     def __init__(self, address: str, balance: int, needed: int, action: str) -> None:
         super().__init__(
-            f"account {address} has {balance} wei but {action} needs about {needed} wei "
+            f"account {address} has {_amount(balance)} but {action} needs about {_amount(needed)} "
             f"(value + gas): fund the account or use another key"
         )
         self.address = address
@@ -261,7 +274,7 @@ class ChannelNotFound(PaymentError, LookupError):
     """No channel with this id exists on the contract."""
 
     def __init__(self, channel_id: int, contract: str) -> None:
-        super().__init__(f"no channel {channel_id} on the channels contract {contract}")
+        super().__init__(f"no channel {hex(channel_id)} on the channels contract {contract}")
         self.channel_id = channel_id
 
 
@@ -270,8 +283,8 @@ class ChannelFundsExhausted(PaymentError):
 
     def __init__(self, channel_id: int, remaining: int, needed: int) -> None:
         super().__init__(
-            f"channel {channel_id} has {remaining} left, the payment needs {needed}: top up with "
-            f"`ChannelClient.topup({channel_id}, amount)` or open a new channel"
+            f"channel {hex(channel_id)} has {_amount(remaining)} left, the payment needs {_amount(needed)}: "
+            f"top up with `ChannelClient.topup({hex(channel_id)}, amount)` or open a new channel"
         )
         self.channel_id = channel_id
         self.remaining = remaining
@@ -281,14 +294,51 @@ class ChannelFundsExhausted(PaymentError):
 class InvalidVoucher(PaymentError, ValueError):
     """A voucher is malformed, signed by the wrong key, bound to another domain, or not new."""
 
+class ChannelNotSettleable(PaymentError):
+    """A channel cannot be settled now: it is open, its challenge period is not over (`closes_at` is the chain
+    time from which it can be, `now` the chain's time when asked), or it is settled already."""
+
+    def __init__(self, channel_id: int, closes_at: int, now: int, settled: bool = False) -> None:
+        shown = hex(channel_id)
+        if settled:
+            why = f"channel {shown} is settled already: its remaining deposit was refunded then"
+        elif closes_at == 0:
+            why = (
+                f"channel {shown} is open: close it first; it can be settled once its challenge period has "
+                "passed, and the payee can redeem its vouchers until then"
+            )
+        else:
+            from datetime import UTC, datetime
+
+            when = datetime.fromtimestamp(closes_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            why = (
+                f"channel {shown}'s challenge period is not over: it ends at {when} (chain time), "
+                f"{_duration(closes_at - now)} from now; settle it again after that"
+            )
+        super().__init__(why)
+        self.channel_id = channel_id
+        self.closes_at = closes_at
+        self.now = now
+        self.settled = settled
+
+
+def _duration(seconds: int) -> str:
+    """`seconds` as a person reads it: '45 s', '12 min 5 s', '2 h 3 min'."""
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 
 class VoucherNotAboveHighest(PaymentError, ValueError):
     """The signer refuses to sign a cumulative amount at or below one it already signed."""
 
     def __init__(self, channel_id: int, requested: int, highest: int) -> None:
         super().__init__(
-            f"refusing to sign channel {channel_id} for {requested}: a voucher for {highest} was already "
-            f"signed, and cumulative amounts only go up"
+            f"refusing to sign channel {hex(channel_id)} for {_amount(requested)}: a voucher for {_amount(highest)} "
+            f"was already signed, and cumulative amounts only go up"
         )
         self.channel_id = channel_id
         self.requested = requested
@@ -324,8 +374,8 @@ class BudgetExceeded(PaymentError):
 
     def __init__(self, cap: int, spent: int, amount: int, what: str = "this call") -> None:
         super().__init__(
-            f"{what} could cost {amount}, and with {spent} already spent or reserved that passes the budget of "
-            f"{cap}: raise the budget or lower the price caps"
+            f"{what} could cost {_amount(amount)}, and with {_amount(spent)} already spent or reserved that passes "
+            f"the budget of {_amount(cap)}: raise the budget or lower the price caps"
         )
         self.cap = cap
         self.spent = spent
@@ -559,9 +609,10 @@ class InvalidSchema(ModelRuntimeError, ValueError):
 
 
 class InvalidModelOutput(ModelRuntimeError, ValueError):
-    """Output that a schema asked for did not parse as JSON or did not validate; `text` is what came back."""
+    """Output that a schema asked for did not parse as JSON or did not validate; `text` is what came back;
+    `cut_off` when generation stopped at `max_tokens` before the answer was complete."""
 
-    def __init__(self, text: str, problem: str) -> None:
+    def __init__(self, text: str, problem: str, *, cut_off: bool = False) -> None:
         shown = text if len(text) <= 80 else text[:77] + "..."
         super().__init__(f"model output {shown!r} is not valid: {problem}")
         self.text = text
@@ -587,6 +638,7 @@ class EndpointTimeout(EndpointError, TimeoutError):
     `phase` is `"headers"`, `"stream"` or `"call"`; `seconds` is the bound that was exceeded.
     """
 
+        self.cut_off = cut_off
     def __init__(self, endpoint: str, phase: str, seconds: float) -> None:
         what = {
             "headers": f"sent no response within {seconds:g} s (idle_timeout)",

@@ -150,6 +150,7 @@ PUBLIC: dict[str, list[str]] = {
         "ChannelFundsExhausted",
         "ChannelNotFound",
         "CheckUnavailable",
+        "ChannelNotSettleable",
         "ComposeError",
         "ContextOverflow",
         "ContractBuildError",

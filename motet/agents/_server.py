@@ -453,7 +453,7 @@ class AgentServer:
         owed, paid = self._owed(channel_id), self._paid(channel_id)
         if owed > paid:
             raise self._requirements(
-                f"channel {hex(channel_id)} owes {owed - paid} for a delivered call: send a voucher for {owed}",
+                f"channel {hex(channel_id)} owes {owed - paid:,} wei for a delivered call: send a voucher for {owed:,} wei",
                 price,
                 channel_id,
             )
@@ -465,7 +465,7 @@ class AgentServer:
             )
         if state.deposit - owed < price:
             raise self._requirements(
-                f"channel {hex(channel_id)} has {state.deposit - owed} left, a call costs up to {price}: top it up",
+                f"channel {hex(channel_id)} has {state.deposit - owed:,} wei left, a call costs up to {price:,} wei: top it up",
                 price,
                 channel_id,
             )
@@ -603,6 +603,13 @@ class AgentServer:
         except ModelRuntimeError as exc:
             raise HTTPProblem(503, f"the model failed, nothing is owed: {exc}") from exc
         except Exception as exc:
+            if exc.cut_off:  # the caller cannot raise max_tokens: say what they can do
+                raise HTTPProblem(
+                    502,
+                    f"the answer was cut off at {capability.name}'s limit of {capability.max_tokens:,} tokens "
+                    "before it was complete, so nothing is owed: choose another agent for it, or ask this "
+                    "agent's operator to raise its max_tokens",
+                ) from exc
             incident = secrets.token_hex(6)
             log.exception("%s failed (incident %s); not charged", capability.name, incident)
             raise HTTPProblem(

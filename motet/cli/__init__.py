@@ -56,12 +56,27 @@ app.command("revoke")(wallet.revoke)
 
 @app.command()
 def version() -> None:
-    """Print motet's version."""
+    """Print motet's version (also `motet --version`)."""
     from importlib.metadata import version as dist_version
 
     from motet.cli._console import out
 
     out.print(f"motet {dist_version('motet')}")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        version()
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", help="Print motet's version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Compose AI agents on open-source models, discovered on an EVM chain and paid per call."""
 
 
 def main() -> None:

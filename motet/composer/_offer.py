@@ -53,7 +53,7 @@ class Offer:
         if self.price < 0:
             raise InvalidAmount(
                 str(self.price),
-                f"agent {self.agent_id} {self.agent!r} offers {self.capability.name!r} at {self.price}: "
+                f"agent {self.agent_id} {self.agent!r} offers {self.capability.name!r} at {self.price:,} wei: "
                 f"a price is never negative",
             )
 

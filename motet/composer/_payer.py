@@ -663,12 +663,12 @@ def _overcharge(offer: Offer, call: PaidInvocation, signed_before: int) -> str |
         return f"reported {usage.total_tokens} tokens, above the capability's bound of {offer.max_tokens}"
     if call.price > min(fair, offer.worst_case):
         return (
-            f"asked {call.price}, but the offer charges {fair} for the {usage.total_tokens} tokens reported "
-            f"(registered price {offer.price}, worst case {offer.worst_case})"
+            f"asked {call.price:,} wei, but the offer charges {fair:,} wei for the {usage.total_tokens} tokens "
+            f"reported (registered price {offer.price:,} wei, worst case {offer.worst_case:,} wei)"
         )
     if call.owed != signed_before + call.price:
         return (
-            f"asked a cumulative {call.owed} for a call of {call.price} on a channel where {signed_before} "
-            f"was signed"
+            f"asked a cumulative {call.owed:,} wei for a call of {call.price:,} wei on a channel where "
+            f"{signed_before:,} wei was signed"
         )
     return None

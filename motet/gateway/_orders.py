@@ -256,7 +256,7 @@ class OrderDesk:
                 raise OrderRefused(
                     403,
                     f"over budget: the order's budget of {order.budget} wei is more than the delegation has left "
-                    f"({left} of its cap of {state.cap}, counting earlier and running orders)",
+                    f"({left:,} wei of its cap of {state.cap:,} wei, counting earlier and running orders)",
                 )
             order_id = uuid.uuid4().hex[:16]
             self._db.execute(

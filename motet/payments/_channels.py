@@ -28,9 +28,11 @@ from motet.chain import NATIVE_ASSET, Chain
 from motet.errors import (
     ChannelFundsExhausted,
     ChannelNotFound,
+    ChannelNotSettleable,
     InvalidAmount,
     InvalidDelegation,
     InvalidVoucher,
+    TransactionReverted,
 )
 from motet.payments._eip712 import keccak
 from motet.payments._ledger import Ledger
@@ -200,16 +202,16 @@ class ChannelClient:
         state = self._cached(channel_id)
         if state.delegation is not None and state.payer != self.address:
             call = self.contract.functions.topup(channel_id, amount)  # from the delegator's balance
-            self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
+            self.chain.send(call, sender=self.account, action=f"topping up channel {hex(channel_id)}")
         elif state.asset == NATIVE_ASSET:
             call = self.contract.functions.topup(channel_id, 0)
             self.chain.send(
-                call, sender=self.account, value=amount, action=f"topping up channel {channel_id}"
+                call, sender=self.account, value=amount, action=f"topping up channel {hex(channel_id)}"
             )
         else:
             self.chain.approve(state.asset, self.contract.address, amount, sender=self.account)
             call = self.contract.functions.topup(channel_id, amount)
-            self.chain.send(call, sender=self.account, action=f"topping up channel {channel_id}")
+            self.chain.send(call, sender=self.account, action=f"topping up channel {hex(channel_id)}")
         return self.channel(channel_id)
 
     def pay(self, channel_id: int, amount: int) -> Voucher:
@@ -242,15 +244,26 @@ class ChannelClient:
         return int(self._end(channel_id, "close", "ChannelClosing", "closing")["closes_at"])
 
     def settle(self, channel_id: int) -> Amount:
-        """Refund the unredeemed deposit to the payer after the challenge period; returns the refund."""
-        return Amount(int(self._end(channel_id, "settle", "ChannelSettled", "settling")["refunded"]))
+        """Refund the unredeemed deposit to the payer after the challenge period; returns the refund.
+
+        Raises `ChannelNotSettleable` when the contract refuses because the channel is open, its challenge period
+        is not over (the message says when it is, in chain time, read from the chain) or it is settled already."""
+        try:
+            return Amount(int(self._end(channel_id, "settle", "ChannelSettled", "settling")["refunded"]))
+        except TransactionReverted as exc:
+            state = self.channel(channel_id)
+            if state.settled or state.closes_at == 0 or "challenge period not over" in exc.reason:
+                raise ChannelNotSettleable(
+                    channel_id, state.closes_at, self.chain.timestamp(), state.settled
+                ) from exc
+            raise
 
     def _end(self, channel_id: int, function: str, event_name: str, doing: str) -> Any:
         """Send `function(channel_id)` (closing or settling), refresh the channel, return the event's args."""
         receipt = self.chain.send(
             self.contract.functions[function](channel_id),
             sender=self.account,
-            action=f"{doing} channel {channel_id}",
+            action=f"{doing} channel {hex(channel_id)}",
         )
         (event,) = self.contract.events[event_name]().process_receipt(receipt, errors=DISCARD)
         self.channel(channel_id)
@@ -272,12 +285,12 @@ class ChannelClient:
             state = self.channel(voucher.channel_id)  # refresh: top-ups and closes happen
         if state.payee != self.address:
             raise InvalidVoucher(
-                f"channel {voucher.channel_id} pays {state.payee}, not this account {self.address}"
+                f"channel {hex(voucher.channel_id)} pays {state.payee}, not this account {self.address}"
             )
         if state.settled:
-            raise InvalidVoucher(f"channel {voucher.channel_id} is settled")
+            raise InvalidVoucher(f"channel {hex(voucher.channel_id)} is settled")
         if state.closing and self.chain.timestamp() >= state.closes_at:
-            raise InvalidVoucher(f"channel {voucher.channel_id}'s challenge period is over")
+            raise InvalidVoucher(f"channel {hex(voucher.channel_id)}'s challenge period is over")
         if state.delegation is None:
             self._verifier.verify(voucher, state.payer)
         else:
@@ -286,8 +299,8 @@ class ChannelClient:
             self._verifier.verify(voucher, self._session_key(state.delegation))
         if voucher.cumulative_amount > state.deposit:
             raise InvalidVoucher(
-                f"voucher for channel {voucher.channel_id} promises {voucher.cumulative_amount}, above the "
-                f"deposit of {state.deposit}"
+                f"voucher for channel {hex(voucher.channel_id)} promises {voucher.cumulative_amount:,} wei, above "
+                f"the deposit of {state.deposit:,} wei"
             )
         return state
 
@@ -298,8 +311,8 @@ class ChannelClient:
         floor = max(previous.cumulative_amount if previous else 0, state.redeemed)
         if voucher.cumulative_amount <= floor:
             raise InvalidVoucher(
-                f"voucher for channel {voucher.channel_id} carries {voucher.cumulative_amount}, not above the "
-                f"{floor} already received: a replay or a lower amount"
+                f"voucher for channel {hex(voucher.channel_id)} carries {voucher.cumulative_amount:,} wei, not "
+                f"above the {floor:,} wei already received: a replay or a lower amount"
             )
         self.ledger.record_received(voucher)
         return Amount(voucher.cumulative_amount - floor)

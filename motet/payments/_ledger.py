@@ -107,8 +107,8 @@ class Ledger:
                 if direction == "signed":
                     raise VoucherNotAboveHighest(voucher.channel_id, voucher.cumulative_amount, top)
                 raise InvalidVoucher(
-                    f"voucher for channel {voucher.channel_id} carries {voucher.cumulative_amount}, not above "
-                    f"the {top} already received: a replay or a lower amount"
+                    f"voucher for channel {hex(voucher.channel_id)} carries {voucher.cumulative_amount:,} wei, "
+                    f"not above the {top:,} wei already received: a replay or a lower amount"
                 )
             db.execute(
                 "INSERT INTO vouchers (chain_id, contract, channel_id, direction, cumulative, signature, created_at)"

@@ -345,7 +345,7 @@ def verify_receipt(receipt: Receipt, signer: str, *, domain: ReceiptDomain | Non
     recovered = recover_receipt_signer(receipt)
     if bytes.fromhex(recovered[2:]) != expected:
         raise InvalidReceipt(
-            f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by {recovered}, not by {signer}"
+            f"receipt for channel {hex(receipt.channel_id)} seq {receipt.seq} is signed by {recovered}, not by {signer}"
         )
 
 
@@ -389,9 +389,9 @@ class ReceiptVerifier:
         wrong = self._keys.check(receipt.digest(), receipt.signature, expected, _signature_error)
         if wrong == "":
             raise InvalidReceipt(
-                f"receipt for channel {receipt.channel_id} seq {receipt.seq} is not signed by {signer}"
+                f"receipt for channel {hex(receipt.channel_id)} seq {receipt.seq} is not signed by {signer}"
             )
         if wrong is not None:
             raise InvalidReceipt(
-                f"receipt for channel {receipt.channel_id} seq {receipt.seq} is signed by {wrong}, not by {signer}"
+                f"receipt for channel {hex(receipt.channel_id)} seq {receipt.seq} is signed by {wrong}, not by {signer}"
             )

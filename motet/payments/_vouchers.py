@@ -168,9 +168,9 @@ class VoucherVerifier:
         wrong = self._keys.check(digest, voucher.signature, expected, InvalidVoucher)
         if wrong == "":
             raise InvalidVoucher(
-                f"voucher for channel {voucher.channel_id} is not signed by the payer {payer}"
+                f"voucher for channel {hex(voucher.channel_id)} is not signed by the payer {payer}"
             )
         if wrong is not None:
             raise InvalidVoucher(
-                f"voucher for channel {voucher.channel_id} is signed by {wrong}, not by the payer {payer}"
+                f"voucher for channel {hex(voucher.channel_id)} is signed by {wrong}, not by the payer {payer}"
             )

@@ -72,13 +72,18 @@ class OutputSchema:
 
     def parse(self, text: str, finish_reason: FinishReason) -> JsonValue:
         """The JSON value of `text`, validated against the pydantic model when there is one."""
-        cut = " (the output was cut off at max_tokens: raise max_tokens)" if finish_reason == "length" else ""
+        cut_off = finish_reason == "length"
+        cut = (
+            " (generation stopped at the call's max_tokens: pass a larger Sampling(max_tokens=...))"
+            if cut_off
+            else ""
+        )
         try:
             value: JsonValue = loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidModelOutput(text, f"not JSON: {exc.msg} at character {exc.pos}{cut}") from exc
+        except json.JSONDecodeError as exc:  # str(exc): "<msg>: line 1 column 8 (char 7)"
+            raise InvalidModelOutput(text, f"not JSON: {exc}{cut}", cut_off=cut_off) from exc
         except ValueError as exc:  # nested too deep to read safely
-            raise InvalidModelOutput(text, f"not JSON motet reads: {exc}{cut}") from exc
+            raise InvalidModelOutput(text, f"not JSON motet reads: {exc}{cut}", cut_off=cut_off) from exc
         if self._adapter is not None and self.model is not None:
             try:
                 self._adapter.validate_json(text)
@@ -86,12 +91,14 @@ class OutputSchema:
                 error = exc.errors()[0]
                 where = ".".join(str(part) for part in error["loc"]) or "the value"
                 problem = f"does not match {self.model.__name__}: {where}: {error['msg']}{cut}"
-                raise InvalidModelOutput(text, problem) from exc
+                raise InvalidModelOutput(text, problem, cut_off=cut_off) from exc
         elif self._validator is not None:
             error = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
             if error is not None:
                 where = ".".join(str(part) for part in error.absolute_path) or "the value"
-                raise InvalidModelOutput(text, f"does not match the schema: {where}: {error.message}{cut}")
+                raise InvalidModelOutput(
+                    text, f"does not match the schema: {where}: {error.message}{cut}", cut_off=cut_off
+                )
         return value
 
 

@@ -262,7 +262,7 @@ class Disputes:
         )
         tx = self._send(
             call,
-            f"disputing agent #{agent_id}'s receipt (channel {receipt.channel_id} seq {receipt.seq})",
+            f"disputing agent #{agent_id}'s receipt (channel {hex(receipt.channel_id)} seq {receipt.seq})",
             value=value,
         )
         (event,) = self.contract.events.DisputeOpened().process_receipt(tx, errors=DISCARD)

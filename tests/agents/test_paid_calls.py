@@ -131,7 +131,7 @@ async def test_an_unpaid_delivered_call_blocks_the_next_until_its_voucher(
     running, served = echo
     channel = running.payer.open(running.server.account.address, 10 * PRICE).channel_id
     first = await running.client.invoke("echo", {"text": "one"}, channel=channel)
-    with pytest.raises(PaymentRequired, match=f"owes {PRICE} for a delivered call") as caught:
+    with pytest.raises(PaymentRequired, match=f"owes {PRICE:,} wei for a delivered call") as caught:
         await running.client.invoke("echo", {"text": "two"}, channel=channel)
     assert caught.value.requirements["accepts"][0]["extra"]["owed"] == str(PRICE)  # type: ignore[index]
     assert served == ["one"]

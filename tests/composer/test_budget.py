@@ -43,7 +43,7 @@ def test_reserve_past_the_cap_is_refused_and_changes_nothing() -> None:
     budget = Budget(100)
     budget.reserve(30).commit(30)
     budget.reserve(50)
-    with pytest.raises(BudgetExceeded, match=r"node 'x' could cost 21, and with 80 already") as info:
+    with pytest.raises(BudgetExceeded, match=r"node 'x' could cost 21 wei, and with 80 wei already") as info:
         budget.reserve(21, what="node 'x'")
     assert isinstance(info.value, PaymentError)
     assert (info.value.cap, info.value.spent, info.value.amount) == (100, 80, 21)
@@ -51,7 +51,7 @@ def test_reserve_past_the_cap_is_refused_and_changes_nothing() -> None:
     budget.reserve(20)  # exactly up to the cap fits
     assert budget.remaining == 0
     budget.reserve(0)  # a free call always fits
-    with pytest.raises(BudgetExceeded, match="this call could cost 1"):
+    with pytest.raises(BudgetExceeded, match="this call could cost 1 wei"):
         budget.reserve(1)
 
 
@@ -167,7 +167,7 @@ def test_check_worst_case_compares_against_the_whole_cap() -> None:
     budget = Budget(100)
     budget.reserve(90)
     budget.check_worst_case(100, "graph 'g' worst case")  # reservations do not count at compile time
-    with pytest.raises(BudgetExceeded, match="graph 'g' worst case could cost 101") as info:
+    with pytest.raises(BudgetExceeded, match="graph 'g' worst case could cost 101 wei") as info:
         budget.check_worst_case(101, "graph 'g' worst case")
     assert (info.value.cap, info.value.amount) == (100, 101)
     assert (budget.committed, budget.reserved) == (0, 90)

@@ -39,7 +39,7 @@ def test_channel_lifecycle(any_chain: Chain) -> None:
     )
     for _ in range(calls):
         assert payee.receive(payer.pay(channel.channel_id, price)) == price
-    with pytest.raises(ChannelFundsExhausted, match=f"channel {channel.channel_id} has 0 left"):
+    with pytest.raises(ChannelFundsExhausted, match=f"channel {hex(channel.channel_id)} has 0 wei left"):
         payer.pay(channel.channel_id, price)
     top = payer.ledger.highest_signed(payer.domain, channel.channel_id)
     assert top is not None
