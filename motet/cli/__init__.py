@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from motet.cli import agent, channel, demo, gateway, models, run, runs, tui, validator, wallet
+from motet.cli import agent, channel, demo, gateway, models, run, runs, tui, validator, wallet, workflow
 from motet.errors import MotetError
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(agent.app, name="agent")
 app.add_typer(channel.app, name="channel")
 app.add_typer(validator.app, name="validator")
+app.add_typer(workflow.app, name="workflow")
 app.command("gateway")(gateway.gateway)
 app.command("delegate")(gateway.delegate)
 app.command("order")(gateway.order)

@@ -19,6 +19,7 @@ the edge.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from pydantic import BaseModel
 
 from motet.composer._budget import Budget
 from motet.composer._compiled import CompiledWorkflow
-from motet.composer._files import Locator, check_document, read_document
+from motet.composer._files import Locator, check_document, file_schema, read_document
 from motet.composer._inputs import check_values
 from motet.composer._nodes import Node, Route
 from motet.composer._offer import Offer, read_card, registry_offers
@@ -142,6 +143,13 @@ class Workflow:
             problem = f"{exc.problem}: {exc.where}" if " -> " in exc.where else exc.problem
             raise where.error(at, problem, node=node_id if index is not None else None) from None
         return flow
+
+    @staticmethod
+    def json_schema() -> dict[str, Any]:
+        """The JSON Schema of workflow files, for editors (`motet workflow schema` prints it; the file ships as
+        `motet/composer/workflow.schema.json`). `load()` checks the same rules and more (docs/workflows.md)."""
+        schema: dict[str, Any] = json.loads(json.dumps(file_schema()))  # a copy the caller may change
+        return schema
 
     @classmethod
     def load(cls, path: str | Path) -> Workflow:
