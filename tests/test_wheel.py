@@ -77,6 +77,7 @@ def test_the_wheel_carries_the_contracts_page_and_styles(wheel: Path) -> None:
         "motet/payments/PaymentChannels.vy",
         "motet/gateway/static/index.html",
         "motet/gateway/static/app.js",
+        "motet/composer/workflow.schema.json",
         "motet/py.typed",
     ):
         assert needed in names, f"{needed} is not in {wheel.name}"
