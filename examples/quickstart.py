@@ -13,7 +13,8 @@ async def main() -> None:
         print(plan.explain())  # the cheapest type-compatible chain of agents, with their prices
         brief = await flow.compile(market.registry, payer=payer, budget=10**15)  # wei: 0.001 ETH at most
         report = await brief.run({"document": "The library opened downtown; visitors loved it."})
-        print(report.outputs["compose_report"]["report"], report.settlement)
+        print(report.outputs["compose_report"]["report"])
+        print(report.summary())  # who was paid what, the settlement, and each failover in one line
 
 
 asyncio.run(main())

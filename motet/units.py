@@ -31,6 +31,7 @@ __all__ = [
     "format_eth",
     "format_gwei",
     "parse_amount",
+    "plural",
 ]
 
 Wei = NewType("Wei", int)
@@ -90,6 +91,12 @@ def format_eth(wei: int, *, places: int = 4) -> str:
     """`10**18` → `'1.0000 ETH'`: a fixed number of decimals, for columns of balances."""
     value = (Decimal(wei) / ETH).quantize(Decimal(1).scaleb(-places))
     return f"{value:,f} ETH"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """A count with its noun, singular for one: `plural(1, "call")` → `'1 call'`, `plural(1200, "call")` →
+    `'1,200 calls'`; `nouns` for an irregular plural (`plural(2, "body", "bodies")`)."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def format_amount(wei: int) -> str:

@@ -352,6 +352,7 @@ PUBLIC: dict[str, list[str]] = {
         "format_gwei",
         "parse_amount",
     ],
+        "plural",
 }
 """Every public module and its `__all__`; every other module in the package is private (`_name`) or a
 sub-module of one listed here that users reach through it (`motet.tui.screens`, `motet.cli.*`)."""

@@ -25,7 +25,7 @@ from motet.cli._options import (
     announce_dev_chain,
     open_node,
 )
-from motet.units import ETH, Wei, format_gwei
+from motet.units import ETH, Wei, format_gwei, plural
 
 DEFAULT_PRICE = Wei(ETH // 1000)
 Stake = Annotated[Wei, amount_option("Stake sent with the registration (none by default)")]
@@ -200,8 +200,8 @@ def redeem(chain: ChainOption = RPC, channels: ChannelsOption = None) -> None:
         err.print(_nothing_to_redeem(node.default_account.address, node.chain_id, path), highlight=False)
     for result in results:
         out.print(
-            f"{result.tx_hash}: {result.vouchers} vouchers, paid {format_gwei(result.paid)}, "
-            f"{result.gas_used} gas"
+            f"{result.tx_hash}: {plural(result.vouchers, 'voucher')}, paid {format_gwei(result.paid)}, "
+            f"{result.gas_used:,} gas"
         )
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from motet import composer
-from motet.units import format_amount, format_gwei
+from motet.units import format_amount, format_gwei, plural
 
 _MARKS = {"pending": "·", "running": "▶", "done": "✓", "skipped": "–", "failed": "✗"}
 
@@ -54,7 +54,7 @@ def _log_line(event: composer.Event) -> str | None:
                 f"(channel {channel}, voucher for {format_gwei(cumulative)})"
             )
         case composer.Settled(tx_hashes=hashes, paid=paid, gas_used=gas, paid_calls=calls):
-            return f"[bold]settled[/] {format_gwei(paid)} for {calls} calls in {len(hashes)} tx, {gas:,} gas"
+            return f"[bold]settled[/] {format_gwei(paid)} for {plural(calls, 'call')} in {len(hashes)} tx, {gas:,} gas"
     return None
 
 

@@ -37,6 +37,7 @@ from motet.errors import (
 from motet.payments._eip712 import keccak
 from motet.payments._ledger import Ledger
 from motet.payments._vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
+from motet.units import plural
 
 Amount = NewType("Amount", int)
 """An amount in the smallest unit of a channel's asset (wei for the native coin)."""
@@ -342,7 +343,10 @@ class ChannelClient:
             )
             signed = None if on_signed is None else functools.partial(on_signed, batch)
             receipt = self.chain.send(
-                call, sender=self.account, action=f"redeeming {len(batch)} vouchers", on_signed=signed
+                call,
+                sender=self.account,
+                action=f"redeeming {plural(len(batch), 'voucher')}",
+                on_signed=signed,
             )
             results.append(self.redemption(batch, receipt))
         return results

@@ -102,7 +102,7 @@ def test_serve_curl_pay_and_redeem_from_the_command_line(
         timeout=120,
     )
     assert redeemed.returncode == 0, redeemed.stderr
-    assert f"1 vouchers, paid {format_gwei(PRICE)}," in redeemed.stdout
+    assert f"1 voucher, paid {format_gwei(PRICE)}," in redeemed.stdout
     chain.use("PaymentChannels", accepts["extra"]["channels"])
     state = ChannelClient(chain, chain.accounts[6]).channel(int(answer["receipt"]["channelId"]))
     assert state.redeemed == PRICE

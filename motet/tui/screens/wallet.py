@@ -16,7 +16,7 @@ from motet.payments import ChannelClient, ChannelState, DelegationClient, Delega
 from motet.tui._format import expires, short
 from motet.tui._session import Session
 from motet.tui.screens.dialogs import AmountScreen, ConfirmScreen
-from motet.units import format_eth, format_gwei
+from motet.units import format_eth, format_gwei, plural
 
 MAX_CHANNELS = 10_000
 NO_DELEGATIONS = "no delegations — sign one in the gateway's page or with `motet delegate`"
@@ -124,7 +124,7 @@ class WalletScreen(Screen[None]):
         if self.channels:
             table.move_cursor(row=min(row, len(self.channels) - 1))
         self.query_one("#account", Static).update(
-            f"account [b]{account}[/] · balance [b]{format_eth(balance)}[/] · {len(self.channels)} channels"
+            f"account [b]{account}[/] · balance [b]{format_eth(balance)}[/] · {plural(len(self.channels), 'channel')}"
         )
         self.query_one("#pending", Static).update(
             "pending redeems: "
