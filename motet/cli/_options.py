@@ -33,6 +33,10 @@ class ChainChoice:
     kind: ChainKind
     url: str | None = None
     """The node's URL when given on the command line (`rpc` without one reads MOTET_RPC_URL)."""
+    registry: str | None = None
+    """motet's AgentRegistry to use on the node (`--registry`), when not the one at its usual address."""
+    channels: str | None = None
+    """motet's PaymentChannels to use on the node (`--channels`), when not the one at its usual address."""
 
     def __str__(self) -> str:
         return self.url or self.kind
@@ -47,6 +51,12 @@ class ChainChoice:
         if self.kind not in kinds:
             raise typer.BadParameter(f"{self} does not work here: {why}", param_hint="--chain")
 
+    def naming(self, *, registry: str | None, channels: str | None) -> ChainChoice:
+        """This choice, with the contract addresses of `--registry` and `--channels` for `open` to use."""
+        import dataclasses
+
+        return dataclasses.replace(self, registry=registry, channels=channels)
+
     def open(
         self,
         *,
@@ -54,18 +64,20 @@ class ChainChoice:
         channels: str | None = None,
         key: str | None = None,
         signer: str = "this command",
+        key_option: str | None = None,
     ) -> Chain:
         """Start or connect to the chain, with the settings of the environment (`MOTET_HOME`,
         `MOTET_CHALLENGE_PERIOD`, ...). On a node, `registry` and `channels` (the `--registry` and `--channels`
-        options) are the addresses of motet's contracts to use there, checked by `Chain.use`; a node signs as
+        options; by default the ones this choice `naming` names) are the addresses of motet's contracts to use there, checked by `Chain.use`; a node signs as
         `key`, or as MOTET_PRIVATE_KEY or MOTET_KEYSTORE, and the error for none says so in the CLI's terms,
-        naming the `signer` (the payer, the agent)."""
+        naming the `signer` (the payer, the agent) and the command's own `key_option` if it has one."""
         import dataclasses
 
         from motet.chain import Chain
         from motet.settings import Settings
 
         settings = Settings.from_env()
+        registry, channels = registry or self.registry, channels or self.channels
         addresses = {"AgentRegistry": ("--registry", registry), "PaymentChannels": ("--channels", channels)}
         if self.dev:
             _ignore_on_a_new_chain(self, addresses.values())
@@ -79,7 +91,7 @@ class ChainChoice:
                 "(`motet agent serve --chain anvil` prints one to export)"
             )
         if not (key or os.environ.get("MOTET_PRIVATE_KEY") or os.environ.get("MOTET_KEYSTORE")):
-            raise AccountError(no_key_message(signer, url))
+            raise AccountError(no_key_message(signer, url, key_option))
         named = {name: address for name, (_, address) in addresses.items() if address}
         if named:
             settings = dataclasses.replace(settings, contracts={**settings.contracts, **named})
@@ -104,12 +116,13 @@ class ChainChoice:
         return node
 
 
-def no_key_message(signer: str, url: str) -> str:
-    """What to do when nothing says which account signs on the node at `url`, in a shell's terms."""
+def no_key_message(signer: str, url: str, key_option: str | None = None) -> str:
+    """What to do when nothing says which account signs on the node at `url`, in a shell's terms (`key_option`:
+    the command's own option for a key, e.g. `--key-file FILE`)."""
     return (
         f"no key for {signer} to sign with on {url}: export MOTET_PRIVATE_KEY=0x… (a funded account's private "
         "key; on a dev chain, one of the keys `motet agent serve --chain anvil` or `motet gateway --chain anvil` "
-        "prints), or MOTET_KEYSTORE=FILE with MOTET_KEYSTORE_PASSWORD"
+        f"prints), or MOTET_KEYSTORE=FILE with MOTET_KEYSTORE_PASSWORD{f', or give {key_option}' if key_option else ''}"
     )
 
 
@@ -222,6 +235,12 @@ def announce_dev_chain(node: Chain, console: Console, *, used: Mapping[int, str]
     registry = node.contract("AgentRegistry").address
     channels = node.contract("PaymentChannels").address
     usual = deterministic_addresses(node.settings)
+    busy = {  # the accounts this command signs with besides `used` (the local agents a gateway serves)
+        index: "in use by this command"
+        for index, account in enumerate(node.accounts)
+        if index not in used and node.w3.eth.get_transaction_count(account.address) > 0
+    }
+    used = {**used, **busy}
     free = [index for index in range(len(node.accounts)) if index not in used]
 
     def say(text: str) -> None:  # one line each, pasted as printed

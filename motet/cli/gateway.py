@@ -22,7 +22,16 @@ import typer
 from motet.cli._console import err, out
 from motet.cli._gateway_api import DEFAULT_GATEWAY, GatewayURL, answer, client, domain, sign_typed
 from motet.cli._home import home
-from motet.cli._options import EMBEDDED, ChainOption, InputsOption, amount_option, parse_inputs
+from motet.cli._options import (
+    EMBEDDED,
+    ChainOption,
+    ChannelsOption,
+    InputsOption,
+    RegistryOption,
+    amount_option,
+    announce_dev_chain,
+    parse_inputs,
+)
 from motet.errors import MotetError
 from motet.units import ETH, Wei, format_amount, format_gwei
 
@@ -82,6 +91,8 @@ def private_key_file(path: Path) -> str:
 
 def gateway(
     chain: ChainOption = EMBEDDED,
+    registry: RegistryOption = None,
+    channels: ChannelsOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8402,
     workflows: Annotated[
@@ -142,7 +153,7 @@ def gateway(
     if fund and not chain.dev:
         raise typer.BadParameter("--fund works on dev chains only (embedded, anvil)", param_hint="--fund")
     catalog = workflow_catalog(workflows or ())
-    node = chain.open()
+    node = chain.open(registry=registry, channels=channels, signer="the gateway")
     key = _session_key(node, session_key)
     if chain.dev and node.balance(key.address) < SESSION_GAS // 10:
         node.transfer(key.address, SESSION_GAS)
@@ -170,6 +181,7 @@ def gateway(
                 out.print(
                     f"  chain RPC         {node.url}  (add it to your wallet to sign for chain {node.chain_id})"
                 )
+            announce_dev_chain(node, out, used={0: "funds the session key and --fund"})
             out.print(
                 "open the URL in a browser with a wallet, or use `motet delegate` and `motet order`; ctrl+c stops"
             )

@@ -18,7 +18,15 @@ import typer
 
 from motet.cli._console import err, out
 from motet.cli._home import ledger, ledger_path
-from motet.cli._options import RPC, ChainOption, InputsOption, amount_option, parse_inputs
+from motet.cli._options import (
+    RPC,
+    ChainOption,
+    ChannelsOption,
+    InputsOption,
+    RegistryOption,
+    amount_option,
+    parse_inputs,
+)
 from motet.units import ETH, Wei
 
 DEFAULT_BUDGET = Wei(ETH // 100)
@@ -39,6 +47,8 @@ def run(
         Wei, amount_option("The most the run may spend", "0.01eth", positive=True)
     ] = DEFAULT_BUDGET,
     chain: ChainOption = RPC,
+    registry: RegistryOption = None,
+    channels: ChannelsOption = None,
     local_agents: Annotated[
         bool,
         typer.Option(
@@ -79,7 +89,7 @@ def run(
     announce(run_id)
     execute(
         run_id,
-        chain=chain,
+        chain=chain.naming(registry=registry, channels=channels),
         workflow=workflow,
         goal=goal,
         values=parse_inputs(inputs),

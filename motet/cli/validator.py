@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from motet.cli._console import err
-from motet.cli._options import NOTHING, RPC, ChainOption, amount_option
+from motet.cli._options import (
+    NOTHING,
+    RPC,
+    ChainChoice,
+    ChainOption,
+    ChannelsOption,
+    RegistryOption,
+    amount_option,
+    announce_dev_chain,
+)
 from motet.units import Wei, format_eth
 
 if TYPE_CHECKING:
@@ -34,6 +43,8 @@ _COLOURS = {"cheat": "red", "consistent": "green", "inconclusive": "yellow"}
 @app.command("serve")
 def serve(
     chain: ChainOption = RPC,
+    registry: RegistryOption = None,
+    channels: ChannelsOption = None,
     models: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,9 +96,7 @@ def serve(
             param_hint="--key-file",
         )
     runtimes = [_runtime(model, threads) for model in (models or ["smollm2"])]  # unknown models fail here
-    node = _open(chain, key_file)
-    if chain.kind == "anvil":
-        err.print(f"anvil at {node.url} (chain id {node.chain_id})")
+    node = _open(chain, key_file, registry, channels)
 
     async def run() -> None:
         with err.status("loading the models"):
@@ -104,6 +113,7 @@ def serve(
         if stake:
             await node.off_loop(validator.register, declared, stake)
             err.print(f"registered as a validator with {format_eth(stake)} staked")
+        announce_dev_chain(node, err, used={0: "this validator's"})
         staked = await node.off_loop(validator.disputes.validator_stake, validator.address)
         if not staked:
             err.print(
@@ -132,25 +142,29 @@ def serve(
         node.close()
 
 
-def _open(chain: object, key_file: Path | None) -> Chain:
-    from motet.chain import Chain
-    from motet.cli._options import ChainChoice
-    from motet.settings import Settings
-
-    assert isinstance(chain, ChainChoice)
-    if key_file is None:
-        return chain.open()
-    if key_file.stat().st_mode & 0o077:
+def _open(chain: ChainChoice, key_file: Path | None, registry: str | None, channels: str | None) -> Chain:
+    if key_file is not None and key_file.stat().st_mode & 0o077:
         err.print(f"[yellow]{key_file} can be read by other users: chmod 600 it[/]")
-    return Chain.connect(chain.url, key_file.read_text().strip(), settings=Settings.from_env())
+    key = key_file.read_text().strip() if key_file is not None else None
+    return chain.open(
+        registry=registry, channels=channels, key=key, signer="the validator", key_option="--key-file FILE"
+    )
 
 
 def _runtime(model: str, threads: int | None) -> LlamaCppRuntime:
+    from motet.errors import ModelNotFound
     from motet.runtimes import LlamaCppRuntime
 
     if model.endswith(".gguf") or "/" in model:
         return LlamaCppRuntime(Path(model), n_threads=threads)
-    return LlamaCppRuntime(model=model, n_threads=threads)
+    try:
+        return LlamaCppRuntime(model=model, n_threads=threads)
+    except ModelNotFound:
+        raise typer.BadParameter(
+            f"no bundled model is called {model!r}: give a bundled model's name (`motet models` lists them) or a "
+            "GGUF file's path (ending in .gguf)",
+            param_hint="--model",
+        ) from None
 
 
 def _show(event: ValidatorEvent) -> None:
