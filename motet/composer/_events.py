@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import JsonValue
 
-from motet.units import format_amount
+from motet.units import format_amount, plural
 
 
 @dataclass(frozen=True)
@@ -204,6 +204,14 @@ class AgentPayment:
         if channel is not None and channel not in self.channels:
             self.channels.append(channel)
 
+    def describe(self) -> str:
+        """`paid extractor (#1) 5 gwei for 1 call · to 0x2B5A… · channel 0x1`."""
+        where = [f"to {self.payee}"] if self.payee else []
+        where += [f"channel {hex(channel)}" for channel in self.channels]
+        return " · ".join(
+            [f"paid {self.agent} {format_amount(self.paid)} for {plural(self.calls, 'call')}", *where]
+        )
+
 
 @dataclass
 class RunReport:
@@ -276,7 +284,7 @@ class RunReport:
 
         Example (a run whose second node failed with every agent):
             run 3f2a… failed: node 'translate' failed with every agent (polyglot (#5): ...)
-            paid extractor (#1) 5 gwei for 1 call (0x7099…79c8, channel 0x1)
+            paid extractor (#1) 5 gwei for 1 call · to 0x2B5A…D6cF · channel 0x1: still to settle
             spent 5 gwei of a 10,000,000 gwei budget; settled 0 wei; still to settle 5 gwei (vouchers the
             agents hold: each agent redeems its own, and a resumed run settles what is left)
             failover: translate: polyglot (#5) failed (...)
@@ -285,20 +293,8 @@ class RunReport:
         ended = {"done": "done", "running": "still running", "failed": "failed", "cancelled": "cancelled"}
         head = f"run {self.run_id} {ended[self.status]}"
         lines = [f"{head}: {self.error}" if self.error else head]
-        for payment in self.payments.values():
-            where = ", ".join(
-                part
-                for part in (
-                    payment.payee,
-                    ", ".join(f"channel {hex(c)}" for c in payment.channels),
-                )
-                if part
-            )
-            calls = f"{payment.calls} call" + ("" if payment.calls == 1 else "s")
-            lines.append(
-                f"paid {payment.agent} {format_amount(payment.paid)} for {calls}"
-                + (f" ({where})" if where else "")
-            )
+        state = "settled" if self.settlement is not None else "still to settle"
+        lines += [f"{payment.describe()}: {state}" for payment in self.payments.values()]
         if not self.payments and not self.spent:
             lines.append("paid no agent: nothing was signed")
         money = f"spent {format_amount(self.spent)} of a {format_amount(self.budget)} budget"

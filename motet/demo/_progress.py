@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -37,21 +38,28 @@ def _live_table(report: composer.RunReport, texts: dict[str, str], log: list[str
             format_gwei(node.price) if node.status == "done" else "",
             texts.get(node.node, "")[-80:].replace("\n", " "),
         )
-    return Group(table, *(Text.from_markup(line) for line in log[-6:]))
+    # Failovers stay on screen with their reasons (the log scrolls): the last frame still says why.
+    failed = [_failover_line(failover) for failover in report.failovers]
+    return Group(table, *(Text.from_markup(line) for line in [*failed, *log[-6:]]))
+
+
+def _failover_line(failover: composer.Failover) -> str:
+    trying = f", trying {escape(failover.next_agent)}" if failover.next_agent else ""
+    return (
+        f"[yellow]↻ {escape(failover.node)}: {escape(failover.failed_agent)} failed "
+        f"({escape(failover.problem[:160])}); not paid{trying}[/]"
+    )
 
 
 def _log_line(event: composer.Event) -> str | None:
     """What the log under the live table says of `event` (None: nothing)."""
     match event:
         case composer.NodeStarted(node=node, agent=agent):
-            return f"[cyan]▶[/] {node}: calling {agent}"
-        case composer.Failover(node=node, failed_agent=failed, problem=problem, next_agent=following):
-            trying = f", trying {following}" if following else ""
-            return f"[yellow]↻ {node}: {failed} failed ({problem[:90]}); not paid{trying}[/]"
+            return f"[cyan]▶[/] {escape(node)}: calling {escape(agent)}"
         case composer.CallPaid(node=node, agent=agent, price=price, channel=channel, cumulative=cumulative):
             return (
-                f"[green]✓[/] {node}: paid {agent} {format_gwei(price)} "
-                f"(channel {channel}, voucher for {format_gwei(cumulative)})"
+                f"[green]✓[/] {escape(node)}: paid {escape(agent)} {format_gwei(price)} "
+                f"(channel {hex(channel)}, voucher for {format_gwei(cumulative)})"
             )
         case composer.Settled(tx_hashes=hashes, paid=paid, gas_used=gas, paid_calls=calls):
             return f"[bold]settled[/] {format_gwei(paid)} for {plural(calls, 'call')} in {len(hashes)} tx, {gas:,} gas"
@@ -64,13 +72,17 @@ async def watch(
     """Show `events` live on `console` as they arrive; returns `report` (filled in by the caller's stream)."""
     texts: dict[str, str] = {}
     log: list[str] = []
-    with Live(_live_table(report, texts, log), console=console, refresh_per_second=8) as live:
-        async for event in events:
-            if isinstance(event, composer.TextDelta):
-                texts[event.node] = texts.get(event.node, "") + event.text
-            elif (line := _log_line(event)) is not None:
-                log.append(line)
-            live.update(_live_table(report, texts, log))
+    try:
+        with Live(_live_table(report, texts, log), console=console, refresh_per_second=8) as live:
+            async for event in events:
+                if isinstance(event, composer.TextDelta):
+                    texts[event.node] = texts.get(event.node, "") + event.text
+                elif (line := _log_line(event)) is not None:
+                    log.append(line)
+                live.update(_live_table(report, texts, log))
+    finally:
+        if not console.is_terminal:  # the last frame, written once to a file or a pipe, ends its line too
+            console.line()
     return report
 
 
@@ -101,22 +113,9 @@ def report_table(report: composer.RunReport) -> Group:
     parts.append(Text.from_markup(f"{ended} · run id {report.run_id}"))
     if report.error:
         parts.append(Text(report.error))
-    if report.payments:
-        paid = Table(title="paid to", title_justify="left")
-        for column in ("agent", "address", "calls", "paid", "channels", "state"):
-            paid.add_column(column, justify="right" if column in ("calls", "paid") else "left")
-        state = "settled" if report.settlement is not None else "still to settle"
-        for payment in report.payments.values():
-            paid.add_row(
-                payment.agent,
-                payment.payee or "–",
-                str(payment.calls),
-                format_amount(payment.paid),
-                ", ".join(hex(c) for c in payment.channels) or "–",
-                state,
-            )
-        parts.append(paid)
-    else:
+    state = "settled" if report.settlement is not None else "still to settle"
+    parts += [Text(f"{payment.describe()}: {state}") for payment in report.payments.values()]
+    if not report.payments:
         parts.append(Text("paid no agent: nothing was signed"))
     parts.append(Text(f"spent {format_amount(report.spent)} of a {format_amount(report.budget)} budget"))
     if report.settlement is not None:

@@ -86,9 +86,9 @@ async def run_story(
         report = runnable.new_report()
         try:
             await watch(runnable.stream({"document": DOCUMENT}, report=report), report, out)
-        finally:
+        finally:  # done, failed or stopped: who was paid what, the failovers and why, what is left to settle
             await payer.aclose()
-        out.print(report_table(report))
+            out.print(report_table(report))
         out.print(f"[bold]brief[/]\n{report.outputs['report']['report']}")
         for check in report.checks:
             out.print(

@@ -156,7 +156,7 @@ async def test_a_failed_run_reports_who_was_paid_what_is_unsettled_the_failovers
     summary = report.summary()
     assert f"run {report.run_id} failed: node 'middle' failed with every agent" in summary
     assert (
-        f"paid {shouter} 7,000 gwei for 1 call ({market.payees['shouter']}, channel {hex(channel)})"
+        f"paid {shouter} 7,000 gwei for 1 call · to {market.payees['shouter']} · channel {hex(channel)}: still to settle"
         in summary
     )
     assert "settled 0 wei; still to settle 7,000 gwei" in summary
