@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import JsonValue
+
+from motet.trust import TrustFacts
+
 
 def short(value: str, keep: int = 6) -> str:
     """`0x1234567890abcdef…` → `0x1234…cdef`."""
@@ -27,3 +31,57 @@ def duration(seconds: int) -> str:
 def expires(expiry: int, now: int) -> str:
     """An expiry relative to `now` (both in seconds, chain time): `'in 59 min'` or `'expired 3 min ago'`."""
     return f"in {duration(expiry - now)}" if expiry > now else f"expired {duration(now - expiry)} ago"
+
+
+def reputation(facts: TrustFacts | None) -> str:
+    """`'95/100 (3)'`: the payment-weighted feedback score and how many payers' feedback it holds; `-` when no
+    payer rated the agent, `?` when its record cannot be read."""
+    if facts is None:
+        return "?"
+    if not facts.rated:
+        return "-"
+    return f"{facts.feedback_score:.0f}/100 ({facts.feedback_count})"
+
+
+def readable(value: JsonValue, indent: str = "") -> str:
+    """An agent's answer for people: strings as text (their newlines kept), objects as `key: value` lines,
+    lists of plain values joined with commas, nested ones indented.
+
+    Example:
+        >>> print(readable({"summary": "Line one.\\nLine two.", "keywords": ["a", "b"], "n": 2}))
+        summary: Line one.
+          Line two.
+        keywords: a, b
+        n: 2
+    """
+    if isinstance(value, str):
+        return value.replace("\n", "\n" + indent) if indent else value
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and not _flat(item):
+                lines.append(f"{indent}{key}:\n{readable(item, indent + '  ')}")
+            else:
+                lines.append(f"{indent}{key}: {readable(item, indent + '  ')}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if _flat(value):
+            return ", ".join(readable(item) for item in value)
+        return "\n".join(f"{indent}- {readable(item, indent + '  ').lstrip()}" for item in value)
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _flat(value: JsonValue) -> bool:
+    """A list of short plain values (one line), or an empty container."""
+    if isinstance(value, dict):
+        return not value
+    if isinstance(value, list):
+        return all(
+            not isinstance(item, dict | list) and not (isinstance(item, str) and "\n" in item)
+            for item in value
+        )
+    return True

@@ -22,8 +22,9 @@ from motet.agents import AgentCard, fetch_card, private_endpoints_allowed
 from motet.errors import InvalidAmount, MotetError
 from motet.registry import AgentRecord
 from motet.trust import TrustFacts, trust_facts
+from motet.tui._format import reputation
 from motet.tui._session import Session
-from motet.units import AMOUNT_HELP, format_eth, format_gwei, parse_amount
+from motet.units import AMOUNT_HELP, format_eth, format_gwei, parse_amount, plural
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,16 @@ class AgentRow:
 class AgentsScreen(Screen[None]):
     """Agents registered on chain, with their trust record: slashes, reputation from payers (score/100 and how
     many feedbacks), disputes won/lost; the card pane starts with the same record in words. Type a capability
-    or a max price (`40gwei`, `0.01eth`; a bare number is gwei) to filter; pick a row to read its card."""
+    or a max price (`40gwei`, `0.01eth`; a bare number is gwei) to filter; pick a row to read its card.
+
+    The text filter keeps the agents whose name or one of whose capabilities contains it, in any case (`summ`
+    finds the summarizers). `/` goes to it from anywhere on this screen, Esc clears the filters."""
 
     AUTO_FOCUS = "#agents"
     TITLE = "Agents"
     BINDINGS: ClassVar[list[BindingType]] = [
         ("r", "refresh", "Refresh"),
-        ("slash", "focus_filter", "Filter"),
+        Binding("slash", "focus_filter", "Filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -60,8 +64,9 @@ class AgentsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="filters"):
-            yield Input(placeholder="capability (e.g. summarize)", id="capability")
+            yield Input(placeholder="name or capability, any part (e.g. summ)", id="capability")
             yield Input(placeholder="max price, e.g. 40gwei or 0.01eth", id="max-price", tooltip=AMOUNT_HELP)
+        yield Static("", id="filter-problem", markup=False)
         yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="card"):
             yield Static("Select an agent to read its card.", id="card-text")
@@ -102,26 +107,37 @@ class AgentsScreen(Screen[None]):
 
     async def refresh_agents(self) -> None:
         """Search the registry with the filters and fill the table."""
-        capability = self.query_one("#capability", Input).value.strip() or None
-        price_text = self.query_one("#max-price", Input).value.strip()
+        needle = self.query_one("#capability", Input).value.strip().lower()
+        price = self.query_one("#max-price", Input)
+        problem = self.query_one("#filter-problem", Static)
         try:
-            max_price = parse_amount(price_text) if price_text else None
+            max_price = parse_amount(price.value) if price.value.strip() else None
         except InvalidAmount as exc:
-            self.notify(str(exc), severity="error")
+            # Said once, beside the field, while it is being typed: no notification per keystroke.
+            problem.update(f"max price: {exc}")
+            problem.display = True
+            price.add_class("-invalid")
             return
+        problem.display = False
+        price.remove_class("-invalid")
         try:
-            records = self.session.registry.search(capability, max_price=max_price, include_inactive=True)
+            records = self.session.registry.search(None, max_price=max_price, include_inactive=True)
         except MotetError as exc:
             self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
             return
         table = self.query_one("#agents", DataTable)
         table.clear()
+        shown = 0
         for record in sorted(records, key=lambda r: r.agent_id):
             row = self.rows.get(record.agent_id)
             if row is None or row.record != record:
                 row = await _load(record, private_endpoints_allowed(self.session.chain))
+                self.rows[record.agent_id] = row
+            if needle and not _matches(row, needle):
+                continue
             row = AgentRow(row.record, row.card, row.problem, _facts(self.session, record.agent_id))
             self.rows[record.agent_id] = row
+            shown += 1
             card, facts = row.card, row.facts
             table.add_row(
                 str(record.agent_id),
@@ -130,16 +146,18 @@ class AgentsScreen(Screen[None]):
                 format_gwei(record.price),
                 format_eth(record.bonded_stake),
                 str(facts.slashes) if facts else "?",
-                _reputation(facts),
+                reputation(facts),
                 f"{facts.disputes_won}/{facts.disputes_lost}" if facts else "?",
                 "active" if record.active else "inactive",
                 _model(card),
                 _endpoint(card),
                 key=str(record.agent_id),
             )
-        table.border_title = f"{len(records)} agents"
-        if records:
-            self._show(records[0].agent_id if table.cursor_row == 0 else None)
+        table.border_title = (
+            plural(shown, "agent") if shown == len(records) else f"{shown} of {plural(len(records), 'agent')}"
+        )
+        if shown:
+            self._show(int(str(table.ordered_rows[min(table.cursor_row, shown - 1)].key.value)))
 
     @on(DataTable.RowHighlighted, "#agents")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -182,13 +200,11 @@ def _facts(session: Session, agent_id: int) -> TrustFacts | None:
         return None
 
 
-def _reputation(facts: TrustFacts | None) -> str:
-    """`'95/100 (3)'`: the payment-weighted feedback score and how many payers' feedback it holds."""
-    if facts is None:
-        return "?"
-    if not facts.rated:
-        return "-"
-    return f"{facts.feedback_score:.0f}/100 ({facts.feedback_count})"
+def _matches(row: AgentRow, needle: str) -> bool:
+    """Whether `needle` (lower case) is part of the agent's name or of one of its capabilities, in any case."""
+    if row.card is None:
+        return False
+    return needle in row.card.name.lower() or any(needle in c.name.lower() for c in row.card.capabilities)
 
 
 def _endpoint(card: AgentCard | None) -> str:

@@ -95,6 +95,8 @@ class WalletScreen(Screen[None]):
                     break
                 if state.payer.lower() == account.lower():
                     self.channels.append(state)
+                    if state.closing or state.settled:  # closed here or elsewhere: never pay through it again
+                        self.session.payer.forget_channel(channel_id)
             balance = self.session.chain.balance(account)
         except MotetError as exc:
             self.notify(f"{exc}\nCheck the chain is reachable, then press r.", severity="error")
@@ -108,10 +110,10 @@ class WalletScreen(Screen[None]):
             signed = self._signed(state.channel_id)
             if signed > state.redeemed:
                 pending.append(
-                    f"channel {state.channel_id}: {format_gwei(signed - state.redeemed)} signed, not redeemed"
+                    f"channel {hex(state.channel_id)}: {format_gwei(signed - state.redeemed)} signed, not redeemed"
                 )
             table.add_row(
-                str(state.channel_id),
+                hex(state.channel_id),
                 short(state.payee),
                 names.get(state.payee.lower(), "-"),
                 format_gwei(state.deposit),
@@ -207,7 +209,7 @@ class WalletScreen(Screen[None]):
                 "Channel opened.",
             )
 
-        self.app.push_screen(AmountScreen("Open a channel", payees=payees, default="100"), opened)
+        self.app.push_screen(AmountScreen("Open a channel", payees=payees, default="100gwei"), opened)
 
     def action_topup(self) -> None:
         state = self._selected()
@@ -219,12 +221,14 @@ class WalletScreen(Screen[None]):
                 return
             amount = answer[1]
             self._confirmed(
-                f"Top up channel {state.channel_id} with {format_gwei(amount)}?",
+                f"Top up channel {hex(state.channel_id)} with {format_gwei(amount)}?",
                 lambda: self.client.topup(state.channel_id, amount),
                 "Channel topped up.",
             )
 
-        self.app.push_screen(AmountScreen(f"Top up channel {state.channel_id}", default="100"), chosen)
+        self.app.push_screen(
+            AmountScreen(f"Top up channel {hex(state.channel_id)}", default="100gwei"), chosen
+        )
 
     def action_end(self, step: Literal["close", "settle"]) -> None:
         """The two steps that end the highlighted channel: close it (the challenge period starts), then settle
@@ -234,14 +238,20 @@ class WalletScreen(Screen[None]):
             return
         if step == "close":
             question = (
-                f"Close channel {state.channel_id}? The payee can still redeem during the challenge period; "
+                f"Close channel {hex(state.channel_id)}? The payee can still redeem during the challenge period; "
                 "then settle refunds the rest."
             )
-            act, done = self.client.close, "Channel closing."
+            act, done = self._close, "Channel closing: runs from now on pay this agent through a new channel."
         else:
-            question = f"Settle channel {state.channel_id} and refund {format_gwei(state.remaining)}?"
+            question = f"Settle channel {hex(state.channel_id)} and refund {format_gwei(state.remaining)}?"
             act, done = self.client.settle, "Channel settled."
         self._confirmed(question, lambda: act(state.channel_id), done)
+
+    def _close(self, channel_id: int) -> object:
+        """Close the channel, and have the payer stop paying through it (the next run opens a new one)."""
+        state = self.client.close(channel_id)
+        self.session.payer.forget_channel(channel_id)
+        return state
 
     def action_revoke(self) -> None:
         state = self._selected_delegation()

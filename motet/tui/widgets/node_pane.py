@@ -1,11 +1,15 @@
-"""One node of a run: its agent and status in the border, its tokens (wrapped) as they stream."""
+"""One node of a run: its agent and status in the border, its tokens (wrapped) as they stream, then its answer
+in words (strings as text, objects as `key: value` lines) once the node is done."""
 
 from __future__ import annotations
 
+from pydantic import JsonValue
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+
+from motet.tui._format import readable
 
 
 class NodePane(VerticalScroll):
@@ -15,6 +19,11 @@ class NodePane(VerticalScroll):
         super().__init__(classes="node-pane pending", id=f"pane-{node}")
         self.node = node
         self.text = ""
+        """What the pane shows."""
+        self.streamed = ""
+        """The tokens as the agent streamed them (a model's raw JSON)."""
+        self.notes: list[str] = []
+        """Lines about the node (failovers, checks): kept above its answer."""
         self.border_title = f"{node} · {capability}"
         self.border_subtitle = "pending"
 
@@ -26,11 +35,18 @@ class NodePane(VerticalScroll):
         self.set_classes(f"node-pane {state}")
 
     def tokens(self, text: str) -> None:
+        self.streamed += text
         self.text += text
         self._show()
 
     def line(self, text: str) -> None:
+        self.notes.append(text)
         self.text += ("\n" if self.text and not self.text.endswith("\n") else "") + text + "\n"
+        self._show()
+
+    def output(self, value: JsonValue) -> None:
+        """Show the node's answer readably in place of the streamed tokens, below the notes so far."""
+        self.text = "".join(note + "\n" for note in self.notes) + readable(value) + "\n"
         self._show()
 
     def _show(self) -> None:
