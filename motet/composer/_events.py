@@ -317,6 +317,20 @@ class RunReport:
             lines.append(hint)
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        """One line: `RunReport(run 3f2a…, done, 5 nodes, spent 60 gwei of a 1,000,000 gwei budget, settled
+        60 gwei, 1 failover)`; `summary()` says it all."""
+        parts = [
+            f"run {self.run_id[:8]}…" if len(self.run_id) > 9 else f"run {self.run_id}",
+            self.status,
+            plural(len(self.nodes), "node"),
+            f"spent {format_amount(self.spent)} of a {format_amount(self.budget)} budget",
+            f"settled {format_amount(self.settled)}",
+        ]
+        if self.failovers:
+            parts.append(plural(len(self.failovers), "failover"))
+        return f"RunReport({', '.join(parts)})"
+
     def money(self) -> dict[str, Any]:
         """How the run ended and its money as JSON-safe data; amounts in wei as decimal strings (JavaScript
         numbers lose big integers)."""

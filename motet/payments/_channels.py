@@ -37,7 +37,7 @@ from motet.errors import (
 from motet.payments._eip712 import keccak
 from motet.payments._ledger import Ledger
 from motet.payments._vouchers import ChannelDomain, Voucher, VoucherSigner, VoucherVerifier
-from motet.units import plural
+from motet.units import format_amount, plural
 
 Amount = NewType("Amount", int)
 """An amount in the smallest unit of a channel's asset (wei for the native coin)."""
@@ -80,6 +80,19 @@ class ChannelState:
     @property
     def remaining(self) -> Amount:
         return Amount(self.deposit - self.redeemed)
+
+    def __repr__(self) -> str:
+        if self.settled:
+            state = "settled"
+        elif self.closes_at:
+            state = f"closing, settles from {self.closes_at} (unix time)"
+        else:
+            state = "open"
+        asset = "" if self.asset == NATIVE_ASSET else f" of {self.asset}"
+        return (
+            f"ChannelState({hex(self.channel_id)} from {self.payer} to {self.payee}: deposit "
+            f"{format_amount(self.deposit)}{asset}, redeemed {format_amount(self.redeemed)}, {state})"
+        )
 
     @property
     def closing(self) -> bool:

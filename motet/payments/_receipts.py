@@ -62,6 +62,7 @@ from motet.payments._eip712 import (
 from motet.payments._fields import Fields
 from motet.payments._vouchers import ChannelDomain
 from motet.runtimes._protocol import ModelRef
+from motet.units import format_amount
 
 RECEIPT_DOMAIN_NAME = "motet-receipts"
 RECEIPT_DOMAIN_VERSION = "1"
@@ -206,6 +207,13 @@ class Receipt(TypedStruct):
     def __post_init__(self) -> None:
         self._check_fields()
 
+    def __repr__(self) -> str:
+        return (
+            f"Receipt(channel {hex(self.channel_id)} call {self.seq}, price {format_amount(self.price)}, "
+            f"request 0x{self.request_hash[:4].hex()}…, response 0x{self.response_hash[:4].hex()}…, "
+            f"model 0x{self.model_ref[:4].hex()}…, chain {self.domain.chain_id})"
+        )
+
     def struct(self) -> tuple[bytes, bytes, int, int, int, bytes]:
         """The signed fields in the type string's order: the `Receipt` tuple the validation and reputation
         contracts take (their signature is passed beside it)."""
@@ -337,7 +345,7 @@ def verify_receipt(receipt: Receipt, signer: str, *, domain: ReceiptDomain | Non
         >>> verify_receipt(receipt, "0x" + "22" * 20)
         Traceback (most recent call last):
         ...
-        motet.errors.InvalidReceipt: receipt for channel 2 seq 3 is signed by 0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1, not by 0x2222222222222222222222222222222222222222
+        motet.errors.InvalidReceipt: receipt for channel 0x2 seq 3 is signed by 0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1, not by 0x2222222222222222222222222222222222222222
     """
     expected = _expected_address(signer)
     if domain is not None:

@@ -33,7 +33,7 @@ from motet.payments._eip712 import (
     word,
 )
 from motet.payments._fields import Fields
-from motet.units import UINT256_MAX
+from motet.units import UINT256_MAX, format_amount
 
 DOMAIN_NAME = "motet-channels"
 DOMAIN_VERSION = "1"
@@ -78,6 +78,12 @@ class Voucher(TypedStruct):
 
     def struct_hash(self) -> bytes:
         return _voucher_struct_hash(self.channel_id, self.cumulative_amount)
+
+    def __repr__(self) -> str:
+        return (
+            f"Voucher(channel {hex(self.channel_id)}, {format_amount(self.cumulative_amount)} in all, "
+            f"chain {self.domain.chain_id}, channels {_short(self.domain.contract)})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (JSON-safe: big integers as decimal strings)."""
@@ -174,3 +180,8 @@ class VoucherVerifier:
             raise InvalidVoucher(
                 f"voucher for channel {hex(voucher.channel_id)} is signed by {wrong}, not by the payer {payer}"
             )
+
+
+def _short(address: str) -> str:
+    """`0x5FbDB2315678afecb367f032d93F642f64180aa3` → `0x5FbD…0aa3`."""
+    return address if len(address) <= 12 else f"{address[:6]}…{address[-4:]}"

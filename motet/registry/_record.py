@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from motet.units import format_amount, plural
+
+_NATIVE = "0x" + "00" * 20
+
 
 @dataclass(frozen=True, slots=True)
 class AgentRecord:
@@ -22,6 +26,8 @@ class AgentRecord:
         ... )
         >>> record.bonded_stake
         30
+        >>> record
+        AgentRecord(#1 payout 0xA, price 100 (asset 0x0), stake 50 wei (20 wei unbonding), active, 1 capability)
     """
 
     agent_id: int
@@ -45,6 +51,31 @@ class AgentRecord:
         """Stake still at risk: the stake less what is unbonding."""
         return self.stake - self.unbonding
 
+    def __repr__(self) -> str:
+        price = (
+            format_amount(self.price)
+            if self.asset == _NATIVE
+            else f"{self.price:,} (asset {_short(self.asset)})"
+        )
+        stake = format_amount(self.stake) + (
+            f" ({format_amount(self.unbonding)} unbonding)" if self.unbonding else ""
+        )
+        parts = [
+            f"#{self.agent_id} payout {_short(self.payout)}",
+            f"price {price}",
+            f"stake {stake}",
+            "active" if self.active else "inactive",
+            plural(len(self.capability_hashes), "capability", "capabilities"),
+        ]
+        if self.slashes:
+            parts.append(f"{plural(self.slashes, 'slash', 'slashes')} ({format_amount(self.slashed)})")
+        return f"AgentRecord({', '.join(parts)})"
+
     def declares(self, capability_hash: bytes) -> bool:
         """Whether the agent declares the capability with this hash."""
         return capability_hash in self.capability_hashes
+
+
+def _short(address: str) -> str:
+    """`0x70997970C51812dc3A010C7d01b50e0d17dc79C8` → `0x7099…79C8`."""
+    return address if len(address) <= 12 else f"{address[:6]}…{address[-4:]}"
