@@ -86,9 +86,10 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
     result: dict[str, Any] = {}
     settled: Settled | None = None
     error: str | None = None
+    report = compiled.new_report(order_id)
     try:
         async with asyncio.timeout(seconds):
-            async for event in compiled.stream(accepted.order.input_values(), run_id=order_id):
+            async for event in compiled.stream(accepted.order.input_values(), run_id=order_id, report=report):
                 data = event_data(event)
                 run.publish(event_name(event), data)
                 if isinstance(event, ReceiptChecked):
@@ -126,6 +127,7 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
                 hashes, paid, gas = await desk.chain.off_loop(payer.settle, order_id)
                 settled = Settled(tuple(hashes), paid, gas, payer.paid_calls(order_id))
                 run.publish("settled", event_data(settled))
+                report.record(settled)
             except MotetError as exc:
                 log.warning("order %s: settling after a failure failed: %s", order_id, exc)
         spent = payer.spent(order_id)
@@ -135,6 +137,8 @@ async def run_order(accepted: Accepted, run: OrderRun, desk: OrderDesk) -> None:
                 "calls": calls,
                 "spent": str(spent),
                 "eventsDropped": run.dropped,
+                # The run report's money: per agent paid (wei), settled and still to settle, failovers and why.
+                "money": {**report.money(), "error": error},
                 "settlement": None
                 if settled is None
                 else {

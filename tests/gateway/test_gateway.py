@@ -57,6 +57,9 @@ async def test_an_order_runs_under_its_delegation_and_settles_within_the_cap(set
     settlement = result["settlement"]
     paid = int(settlement["paid"])
     assert 0 < paid == int(result["spent"]) <= order.budget
+    money = result["money"]  # the run report's money: who was paid what, all of it settled
+    assert money["status"] == "done" and money["unsettled"] == "0" and money["settled"] == str(paid)
+    assert len(money["payments"]) == 5 and sum(int(p["paid"]) for p in money["payments"]) == paid
     # The chain agrees: the delegation's cap counts the money placed in its channels (what was paid, and what a
     # channel holds unspent, refunded to the wallet when it settles), within the cap, and the agents got paid.
     cap, placed, revoked = on_chain(setup, delegation_id)
