@@ -146,7 +146,9 @@ def _market(registry: Registry, chain: Chain, capabilities: int, per_capability:
 
             agent.capability(f"step{c}")(step)
             account = chain.accounts[1 + (c * per_capability + a) % (len(chain.accounts) - 1)]
-            agent.register(registry, url=f"http://127.0.0.1:9/{c}/{a}", account=account, stake=10**15)
+            asyncio.run(
+                agent.register(registry, url=f"http://127.0.0.1:9/{c}/{a}", account=account, stake=10**15)
+            )
 
 
 def bench_b6(repetitions: int = 5) -> tuple[float, float, float]:

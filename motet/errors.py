@@ -32,7 +32,9 @@
     │   ├── UnknownCapability           (also LookupError)     the agent has no capability of that name
     │   ├── InvalidAgentInput           (also ValueError)      input that fails the capability's schema
     │   ├── InvalidAgentDefinition      (also ValueError)      an agent or capability defined with a bad name,
-    │   │                                                      price, template or annotation
+    │   │                                                      price, template or annotation, or not found
+    │   ├── AgentOutputMismatch         (also ValueError)      a delivered output that does not fit the caller's
+    │   │                                                      `output_type`: `.fields` names each bad field
     │   └── AgentCallFailed                                    the agent could not be reached or did not answer
     │       ├── AgentTimeout            (also TimeoutError)    a silent stream, or the call's deadline passed
     │       └── AgentLimitExceeded                             more bytes, events or tokens than the client
@@ -80,6 +82,7 @@ __all__ = [
     "AgentError",
     "AgentLimitExceeded",
     "AgentNotFound",
+    "AgentOutputMismatch",
     "AgentTimeout",
     "BudgetExceeded",
     "ChainConnectionError",
@@ -531,6 +534,24 @@ class InvalidAgentInput(AgentError, ValueError):
 class InvalidAgentDefinition(AgentError, ValueError):
     """An agent or capability defined with a bad name, a negative price, a template naming no input field,
     handler annotations that are not pydantic models, or an unknown built-in capability."""
+
+
+class AgentOutputMismatch(AgentError, ValueError):
+    """An agent delivered an output that fits its card's schema but not the `output_type` the caller asked
+    for: `fields` maps each bad field to its problem; `invocation` is the delivered call, which is owed
+    (its receipt is valid), so the caller can still pay for it."""
+
+    def __init__(self, capability: str, output_type: str, fields: dict[str, str], invocation: object) -> None:
+        problems = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
+        super().__init__(
+            f"{capability}'s output does not fit {output_type} ({problems}): the call was delivered and is "
+            f"owed; pay for it with the invocation on this error (`.invocation.owed`) and ask for a model "
+            f"whose fields the card's output schema has"
+        )
+        self.capability = capability
+        self.output_type = output_type
+        self.fields = fields
+        self.invocation = invocation
 
 
 class AgentCallFailed(AgentError):

@@ -23,13 +23,15 @@ Example (with a running agent and an open channel):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, overload
 
 import httpx
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, JsonValue, ValidationError
+from typing_extensions import TypeVar
 
 from motet._json import loads
 from motet.agents._cards import AgentCard
@@ -40,6 +42,7 @@ from motet.agents._verifiable import profile_hash, response_hash
 from motet.errors import (
     AgentCallFailed,
     AgentLimitExceeded,
+    AgentOutputMismatch,
     AgentTimeout,
     InvalidAgentInput,
     InvalidCallSignature,
@@ -66,10 +69,15 @@ bound)."""
 IDLE_TIMEOUT = 30.0
 """Seconds an agent may stay silent: before its response headers, or between two pieces of a stream."""
 
+Parsed = TypeVar("Parsed", bound=BaseModel | None, default=None)
+Model = TypeVar("Model", bound=BaseModel)
+
 
 @dataclass(frozen=True)
-class PaidInvocation(Invocation):
-    """One delivered call of a remote agent: an `Invocation`, its price, and the agent's receipt for it."""
+class PaidInvocation(Invocation, Generic[Parsed]):
+    """One delivered call of a remote agent: an `Invocation`, its price (wei, or the asset's smallest unit),
+    and the agent's receipt for it. `output` is the JSON the receipt commits to; `parsed` is that output as
+    the `output_type` model the call asked for (None without one)."""
 
     price: int
     owed: int
@@ -77,6 +85,9 @@ class PaidInvocation(Invocation):
     seq: int
     """The call's number on its channel (1 for the first), as the receipt names it."""
     receipt: Receipt
+    parsed: Parsed = field(default=None, kw_only=True)  # type: ignore[assignment]
+    """The output validated as the call's `output_type` (`invoke(..., output_type=Summary).parsed` is a
+    `Summary`); None when the call gave no `output_type`."""
     # `text` (from `Invocation`): the raw generated text of a verifiable capability, checked to be the output
     # and committed to by the receipt; None for any other capability.
 
@@ -135,6 +146,36 @@ class AgentClient:
             )
         return self._card
 
+    @overload
+    async def invoke(
+        self,
+        capability: str,
+        input: BaseModel | dict[str, Any],
+        *,
+        channel: int,
+        payment: Voucher | None = None,
+        output_type: type[Model],
+        on_token: Callable[[str], None] | None = None,
+        idempotency_key: str | None = None,
+        max_price: int | None = None,
+        max_tokens: int | None = None,
+    ) -> PaidInvocation[Model]: ...
+
+    @overload
+    async def invoke(
+        self,
+        capability: str,
+        input: BaseModel | dict[str, Any],
+        *,
+        channel: int,
+        payment: Voucher | None = None,
+        output_type: None = None,
+        on_token: Callable[[str], None] | None = None,
+        idempotency_key: str | None = None,
+        max_price: int | None = None,
+        max_tokens: int | None = None,
+    ) -> PaidInvocation: ...
+
     async def invoke(
         self,
         capability: str,
@@ -147,9 +188,15 @@ class AgentClient:
         idempotency_key: str | None = None,
         max_price: int | None = None,
         max_tokens: int | None = None,
-    ) -> PaidInvocation:
+    ) -> PaidInvocation[Any]:
         """Call `capability` on `channel`, signed for the channel's next call number, paying the previous
         call with `payment` if given.
+
+        With `output_type=Model`, the answer's `parsed` is the output validated as `Model`
+        (`(await client.invoke("summarize", text, channel=c, output_type=Summary)).parsed.summary`). A model
+        that asks for a field the card's output schema does not have is refused before the call (nothing is
+        signed or owed); an output that still does not fit raises `AgentOutputMismatch` naming the fields,
+        after the call was delivered: that call is owed, and the error carries it (`.invocation`) to pay.
 
         The output is validated against the card's output schema (and `output_type` when given), and the
         receipt is checked: signed by the card's signer, for this chain and contract, this request, this output
@@ -168,6 +215,8 @@ class AgentClient:
             )
         card = await self.card()
         spec = card.capability(capability)
+        if output_type is not None:
+            _check_output_type(capability, spec.output_schema, output_type)
         value: JsonValue = input.model_dump(mode="json") if isinstance(input, BaseModel) else input
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:  # one call at a time per channel: call numbers go up one by one
@@ -206,9 +255,13 @@ class AgentClient:
                 )
         self._check_bounds(card, invocation, max_price, max_tokens)
         _validate(spec.output_schema, invocation.output, capability)
-        if output_type is not None:
-            output_type.model_validate(invocation.output)
-        return invocation
+        if output_type is None:
+            return invocation
+        try:
+            parsed = output_type.model_validate(invocation.output)
+        except ValidationError as exc:
+            raise AgentOutputMismatch(capability, output_type.__name__, _fields(exc), invocation) from exc
+        return dataclasses.replace(invocation, parsed=parsed)
 
     async def pay(self, channel: int, voucher: Voucher) -> int:
         """Hand over a voucher for delivered calls; returns what the agent now holds as paid."""
@@ -299,7 +352,7 @@ class AgentClient:
         channel: int,
         answer: dict[str, Any],
         signer: CallSigner,
-    ) -> PaidInvocation:
+    ) -> PaidInvocation[Any]:
         try:
             output = answer["output"]
             price, owed, seq = int(answer["price"]), int(answer["owed"]), int(answer["seq"])
@@ -383,13 +436,13 @@ class AgentClient:
             )
         if max_price is not None and call.price > max_price:
             raise AgentLimitExceeded(
-                self.url, f"the answer charges {call.price:,} wei, above the bound of {max_price:,} wei"
+                self.url, f"the answer charges {call.price}, above the bound of {max_price}"
             )
         charged = card.pricing.price(usage.prompt_tokens, usage.completion_tokens)
         if call.price > charged:
             raise AgentLimitExceeded(
                 self.url,
-                f"the answer charges {call.price:,} wei, but the card's pricing charges {charged:,} wei for the "
+                f"the answer charges {call.price}, but the card's pricing charges {charged} for the "
                 f"{usage.total_tokens} tokens it reports",
             )
 
@@ -459,6 +512,36 @@ def _event(raw: bytes, url: str) -> tuple[str, dict[str, Any]]:
 def _status(data: dict[str, Any]) -> int:
     status = data.get("status")
     return status if isinstance(status, int) and 400 <= status <= 599 else 502
+
+
+def _check_output_type(capability: str, schema: dict[str, Any], output_type: type[BaseModel]) -> None:
+    """Refuse, before any call, an `output_type` that requires a field the card's output schema does not
+    have: no answer of this agent could fit it."""
+    wanted = output_type.model_json_schema().get("required", [])
+    offered = schema.get("properties")
+    if not isinstance(offered, dict):
+        return  # a schema without named properties: only the answer can tell
+    missing = [name for name in wanted if name not in offered]
+    if missing:
+        raise AgentOutputMismatch(
+            capability,
+            output_type.__name__,
+            {
+                name: f"required by {output_type.__name__}, absent from the card's output schema"
+                for name in missing
+            }
+            | {"(card)": f"{capability} answers {sorted(offered)}; nothing was called or owed"},
+            None,
+        )
+
+
+def _fields(exc: ValidationError) -> dict[str, str]:
+    """Each bad field of a validation error (dotted path) and its problem."""
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "output"
+        fields.setdefault(where, error["msg"])
+    return fields
 
 
 def _validate(schema: dict[str, Any], value: JsonValue, capability: str) -> None:

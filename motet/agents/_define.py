@@ -438,7 +438,7 @@ class Agent:
             }
         )
 
-    def register(
+    async def register(
         self,
         registry: Registry,
         *,
@@ -448,10 +448,14 @@ class Agent:
         model_ref: ModelRef | None = None,
         publish: Literal["auto", "data", "url"] = "auto",
     ) -> int:
-        """Register this agent, served at `url` by `account`, with its capabilities, price and `stake`.
+        """Register this agent, served at `url` by `account`, with its capabilities, price and `stake` (in the
+        smallest unit of the chain's coin: wei). Returns the agent's id.
 
-        The card goes on chain as a `data:` URI on the embedded chain (`publish="data"`), and as the URL of
-        the server's `/.well-known/agent-registration.json` elsewhere (`publish="url"`). Returns the id.
+        A coroutine, like every method of the agents layer that waits (on the chain, a model or the network):
+        the transaction is sent off the event loop. The card goes on chain as a `data:` URI on the embedded
+        chain (`publish="data"`), and as the URL of the server's `/.well-known/agent-registration.json`
+        elsewhere (`publish="url"`). A served agent registers with `AgentServer.register`, which names the
+        server's URL and model for you.
         """
         card = self.card(url, signer=account.address, model_ref=model_ref)
         if publish == "auto":
@@ -461,14 +465,16 @@ class Agent:
             if publish == "data"
             else f"{url.rstrip('/')}/.well-known/agent-registration.json"
         )
-        return registry.register(
-            uri,
-            list(self.capabilities),
-            self.price,
-            payout=account.address,
-            asset=self.asset,
-            stake=stake,
-            owner=account,
+        return await registry.chain.off_loop(
+            lambda: registry.register(
+                uri,
+                list(self.capabilities),
+                self.price,
+                payout=account.address,
+                asset=self.asset,
+                stake=stake,
+                owner=account,
+            )
         )
 
     def get(self, name: str) -> Capability[Any, Any]:

@@ -202,15 +202,19 @@ class AgentServer:
         return JSONResponse(a2a_card(self.card(), self.url))
 
     async def register(self, registry: Registry, *, stake: int = 0) -> int:
-        """Register the served agent (its card names this server's URL and model) and return its id."""
+        """Register the served agent (its card names this server's URL and model) with `stake` (wei), and
+        return its id. A coroutine like `Agent.register`: `agent_id = await server.register(registry)`."""
         if self.url is None:
             raise RuntimeError("start the server (`running()`) or pass url= before registering")
         await self._load()
-        self.agent_id = await self._chain(
-            lambda: self.agent.register(
-                registry, url=self.url or "", account=self.account, stake=stake, model_ref=self._model_ref()
+        try:
+            self.agent_id = await self.agent.register(
+                registry, url=self.url, account=self.account, stake=stake, model_ref=self._model_ref()
             )
-        )
+        except MotetError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"the node failed: {type(exc).__name__}: {exc}") from exc
         self.registry = registry.contract.address
         return self.agent_id
 

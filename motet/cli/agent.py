@@ -1,4 +1,5 @@
-"""`motet agent serve | register | redeem`: run built-in agents and get paid through payment channels.
+"""`motet agent serve | register | redeem`: run built-in agents, or your own (`--agent myagent.py:agent`), and get
+paid through payment channels.
 
 On a node (`--chain rpc` or a URL) the agent signs as MOTET_PRIVATE_KEY (or MOTET_KEYSTORE); the vouchers it
 receives are kept in motet's home, so it can redeem them after a restart.
@@ -31,7 +32,8 @@ DEFAULT_PRICE = Wei(ETH // 1000)
 Stake = Annotated[Wei, amount_option("Stake sent with the registration (none by default)")]
 
 app = typer.Typer(
-    help="Serve built-in agents, register them, and redeem what they are paid.", no_args_is_help=True
+    help="Serve built-in agents or your own, register them, and redeem what they are paid.",
+    no_args_is_help=True,
 )
 
 
@@ -39,9 +41,21 @@ app = typer.Typer(
 def serve(
     capabilities: Annotated[
         list[str] | None,
-        typer.Argument(help="Built-in capabilities to serve (default: all of them)."),
+        typer.Argument(help="Built-in capabilities to serve (default: all of them; not with --agent)."),
     ] = None,
-    price: Annotated[Wei, amount_option("Price per call", "0.001eth")] = DEFAULT_PRICE,
+    agent_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            metavar="FILE.py:NAME|MODULE:NAME",
+            help="Serve your own Agent instead: the Python file (or module) that defines it and the variable "
+            "that holds it, e.g. myagent.py:agent. Its price stands unless --price is given; without a runtime "
+            "it runs on the local model (or --endpoint-model).",
+        ),
+    ] = None,
+    price: Annotated[
+        Wei | None, amount_option("Price per call (built-ins: 0.001eth; --agent: the agent's own)")
+    ] = None,
     price_per_1k: Annotated[
         Wei, amount_option("Price per 1,000 tokens, beside the price per call (none by default)")
     ] = NOTHING,
@@ -78,17 +92,25 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve built-in agents on the local model (or an endpoint), paid per call through payment channels.
+    """Serve built-in agents on the local model (or an endpoint), or your own agent (--agent), paid per call
+    through payment channels.
 
     With --chain anvil it starts a local node first and prints, for other terminals, its URL, motet's contracts
     and funded dev keys as `export` lines (docs/operations.md, "Several terminals on one chain")."""
-    from motet.agents import AgentServer, builtin_agent
+    from motet.agents import AgentServer, builtin_agent, load_agent
+    from motet.errors import InvalidAgentDefinition
     from motet.registry import Registry
     from motet.runtimes import LlamaCppRuntime, OpenAIEndpointRuntime, Runtime
 
     chain.require(
         "anvil", "rpc", why="payers cannot reach an in-process chain: use anvil, rpc or a node's URL"
     )
+    if agent_spec is not None and capabilities:
+        raise typer.BadParameter(
+            f"give built-in capabilities ({' '.join(capabilities)}) or --agent, not both: serve each in its own "
+            "`motet agent serve`",
+            param_hint="--agent",
+        )
     if endpoint_model and not os.environ.get("MOTET_ENDPOINT_URL"):
         raise typer.BadParameter(
             "the endpoint is read from MOTET_ENDPOINT_URL, which is not set: export MOTET_ENDPOINT_URL="
@@ -98,12 +120,26 @@ def serve(
     runtime: Runtime = (
         OpenAIEndpointRuntime(endpoint_model) if endpoint_model else LlamaCppRuntime(n_threads=threads)
     )
-    try:
-        agent = builtin_agent(
-            *(capabilities or ()), runtime=runtime, name=name, price=price, price_per_1k_tokens=price_per_1k
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="CAPABILITIES") from None
+    if agent_spec is not None:
+        try:
+            agent = load_agent(agent_spec)
+        except InvalidAgentDefinition as exc:
+            raise typer.BadParameter(str(exc), param_hint="--agent") from None
+        agent.runtime = agent.runtime or runtime
+        agent.price = agent.price if price is None else price
+        agent.price_per_1k_tokens = price_per_1k or agent.price_per_1k_tokens
+        agent.name = name or agent.name
+    else:
+        try:
+            agent = builtin_agent(
+                *(capabilities or ()),
+                runtime=runtime,
+                name=name,
+                price=DEFAULT_PRICE if price is None else price,
+                price_per_1k_tokens=price_per_1k,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="CAPABILITIES") from None
     node = chain.open(registry=registry, channels=channels, signer="the agent")
 
     async def run() -> None:
@@ -126,7 +162,7 @@ def serve(
                 announce_dev_chain(node, err, used={0: "this agent's (for `motet agent redeem`)"})
                 err.print(
                     f"[bold]{agent.name}[/] serving {', '.join(agent.capabilities)} at {base} "
-                    f"for {format_gwei(price)} per call; payee {node.default_account.address}. Ctrl-C stops."
+                    f"for {format_gwei(agent.price)} per call; payee {node.default_account.address}. Ctrl-C stops."
                 )
                 await asyncio.Event().wait()
 
