@@ -205,6 +205,8 @@ def _problem(error: jsonschema.exceptions.ValidationError, path: Path_) -> str:
         extra = str(path[-1])
         close = difflib.get_close_matches(extra, known, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if what == "an input field":
+            return f"unknown key {extra!r}{hint}; an input field is a JSON Schema: type, description, default, enum, ..."
         return f"unknown key {extra!r}{hint}; {what} takes {', '.join(known)}"
     if error.validator == "required" and isinstance(error.instance, Mapping):
         missing = [name for name in error.validator_value if name not in error.instance]
