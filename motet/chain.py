@@ -52,6 +52,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 ChainKind = Literal["embedded", "anvil", "rpc"]
+DEV_CHAIN_ID = 31337
+"""The chain id anvil and Hardhat give a local development chain."""
 
 __all__ = [
     "CONTRACTS_VERSION",
@@ -267,7 +269,7 @@ class Chain:
         backend = PyEVMBackend(genesis_state=state)
         tester = EthereumTester(backend)
         w3 = Web3(EthereumTesterProvider(tester))
-        keys = [Account.from_key(k.to_bytes()) for k in backend.account_keys]
+        keys = [Account.from_key(k.to_bytes()) for k in backend.account_keys[:accounts]]  # the funded ones
         return cls(w3, keys, kind="embedded", settings=settings)
 
     @classmethod
@@ -349,6 +351,14 @@ class Chain:
     @property
     def default_account(self) -> LocalAccount:
         return self.accounts[0]
+
+    @property
+    def development(self) -> bool:
+        """A chain for development: embedded, an anvil this process started, or a node on chain id 31337 (the
+        id anvil and Hardhat give their local chains, never a public one), such as the anvil another
+        terminal's `motet agent serve --chain anvil` runs. Its agents serve on private addresses, and what is
+        registered counts at once (`Settings.registry_confirmations`, `allow_private_endpoints`)."""
+        return self.kind != "rpc" or self.chain_id == DEV_CHAIN_ID
 
     def balance(self, address: str) -> Wei:
         return Wei(self.w3.eth.get_balance(Web3.to_checksum_address(address)))

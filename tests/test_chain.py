@@ -1,4 +1,4 @@
-"""The chain layer: backends, deployments, and errors that name the problem."""
+"""The chain layer: backends, finding motet's contracts, and errors that name the problem."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ def test_embedded_chain_has_funded_accounts_and_deploys_once(chain: Chain) -> No
 
 def test_compiled_contracts_are_cached_by_source_hash(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", cache_dir=tmp_path / "cache")
-    Chain.embedded(settings=settings).contract("PaymentChannels")
-    cached = list((tmp_path / "cache" / "vyper").glob("PaymentChannels-*.json"))
+    Chain.embedded(settings=settings).deploy(
+        "AgentRegistry", settings.unbonding_delay
+    )  # one compile, not five
+    cached = list((tmp_path / "cache" / "vyper").glob("AgentRegistry-*.json"))
     assert len(cached) == 1
     assert json.loads(cached[0].read_text())["abi"]
 
@@ -83,22 +85,23 @@ def test_revert_reason_is_the_contract_string(chain: Chain) -> None:
     assert "close reverted: channels: unknown channel" in str(info.value)
 
 
-def test_connect_records_deployments_per_chain_id(anvil_chain: Chain, tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, cache_dir=tmp_path / "cache")
+def test_connect_finds_the_contracts_again_without_a_file(anvil_chain: Chain, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, cache_dir=anvil_chain.settings.cache_dir)
     key = "0x" + bytes(anvil_chain.accounts[5].key).hex()
     first = Chain.connect(anvil_chain.url, key, settings=settings).contract("AgentRegistry")
-    recorded = json.loads(settings.deployments_file.read_text())
-    assert recorded[str(anvil_chain.chain_id)]["AgentRegistry"]["address"] == first.address
+    block = anvil_chain.w3.eth.block_number
     again = Chain.connect(anvil_chain.url, key, settings=settings).contract("AgentRegistry")
-    assert again.address == first.address  # found, not redeployed
+    assert again.address == first.address  # found at its deterministic address, not redeployed
+    assert anvil_chain.w3.eth.block_number == block
+    assert not (tmp_path / "deployments.json").exists()
 
 
-def test_a_recorded_deployment_with_other_immutables_is_not_used(anvil_chain: Chain, tmp_path: Path) -> None:
+def test_a_deployment_with_other_immutables_is_not_used(anvil_chain: Chain, tmp_path: Path) -> None:
     # Same code, other immutables: a deployment made with another challenge period is not motet's contract
     # for these settings, so it is neither reused nor trusted.
     key = "0x" + bytes(anvil_chain.accounts[5].key).hex()
-    hour = Settings(home=tmp_path, cache_dir=tmp_path / "cache")
-    minute = Settings(home=tmp_path, cache_dir=tmp_path / "cache", challenge_period=60)
+    hour = Settings(home=tmp_path, cache_dir=anvil_chain.settings.cache_dir)
+    minute = Settings(home=tmp_path, cache_dir=anvil_chain.settings.cache_dir, challenge_period=60)
     first = Chain.connect(anvil_chain.url, key, settings=hour).contract("PaymentChannels")
     again = Chain.connect(anvil_chain.url, key, settings=minute).contract("PaymentChannels")
     assert again.address != first.address
