@@ -136,8 +136,8 @@ class Budget:
             if actual > reservation.amount:
                 raise InvalidAmount(
                     str(actual),
-                    f"cannot commit {actual} for {reservation.what}: its reservation holds only "
-                    f"{reservation.amount}; commit between 0 and {reservation.amount}",
+                    f"cannot commit {actual:,} wei for {reservation.what}: its reservation holds only "
+                    f"{reservation.amount:,} wei; commit between 0 and {reservation.amount:,} wei",
                 )
             self._open.remove(reservation)
             self._reserved -= reservation.amount

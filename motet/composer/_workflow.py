@@ -341,7 +341,7 @@ async def _offers_for(
         dropped=dropped,
     )
     if not selection.ranked:
-        cap = f" at or under {node.max_price}" if node.max_price is not None else ""
+        cap = f" at or under {format_amount(node.max_price)}" if node.max_price is not None else ""
         staked = f" with {format_amount(min_stake)} staked" if node.agent is None and min_stake else ""
         reasons = [
             f"{label} is {why}" if why == "inactive" else f"{label}: {why}"
