@@ -53,6 +53,7 @@ def measure(requests: int = 12, threads: int = 1) -> tuple[float, float, int, in
                 template=BUILTINS[name].template,
                 output_schema=BUILTINS[name].output.model_json_schema(),
                 max_tokens=BUILTINS[name].max_tokens,
+                words_from=BUILTINS[name].words_from,
             )
             for name in CAPABILITIES
         }
@@ -63,7 +64,7 @@ def measure(requests: int = 12, threads: int = 1) -> tuple[float, float, int, in
             request = {"text": TEXTS[i % len(TEXTS)]}
             started = time.process_time()
             done = await agent.complete(
-                profile.messages(request), profile.sampling(), schema=profile.output_schema
+                profile.messages(request), profile.sampling(), schema=profile.call_schema(request)
             )
             served += time.process_time() - started
             result = await checker.check(profile, request, done.text)
