@@ -68,6 +68,11 @@ async def test_the_story_fails_over_pays_and_settles() -> None:
     assert "registered agents" in text and "flaky-summarizer" in text
     (failover,) = [e for e in report.events if isinstance(e, Failover)]
     assert failover.node == "summarize" and failover.failed_agent.startswith("flaky-summarizer")
+    assert report.failovers == [failover] and "CUDA error: out of memory" in failover.problem
+    final = " ".join(text.split("run report")[-1].split())  # the last frame: the report, its failover and why
+    assert f"↻ failover summarize: {failover.failed_agent} failed (" in final
+    assert "CUDA error: out of memory" in final
+    assert "run done" in final and "paid summarizer (#2) 40 gwei for 1 call" in final and "settled" in final
     assert report.settlement is not None
     assert report.settlement.paid == report.spent == 75 * 10**9  # five calls, the flaky one not among them
     assert report.settlement.paid_calls == 5

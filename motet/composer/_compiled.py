@@ -27,6 +27,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, JsonValue
 
 from motet.composer import _accounts as accounts
+from motet.composer import _accounts as accounts
 from motet.composer import _events as events
 from motet.composer import _render as render
 from motet.composer._budget import Budget
@@ -187,10 +188,15 @@ class CompiledWorkflow:
         report = report if report is not None else self.new_report(run_id)
         report.run_id = run_id
         report.resumable = self.checkpoints is not None
+        report.resumable = self.checkpoints is not None
         values: dict[str, JsonValue] | None = None
         if inputs is not None:
             values = inputs.model_dump(mode="json") if isinstance(inputs, BaseModel) else dict(inputs)
-            values = self.workflow.validate_inputs(values)  # before any call: an input error costs nothing
+            try:  # before any call: an input error costs nothing, and the report says so
+                values = self.workflow.validate_inputs(values)
+            except MotetError as exc:
+                report.finish("failed", str(exc))
+                raise
         budget = Budget(self.budget)
         checked = self.payer.spent(run_id, checks=True)
         already = self.payer.spent(run_id) - checked

@@ -20,7 +20,7 @@ from motet.agents import Agent, AgentServer, CallContext
 from motet.chain import Chain
 from motet.composer import CallPaid, Failover, Payer, RunReport, Workflow
 from motet.demo import report_table
-from motet.errors import ModelRuntimeError, NodeFailed
+from motet.errors import ModelRuntimeError, NodeFailed, WorkflowInputError
 from motet.payments import ChannelClient
 from motet.registry import Registry
 
@@ -52,7 +52,6 @@ def agents(hang: asyncio.Event, release: asyncio.Event) -> list[Agent]:
     shouter = Agent("shouter", price=PRICE)
     flaky = Agent("flaky", price=PRICE // 7)
     broken = Agent("broken", price=PRICE // 7 * 2)
-    slow = Agent("slow", price=PRICE)
     echo = Agent("echo", price=PRICE)
 
     @shouter.capability("shout")
@@ -67,7 +66,7 @@ def agents(hang: asyncio.Event, release: asyncio.Event) -> list[Agent]:
     async def check_broken(request: Upper, ctx: CallContext) -> Upper:
         raise RuntimeError("the broken agent has no model")  # a bug: the agent tells only its incident id
 
-    @slow.capability("wait")
+    @shouter.capability("wait")
     async def wait(request: Upper, ctx: CallContext) -> Upper:
         hang.set()
         await asyncio.wait_for(release.wait(), timeout=60)  # the run is cancelled meanwhile
@@ -77,10 +76,10 @@ def agents(hang: asyncio.Event, release: asyncio.Event) -> list[Agent]:
     async def echoed(request: Upper, ctx: CallContext) -> Upper:
         return request
 
-    return [shouter, flaky, broken, slow, echo]
+    return [shouter, flaky, broken, echo]
 
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -197,6 +196,13 @@ async def test_a_cancelled_run_reports_its_money_and_a_finished_one_that_it_sett
 ) -> None:
     payer = Payer(market.chain, market.chain.accounts[8])
     runnable = await flow("wait").compile(market.registry, payer=payer, budget=10**16)
+    refused = runnable.new_report()
+    with pytest.raises(
+        WorkflowInputError, match="txt"
+    ):  # an input error: failed before any call, nothing paid
+        async for _event in runnable.stream({"txt": "hi"}, report=refused):
+            pass
+    assert refused.status == "failed" and "paid no agent: nothing was signed" in refused.summary()
     report = runnable.new_report()
 
     async def consume() -> None:
