@@ -27,7 +27,6 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, JsonValue
 
 from motet.composer import _accounts as accounts
-from motet.composer import _accounts as accounts
 from motet.composer import _events as events
 from motet.composer import _render as render
 from motet.composer._budget import Budget
@@ -187,7 +186,6 @@ class CompiledWorkflow:
         run_id = run_id or uuid.uuid4().hex[:16]
         report = report if report is not None else self.new_report(run_id)
         report.run_id = run_id
-        report.resumable = self.checkpoints is not None
         report.resumable = self.checkpoints is not None
         values: dict[str, JsonValue] | None = None
         if inputs is not None:
