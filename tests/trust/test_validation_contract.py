@@ -186,11 +186,18 @@ def test_only_the_validation_contract_can_slash_hold_or_release_not_even_the_reg
 
 
 def test_the_slasher_is_named_once_by_the_registry_owner_only(env: DisputeEnv) -> None:
+    # motet's registry is owned by the Deployer that created it with its validation contract: no account, not even
+    # the one that sent the deployment, can name another (tests/test_deterministic_deploy.py for the attacks).
     fns = env.registry.functions
     assert fns.validation().call() == env.validation.address
-    env.reverts("ownable: caller is not the owner", fns.set_validation(env.stranger.address), env.stranger)
+    for caller in (env.stranger, env.deployer):
+        env.reverts("ownable: caller is not the owner", fns.set_validation(env.channels.address), caller)
+    own = env.chain.deploy("AgentRegistry", env.chain.settings.unbonding_delay, sender=env.stranger)
+    env.chain.send(own.functions.set_validation(env.validation.address), sender=env.stranger)
     env.reverts(
-        "registry: validation contract already set", fns.set_validation(env.channels.address), env.deployer
+        "registry: validation contract already set",
+        own.functions.set_validation(env.channels.address),
+        env.stranger,
     )
 
 

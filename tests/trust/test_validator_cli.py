@@ -17,10 +17,9 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner, Result
 
-from motet._build import compile_contract
 from motet.agents import VerifiableProfile, profile_hash, response_hash
 from motet.agents.builtins import Summary
-from motet.chain import Chain
+from motet.chain import Chain, deterministic_addresses
 from motet.cli import app
 from motet.errors import ModelNotFound
 from motet.payments import ReceiptDomain, ReceiptSigner, request_hash
@@ -110,17 +109,11 @@ def made_up_evidence(chain: Chain, agent: LocalAccount, agent_id: int, ref: Mode
 
 
 def home_on(chain: Chain, home: Path) -> Path:
-    """A motet home whose deployments name `chain`'s contracts, as an operator's home on that node would."""
-    names = ("AgentRegistry", "PaymentChannels", "Validation")
-    deployed = {
-        name: {
-            "address": chain.contract(name).address,
-            "source_hash": compile_contract(name, chain.settings.cache_dir).source_hash,
-        }
-        for name in names
-    }
+    """An operator's own, empty motet home: nothing in it names `chain`'s contracts, which every process finds at
+    their deterministic addresses (docs/protocol.md, "Where the contracts live")."""
+    for name in ("AgentRegistry", "PaymentChannels", "Validation"):
+        assert chain.contract(name).address == deterministic_addresses(chain.settings)[name]
     home.mkdir(parents=True)
-    (home / "deployments.json").write_text(json.dumps({str(chain.chain_id): deployed}))
     return home
 
 
