@@ -157,8 +157,8 @@ def check_document(data: Any, where: Locator) -> None:
 
 
 def _case(key: object) -> str:
-    """A route case's value as the route compares it (the output's value as text; JSON's true/false/null)."""
-    return key if isinstance(key, str) else json.dumps(key)
+    """A route case's value as the route compares it: the output field's value as Python writes it (`str`)."""
+    return str(key)
 
 
 # -- form ---------------------------------------------------------------------------------------------------
@@ -236,8 +236,8 @@ def _problem(error: jsonschema.exceptions.ValidationError, path: Path_) -> str:
 
 def _label(path: Path_) -> str:
     """A value's place in words: `after`, `inputs.document.type`, `nodes` (list indexes left out)."""
-    parts = [str(part) for part in path if isinstance(part, str)]
-    return ".".join(parts[-2:] if len(path) >= 2 and path[0] == "nodes" else parts) or "the file"
+    inside = path[2:] if path[:1] in (("nodes",), ("routes",)) else path  # the node is named beside it
+    return ".".join(str(part) for part in inside if isinstance(part, str)) or "the file"
 
 
 # -- meaning ------------------------------------------------------------------------------------------------
