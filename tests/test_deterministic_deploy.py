@@ -252,3 +252,13 @@ def test_foreign_code_at_the_address_or_no_proxy_is_named(anvil_chain: Chain, tm
         )
     finally:
         anvil_chain.revert(snapshot)
+
+
+def test_the_protocol_docs_code_runs() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    section = text[text.index("## Where the contracts live") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = section.split("```python\n")[1:]
+    assert blocks
+    for block in blocks:
+        exec(compile(block.split("```")[0], "docs/protocol.md", "exec"), {})  # the docs' own code
