@@ -41,7 +41,7 @@ class Session:
         chain: where the registry and the payment channels live.
         payer: pays every call and opens every channel, from `payer.account`.
         workflows: name → workflow offered on the compose screen (at least one).
-        inputs: the run's inputs shown (as JSON, editable) on the compose screen.
+        inputs: the inputs the compose screen's forms start from (each takes those its workflow's schema has).
         goal_inputs: the input schema a goal typed on the compose screen is planned from; None: no goals.
         budget: the compose screen's budget to start with.
         market: the market shown and paid, once it serves.

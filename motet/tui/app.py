@@ -146,7 +146,7 @@ def make_app(
         market: a market already serving, or a factory whose context serves one while the app runs (called
             on mount: the app shows a loading screen meanwhile).
         workflows: name → workflow offered on the compose screen (at least one).
-        inputs: the run's inputs to start from (editable as JSON on the compose screen).
+        inputs: the run's inputs to start from: each workflow's form is filled with those its schema has.
         goal_inputs: the input schema a goal typed on the compose screen is planned from; None: no goals.
         budget: the compose screen's budget to start with, in wei.
     """
