@@ -153,6 +153,20 @@ def _key(exports: dict[str, str]) -> dict[str, str]:
     return {"MOTET_PRIVATE_KEY": exports["MOTET_PRIVATE_KEY"]}
 
 
+def test_contract_addresses_are_options_checked_against_the_chain(session: Session, tmp_path: Path) -> None:
+    elsewhere = "0x" + "12" * 20
+    on_the_node = motet(
+        "channel", "show", "0x1", "--channels", elsewhere, env=shell(tmp_path, **session.exports)
+    )  # fmt: skip
+    assert on_the_node.returncode == 2, on_the_node.stderr
+    said = " ".join(on_the_node.stderr.replace("│", " ").split())
+    assert "--channels" in said and "not motet's PaymentChannels" in said, said
+    new_chain = motet("agent", "serve", "--chain", "anvil", "--registry", elsewhere, env=shell(tmp_path))
+    assert new_chain.returncode == 2, new_chain.stderr
+    said = " ".join(new_chain.stderr.replace("│", " ").split())
+    assert "starts a new chain" in said and "--registry" in said, said
+
+
 def test_sigterm_stops_the_agent_and_the_anvil_it_started(session: Session) -> None:
     anvil = _process_listening_on(session.anvil_port)
     assert anvil is not None, "no anvil process found for the session"

@@ -68,9 +68,10 @@ class ChainChoice:
     ) -> Chain:
         """Start or connect to the chain, with the settings of the environment (`MOTET_HOME`,
         `MOTET_CHALLENGE_PERIOD`, ...). On a node, `registry` and `channels` (the `--registry` and `--channels`
-        options; by default the ones this choice `naming` names) are the addresses of motet's contracts to use there, checked by `Chain.use`; a node signs as
-        `key`, or as MOTET_PRIVATE_KEY or MOTET_KEYSTORE, and the error for none says so in the CLI's terms,
-        naming the `signer` (the payer, the agent) and the command's own `key_option` if it has one."""
+        options; by default the ones `naming` gave) are the addresses of motet's contracts to use there, checked
+        by `Chain.use`; a node signs as `key`, or as MOTET_PRIVATE_KEY or MOTET_KEYSTORE, and the error for none
+        says so in the CLI's terms, naming the `signer` (the payer, the agent) and the command's own
+        `key_option` if it has one."""
         import dataclasses
 
         from motet.chain import Chain

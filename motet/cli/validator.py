@@ -159,11 +159,11 @@ def _runtime(model: str, threads: int | None) -> LlamaCppRuntime:
         return LlamaCppRuntime(Path(model), n_threads=threads)
     try:
         return LlamaCppRuntime(model=model, n_threads=threads)
-    except ModelNotFound:
-        raise typer.BadParameter(
-            f"no bundled model is called {model!r}: give a bundled model's name (`motet models` lists them) or a "
+    except ModelNotFound:  # said for the command line: --model, not the Python argument
+        raise ModelNotFound(
+            model,
+            "no bundled model has this name: give --model a bundled model's name (`motet models` lists them) or a "
             "GGUF file's path (ending in .gguf)",
-            param_hint="--model",
         ) from None
 
 
