@@ -370,8 +370,11 @@ class CompiledWorkflow:
                     value[field_name] = origin[name]
             emit(events.NodeStarted(node_id, node.capability, candidates[0].label))
             attempts: list[tuple[str, str]] = []
+            # An input no candidate's schema takes fails the run here, before anything is paid: never a failover.
+            usable = check_node_input(node_id, candidates, value, feeds)
             for index, offer in enumerate(candidates):
-                check_node_input(node_id, offer, value, feeds)  # never a reason to fail over: fails the run
+                if offer.agent_id not in usable:
+                    continue  # its card takes another shape of input: not called, not paid
                 try:
                     paid = await self.payer.call(
                         run_id,

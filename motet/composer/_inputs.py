@@ -8,9 +8,10 @@ the integer, number, boolean, array or object its field asks for, when the field
 A field left out that declares a `default` gets it. Every bad field is named in one `WorkflowInputError`,
 with what it expects.
 
-`check_node_input` checks the input a node is about to send against the capability's input schema as the
-agent's card publishes it. An input that does not fit would be refused by any agent serving that schema, so
-it fails the run at once, before the call is paid: it is never a reason to try the next agent.
+`check_node_input` checks the input a node is about to send against the capability's input schema as each
+candidate agent's card publishes it. An input that fits none of them would be refused by every one, so it
+fails the run at once, before anything is paid: it is never a reason to try the next agent. (A candidate whose
+card asks for another shape than the input has is not called; the others are tried in order as usual.)
 
 Example:
     >>> schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema.exceptions
@@ -82,14 +83,25 @@ def check_values(schema: JsonSchema, values: Mapping[str, Any], *, what: str) ->
     return checked
 
 
-def check_node_input(node: str, offer: Offer, value: Mapping[str, Any], feeds: Mapping[str, str]) -> None:
-    """Raise `WorkflowInputError` when `value`, the input node `node` is about to send, does not fit the input
-    schema of `offer`'s capability: the run fails before the call is paid, naming the node, the field, what
-    it expects and where the field comes from (`feeds`: field → `"source.field"`)."""
-    mismatch = offer.capability.input_mismatch(dict(value))
-    if mismatch is None:
-        return
-    where, problem = mismatch
+def check_node_input(
+    node: str, candidates: Sequence[Offer], value: Mapping[str, Any], feeds: Mapping[str, str]
+) -> set[int]:
+    """The agent ids of the `candidates` whose capability's input schema (as their cards publish it) takes
+    `value`, the input node `node` is about to send; the others are not called. When none takes it, raise
+    `WorkflowInputError`: the run fails before anything is paid, naming the node, the field, what it expects
+    and where the field comes from (`feeds`: field → `"source.field"`). An input that does not fit is never
+    a reason to try another agent; an agent whose card asks for another shape is simply not one to call."""
+    usable: set[int] = set()
+    first: tuple[Offer, tuple[str, str]] | None = None
+    for offer in candidates:
+        mismatch = offer.capability.input_mismatch(dict(value))
+        if mismatch is None:
+            usable.add(offer.agent_id)
+        elif first is None:
+            first = offer, mismatch
+    if usable or first is None:
+        return usable
+    offer, (where, problem) = first
     name = where.partition(".")[0]
     field = fields_of(offer.capability.input_schema).get(name, {})
     source = feeds.get(name)
