@@ -205,15 +205,15 @@ class Settings:
     they owe at once) and at its redeem thresholds; keep it well under the challenge period."""
     allow_private_endpoints: bool | None = None
     """Whether agent cards and endpoints may be at loopback, private or link-local addresses (every redirect
-    included). None: only on a development chain (embedded or anvil), whose agents are served on 127.0.0.1;
-    elsewhere such a card or endpoint is refused, so that a stranger's card cannot aim motet's requests into
-    the local network."""
+    included). None: only on a development chain (`Chain.development`: embedded, anvil, or chain id 31337),
+    whose agents are served on 127.0.0.1; elsewhere such a card or endpoint is refused, so that a stranger's
+    card cannot aim motet's requests into the local network."""
     min_stake: int = 10**15
     """Bonded stake (in the native coin's smallest unit) an agent needs for the composer to choose it by itself;
     an agent a node names (`agent=`) is used whatever its stake."""
     registry_confirmations: int | None = None
     """Blocks on top of a block before the registry index applies its events. None: 0 on a development chain
-    (embedded or anvil), 12 elsewhere."""
+    (`Chain.development`: embedded, anvil, or chain id 31337), 12 elsewhere."""
     gateway: GatewayLimits = field(default_factory=GatewayLimits)
     """What the task gateway accepts from the network."""
     trust: TrustSettings = field(default_factory=TrustSettings)

@@ -40,7 +40,7 @@ def private_endpoints_allowed(chain: Chain) -> bool:
         True
     """
     allowed = chain.settings.allow_private_endpoints
-    return chain.kind in ("embedded", "anvil") if allowed is None else allowed
+    return chain.development if allowed is None else allowed
 
 
 async def check_public_url(url: str, *, field: str = "uri") -> None:

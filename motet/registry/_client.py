@@ -97,7 +97,7 @@ class Registry:
         if confirmations is None:
             confirmations = chain.settings.registry_confirmations
         if confirmations is None:
-            confirmations = 0 if chain.kind in ("embedded", "anvil") else DEFAULT_CONFIRMATIONS
+            confirmations = 0 if chain.development else DEFAULT_CONFIRMATIONS
         if confirmations < 0:
             raise InvalidRegistryArgument("confirmations", confirmations, "must be 0 or more")
         self.confirmations = confirmations

@@ -22,7 +22,7 @@ from eth_account import Account
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from motet.agents import Agent, AgentClient, AgentServer, load_agent
+from motet.agents import Agent, AgentClient, AgentServer, load_agent, private_endpoints_allowed
 from motet.chain import Chain
 from motet.cli import app
 from motet.errors import AgentOutputMismatch, InvalidAgentDefinition
@@ -224,6 +224,8 @@ async def test_serve_your_own_agent_call_it_and_pay_it(served: tuple[str, str, s
     (accepts,) = json.load(required.value)["accepts"]
     chain = Chain.connect(rpc, "0x" + bytes(payer_key.key).hex())
     try:
+        # An anvil reached by URL (chain id 31337) is a development chain, as it is for the command that started it.
+        assert chain.kind == "rpc" and chain.development and private_endpoints_allowed(chain)
         chain.use("PaymentChannels", accepts["extra"]["channels"])
         payer = ChannelClient(chain, chain.default_account)
         channel = payer.open(accepts["payTo"], 10 * PRICE).channel_id
