@@ -89,10 +89,10 @@ __all__ = [
     "ChainError",
     "ChannelFundsExhausted",
     "ChannelNotFound",
+    "ChannelNotSettleable",
     "CheckUnavailable",
     "ComposeError",
     "ContextOverflow",
-    "ChannelNotSettleable",
     "ContractBuildError",
     "DisputeError",
     "DuplicateCapability",
@@ -141,9 +141,6 @@ __all__ = [
 ]
 
 
-class MotetError(Exception):
-    """Base class of every error motet raises."""
-
 def _amount(wei: int) -> str:
     """An amount with its unit, exact (this module sits below `motet.units`, whose `format_amount` rounds):
     wei below a gwei, gwei below 0.001 ETH, ETH from there."""
@@ -154,6 +151,9 @@ def _amount(wei: int) -> str:
             return f"{Decimal(wei).scaleb(-len(str(size)) + 1).normalize():,f} {unit}"
     return f"{wei:,} wei"
 
+
+class MotetError(Exception):
+    """Base class of every error motet raises."""
 
 
 class InvalidAmount(MotetError, ValueError):
@@ -294,9 +294,6 @@ class ChannelFundsExhausted(PaymentError):
         self.needed = needed
 
 
-class InvalidVoucher(PaymentError, ValueError):
-    """A voucher is malformed, signed by the wrong key, bound to another domain, or not new."""
-
 class ChannelNotSettleable(PaymentError):
     """A channel cannot be settled now: it is open, its challenge period is not over (`closes_at` is the chain
     time from which it can be, `now` the chain's time when asked), or it is settled already."""
@@ -333,6 +330,9 @@ def _duration(seconds: int) -> str:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
+
+class InvalidVoucher(PaymentError, ValueError):
+    """A voucher is malformed, signed by the wrong key, bound to another domain, or not new."""
 
 
 class VoucherNotAboveHighest(PaymentError, ValueError):
@@ -638,6 +638,7 @@ class InvalidModelOutput(ModelRuntimeError, ValueError):
         super().__init__(f"model output {shown!r} is not valid: {problem}")
         self.text = text
         self.problem = problem
+        self.cut_off = cut_off
 
 
 class EndpointError(ModelRuntimeError):
@@ -659,7 +660,6 @@ class EndpointTimeout(EndpointError, TimeoutError):
     `phase` is `"headers"`, `"stream"` or `"call"`; `seconds` is the bound that was exceeded.
     """
 
-        self.cut_off = cut_off
     def __init__(self, endpoint: str, phase: str, seconds: float) -> None:
         what = {
             "headers": f"sent no response within {seconds:g} s (idle_timeout)",
