@@ -151,8 +151,8 @@ PUBLIC: dict[str, list[str]] = {
         "ChainError",
         "ChannelFundsExhausted",
         "ChannelNotFound",
-        "CheckUnavailable",
         "ChannelNotSettleable",
+        "CheckUnavailable",
         "ComposeError",
         "ContextOverflow",
         "ContractBuildError",
@@ -353,8 +353,8 @@ PUBLIC: dict[str, list[str]] = {
         "format_eth",
         "format_gwei",
         "parse_amount",
-    ],
         "plural",
+    ],
 }
 """Every public module and its `__all__`; every other module in the package is private (`_name`) or a
 sub-module of one listed here that users reach through it (`motet.tui.screens`, `motet.cli.*`)."""

@@ -436,13 +436,13 @@ class AgentClient:
             )
         if max_price is not None and call.price > max_price:
             raise AgentLimitExceeded(
-                self.url, f"the answer charges {call.price}, above the bound of {max_price}"
+                self.url, f"the answer charges {call.price:,} wei, above the bound of {max_price:,} wei"
             )
         charged = card.pricing.price(usage.prompt_tokens, usage.completion_tokens)
         if call.price > charged:
             raise AgentLimitExceeded(
                 self.url,
-                f"the answer charges {call.price}, but the card's pricing charges {charged} for the "
+                f"the answer charges {call.price:,} wei, but the card's pricing charges {charged:,} wei for the "
                 f"{usage.total_tokens} tokens it reports",
             )
 

@@ -603,10 +603,6 @@ class AgentServer:
             raise HTTPProblem(413, f"input {problem}", field="input", problem=problem) from exc
         except InvalidModelOutput as exc:
             log.warning("%s produced invalid output; not charged: %s", capability.name, exc)
-            raise HTTPProblem(502, f"the model's answer was not valid, nothing is owed: {exc}") from exc
-        except ModelRuntimeError as exc:
-            raise HTTPProblem(503, f"the model failed, nothing is owed: {exc}") from exc
-        except Exception as exc:
             if exc.cut_off:  # the caller cannot raise max_tokens: say what they can do
                 raise HTTPProblem(
                     502,
@@ -614,6 +610,10 @@ class AgentServer:
                     "before it was complete, so nothing is owed: choose another agent for it, or ask this "
                     "agent's operator to raise its max_tokens",
                 ) from exc
+            raise HTTPProblem(502, f"the model's answer was not valid, nothing is owed: {exc}") from exc
+        except ModelRuntimeError as exc:
+            raise HTTPProblem(503, f"the model failed, nothing is owed: {exc}") from exc
+        except Exception as exc:
             incident = secrets.token_hex(6)
             log.exception("%s failed (incident %s); not charged", capability.name, incident)
             raise HTTPProblem(
