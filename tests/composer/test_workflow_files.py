@@ -198,7 +198,8 @@ def test_a_kept_definition_with_a_pydantic_input_schema_reads_back() -> None:
 @pytest.mark.slow
 def test_motet_run_fails_on_a_bad_file_or_input_in_one_line_before_the_chain(tmp_path: Path) -> None:
     """The user's two first-hour failures, as subprocesses: a typo in the file, a missing input. Each prints the
-    run id and one error line, and nothing else: no graph (nothing was compiled), no report, no model."""
+    run id and one error line, and nothing else: no graph (nothing was compiled), no report, no model. Then the
+    page's other commands: `motet workflow schema` and `motet workflow check`."""
     (tmp_path / "flow.toml").write_text(FIRST.replace('after = "summarize"', 'afterr = "summarize"'))
     (tmp_path / "good.toml").write_text(FIRST.replace(', default = "French"', ""))
     runs = {
@@ -224,3 +225,10 @@ def test_motet_run_fails_on_a_bad_file_or_input_in_one_line_before_the_chain(tmp
         check=True,
     )
     assert json.loads(schema.stdout) == Workflow.json_schema()
+    check = subprocess.run(
+        [sys.executable, "-m", "motet", "workflow", "check", "examples/research_brief.toml", "-i", "document=x"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert check.returncode == 0 and check.stdout == "ok\n", check.stderr
+    assert "input document: string: A raw document: text or HTML." in check.stderr
+    assert "node report: compose_report after summarize, keywords, sentiment" in check.stderr
