@@ -133,6 +133,15 @@ def test_another_terminal_pays_with_the_printed_key_and_the_agent_redeems(
         timeout=30,
     )
     assert paid.status_code == 200, paid.text
+    # Promising more than the deposit names the command that adds to it; that command works.
+    beyond = motet("channel", "sign", channel, "0.02eth", env=payer)
+    assert beyond.returncode == 2, beyond.stderr
+    assert "`motet channel topup 0x1 AMOUNT`" in " ".join(beyond.stderr.replace("│", " ").split()), (
+        beyond.stderr
+    )
+    topped = motet("channel", "topup", channel, "0.01eth", env=payer)
+    assert topped.returncode == 0, topped.stderr
+    assert topped.stdout.strip() == str(2 * 10**16)
 
     # Terminal 3, in the agent's home: as the payer's account there is nothing, and it says whose vouchers are here.
     rpc = session.exports["MOTET_RPC_URL"]

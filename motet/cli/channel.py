@@ -1,4 +1,4 @@
-"""`motet channel open | sign | show`: pay an agent from a shell, through a payment channel.
+"""`motet channel open | sign | topup | show`: pay an agent from a shell, through a payment channel.
 
 The payer signs as MOTET_PRIVATE_KEY (or MOTET_KEYSTORE) on the node at `--chain` (MOTET_RPC_URL by default),
 on the channels contract at `--channels` (MOTET_CHANNELS; motet's own by default);
@@ -25,7 +25,7 @@ from motet.cli._options import (
     amount_option,
     open_node,
 )
-from motet.units import Wei
+from motet.units import Wei, format_amount
 
 if TYPE_CHECKING:
     from motet.payments import ChannelClient
@@ -96,9 +96,19 @@ def sign(
     and print its whole /invoke body (carrying the voucher as its payment when AMOUNT is given too)."""
     if call is None and cumulative is None:
         raise typer.BadParameter("give the AMOUNT to sign a voucher, or --call to sign a call")
+    from motet.errors import ChannelFundsExhausted
+
     channel_id = _channel_id(channel)
     client = _channels(chain, channels)
-    voucher = client.sign(channel_id, cumulative) if cumulative is not None else None
+    try:
+        voucher = client.sign(channel_id, cumulative) if cumulative is not None else None
+    except ChannelFundsExhausted as exc:
+        raise typer.BadParameter(
+            f"channel {hex(channel_id)} has {format_amount(exc.remaining)} left, this voucher needs "
+            f"{format_amount(exc.needed)} more: add to its deposit with `motet channel topup {hex(channel_id)} "
+            "AMOUNT`, or open a new channel",
+            param_hint="AMOUNT",
+        ) from None
     if call is None:
         assert voucher is not None
         out.print(json.dumps(voucher.to_dict()))
@@ -121,6 +131,18 @@ def sign(
     if voucher is not None:
         body["payment"] = voucher.to_dict()
     out.print(json.dumps(body), markup=False)
+
+
+@app.command("topup")
+def topup(
+    channel: ChannelId,
+    amount: Annotated[Wei, amount_argument("What to add to the channel's deposit")],
+    channels: ChannelsOption = None,
+    chain: ChainOption = RPC,
+) -> None:
+    """Add to the deposit of a channel this account pays from; prints the new deposit (in wei)."""
+    state = _channels(chain, channels).topup(_channel_id(channel), amount)
+    out.print(str(state.deposit))
 
 
 @app.command("show")
