@@ -85,6 +85,10 @@ def run(
         )
     elif (workflow is None) == (goal is None):
         raise typer.BadParameter("give a workflow file or --goal, not both and not neither")
+    elif workflow is not None:  # a bad file or input is one line, before a run id, a chain or a model
+        from motet.composer import Workflow
+
+        Workflow.load(workflow).validate_inputs(parse_inputs(inputs))
     run_id = resume or uuid.uuid4().hex[:16]
     announce(run_id)
     execute(
