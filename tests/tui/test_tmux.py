@@ -39,7 +39,7 @@ def keys(session: str, *names: str) -> None:
     subprocess.run(["tmux", "send-keys", "-t", session, *names], check=True)
 
 
-def test_motet_tui_runs_the_brief_to_settlement_in_a_terminal() -> None:
+def test_motet_tui_runs_the_brief_to_settlement_in_a_terminal(motet_home: Path) -> None:
     session = f"motet-tui-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [
@@ -52,7 +52,7 @@ def test_motet_tui_runs_the_brief_to_settlement_in_a_terminal() -> None:
             "120",
             "-y",
             "40",
-            f"env MOTET_TUI_RUNTIME=function TERM=xterm-256color {MOTET} tui",
+            f"env MOTET_TUI_RUNTIME=function MOTET_HOME={motet_home} TERM=xterm-256color {MOTET} tui",
         ],
         check=True,
     )

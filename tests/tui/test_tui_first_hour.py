@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -18,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Markdown, Select, Static, TextArea
 
 from motet.chain import Chain
-from motet.composer import CallPaid, Workflow
+from motet.composer import CallPaid, RunLog, Workflow
 from motet.demo import DOCUMENT, Document, Market, local_market, research_brief
 from motet.runtimes.testing import deterministic_runtime
 from motet.tui import MotetApp, make_app
@@ -290,6 +291,20 @@ async def test_answers_read_as_text_amounts_name_units_and_candidates_are_a_pick
         assert cells(calls, "price") == ["10 gwei"] and cells(calls, "voucher")[0].startswith("0x")
         history = run.query_one("#history", DataTable)
         assert all(AMOUNT.match(cell) for column in ("spent", "settled") for cell in cells(history, column))
+
+
+async def test_the_run_screen_lists_the_runs_kept_in_motets_home(shared: Market, motet_home: Path) -> None:
+    log = RunLog(motet_home / f"calls-{shared.chain.accounts[0].address.lower()}-1.sqlite")
+    log.record_run("0123456789abcdef", "kept-flow", {}, {"text": "t"}, 10**12, source="motet run")
+    log.run_status("0123456789abcdef", "settled")
+    log.close()
+    app = two_workflows_app(shared)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        history = run_screen(app).query_one("#history", DataTable)
+        assert cells(history, "workflow") == ["kept-flow"]
+        assert cells(history, "status") == ["settled (kept)"] and cells(history, "spent") == ["0 gwei"]
 
 
 async def test_answers_read_as_text() -> None:  # async: the module's tests share one event loop

@@ -3,9 +3,11 @@ the settlement; and the runs of this session."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import JsonValue
@@ -18,6 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from motet import composer
 from motet.errors import MotetError
+from motet.settings import Settings
 from motet.tui._format import short
 from motet.tui._session import Session
 from motet.tui.widgets.budget import BudgetMeter
@@ -38,6 +41,8 @@ class PastRun:
     spent: int = 0
     settled: int | None = None
     """What the settlement paid, in wei; None before it."""
+    kept: bool = False
+    """A run kept in motet's home (by `motet run` or another session), not one of this session's."""
 
 
 class RunScreen(Screen[None]):
@@ -64,6 +69,8 @@ class RunScreen(Screen[None]):
         self._ready = False
         self.history: list[PastRun] = []
         """The runs of this session, oldest first."""
+        self.kept: list[PastRun] = []
+        """The runs kept in motet's home when the screen opened, newest first (`motet runs` lists them)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -92,7 +99,9 @@ class RunScreen(Screen[None]):
         history = self.query_one("#history", DataTable)
         for key in ("run", "workflow", "status", "spent", "settled", "started"):
             history.add_column(key, key=key)
-        history.border_title = "runs this session"
+        history.border_title = "runs: this session, then those kept in motet's home"
+        self.kept = kept_runs(Settings.from_env().home)
+        self._show_history()
         self.query_one("#spent", BudgetMeter).set(0, 0)
         self.query_one("#events", Log).border_title = "events"
         self._ready = True
@@ -215,14 +224,14 @@ class RunScreen(Screen[None]):
     def _show_history(self) -> None:
         table = self.query_one("#history", DataTable)
         table.clear()
-        for past in reversed(self.history):
+        for past in [*reversed(self.history), *self.kept]:
             table.add_row(
                 short(past.run_id, 4),
                 past.workflow,
-                past.status,
+                past.status + (" (kept)" if past.kept else ""),
                 format_gwei(past.spent),
                 "-" if past.settled is None else format_gwei(past.settled),
-                time.strftime("%H:%M:%S", time.localtime(past.started)),
+                time.strftime("%H:%M:%S" if not past.kept else "%m-%d %H:%M", time.localtime(past.started)),
                 key=past.run_id,
             )
 
@@ -251,3 +260,22 @@ class RunScreen(Screen[None]):
             self.notify("Compose a workflow first (F3).", severity="warning")
             return
         await self.start(*self._last)
+
+
+def kept_runs(home: Path) -> list[PastRun]:
+    """The runs the payers' files in `home` keep (`calls-<address>-<chain id>.sqlite`, as `motet run` writes
+    them), newest first; a file that cannot be read is skipped (it belongs to another process or version)."""
+    found: list[PastRun] = []
+    for path in sorted(home.glob("calls-*.sqlite")):
+        try:
+            log = composer.RunLog(path)
+            try:
+                records = log.runs()
+            finally:
+                log.close()
+        except sqlite3.Error:
+            continue
+        found.extend(
+            PastRun(r.run_id, r.workflow, r.started, r.budget, r.status, r.spent, kept=True) for r in records
+        )
+    return sorted(found, key=lambda past: -past.started)
