@@ -105,6 +105,7 @@ def _stop_on_sigterm() -> None:
     otherwise. uvicorn catches SIGTERM while it serves, stops the server, then raises it again here."""
     import asyncio
     import signal
+    import threading
 
     def interrupt() -> None:
         raise KeyboardInterrupt
@@ -117,7 +118,8 @@ def _stop_on_sigterm() -> None:
         else:
             loop.call_soon_threadsafe(interrupt)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    if threading.current_thread() is threading.main_thread():  # signals are for the main thread only
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _url_of(exc: httpx.TransportError) -> str:
