@@ -2,7 +2,9 @@
 
 Example:
     >>> chain = Chain.embedded()
-    >>> channels = chain.contract("PaymentChannels")   # compiled, deployed on first use
+    >>> channels = chain.contract("PaymentChannels")   # at its deterministic address, created there on first use
+    >>> channels.address == deterministic_addresses(chain.settings)["PaymentChannels"]
+    True
     >>> chain.balance(chain.accounts[0].address) > 0
     True
 
