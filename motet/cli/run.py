@@ -182,7 +182,8 @@ def execute(
             for tx_hash in payer.pending_settlement(run_id):
                 err.print(
                     f"settlement transaction {tx_hash} was sent before the run stopped: looking it up and "
-                    "waiting for it (never sent twice)"
+                    "waiting for it (never sent twice)",
+                    soft_wrap=True,  # one line, whatever the width: a script waits for it
                 )
             report = runnable.new_report(run_id)
             report.resume_hint = resume_hint(run_id, node, kept=kept)

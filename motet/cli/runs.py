@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from motet.cli._console import err, out
 from motet.cli._options import RPC, ChainOption
@@ -114,21 +113,25 @@ def runs(ctx: typer.Context) -> None:
         )
         return
     rows.sort(key=lambda pair: pair[1].started, reverse=True)
-    table = Table(title=f"runs kept in {home()}", title_justify="left")
-    for column in ("id", "workflow", "from", "started", "status", "spent", "chain", "payer"):
-        table.add_column(column, justify="right" if column in ("spent", "chain") else "left", no_wrap=True)
+    err.print(f"runs kept in {home()}, the newest first:")
+    lines = [("id", "workflow", "started", "status", "spent", "chain", "from")]
     for store, record in rows:
-        table.add_row(
-            record.run_id,
-            record.workflow,
-            record.source or "–",
-            _when(record.started),
-            _STATUS.get(record.status, record.status),
-            format_amount(record.spent),
-            str(store.chain_id),
-            store.payer,
+        lines.append(
+            (
+                record.run_id,
+                record.workflow,
+                _when(record.started),
+                _STATUS.get(record.status, record.status),
+                format_amount(record.spent),
+                str(store.chain_id),
+                record.source or "Python",
+            )
         )
-    out.print(table)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    for line in lines:  # plain columns: whole in a pipe or a narrow terminal, one run per line for grep
+        out.print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1]
+        )
 
 
 @app.command("show")
@@ -148,28 +151,30 @@ def show(run_id: RunId) -> None:
         f"payer {store.payer} · budget {format_amount(record.budget)} · spent {format_amount(record.spent)}"
     )
     out.print(f"inputs {json.dumps(record.inputs)}")
-    table = Table(title="nodes", title_justify="left")
-    for column in ("node", "capability", "status", "agent", "price", "output"):
-        table.add_column(column, justify="right" if column == "price" else "left")
     paid_to: dict[int, list[int]] = {}
     for node in record.definition.get("nodes", []):
         tried = [c for c in calls if c.node == node["id"]]
-        paid = next((c for c in tried if c.status in ("signed", "paid", "delivered")), None)
-        if paid is not None:
-            paid_to.setdefault(paid.agent_id, []).append(paid.price)
-            status = {"delivered": "delivered, not paid yet", "signed": "paid (voucher signed)"}.get(
-                paid.status, "paid"
-            )
-            table.add_row(
-                node["id"], node["capability"], status, f"agent #{paid.agent_id}", format_amount(paid.price),
-                json.dumps(paid.output, ensure_ascii=False),
-            )  # fmt: skip
-        else:
-            calling = any(c.status == "calling" for c in tried)
-            table.add_row(node["id"], node["capability"], "calling" if calling else "pending", "–", "–", "–")
         for failed in (c for c in tried if c.status == "failed"):
-            table.add_row("", "", "failed over", f"agent #{failed.agent_id}", "not paid", failed.problem)
-    out.print(table)
+            out.print(f"  {node['id']}: agent #{failed.agent_id} failed, not paid: {failed.problem}")
+        paid = next((c for c in tried if c.status in ("signed", "paid", "delivered")), None)
+        if paid is None:
+            calling = next((c for c in tried if c.status == "calling"), None)
+            state = (
+                f"calling agent #{calling.agent_id} (no answer kept: a resume asks again, with the same key)"
+                if calling is not None
+                else "pending"
+            )
+            out.print(f"node {node['id']} ({node['capability']}): {state}")
+            continue
+        paid_to.setdefault(paid.agent_id, []).append(paid.price)
+        state = {"delivered": "delivered, not paid yet", "signed": "paid (voucher signed)"}.get(
+            paid.status, "paid"
+        )
+        out.print(
+            f"node {node['id']} ({node['capability']}): {state} · agent #{paid.agent_id} · "
+            f"{format_amount(paid.price)}"
+        )
+        out.print(f"  output {json.dumps(paid.output, ensure_ascii=False)}")
     for agent_id, prices in paid_to.items():
         calls_word = "call" if len(prices) == 1 else "calls"
         out.print(f"paid agent #{agent_id}: {len(prices)} {calls_word}, {format_amount(sum(prices))}")
