@@ -50,7 +50,8 @@ def check_values(schema: JsonSchema, values: Mapping[str, Any], *, what: str) ->
     fields = fields_of(schema)
     top = top_level(schema)
     extra = top.get("additionalProperties")
-    open_ended = not fields or extra is True or isinstance(extra, Mapping)
+    declared = isinstance(top.get("properties"), Mapping)  # `inputs = {}` declares none: any input is unknown
+    open_ended = not declared or extra is True or isinstance(extra, Mapping)
     problems: dict[str, str] = {}
     checked: dict[str, Any] = {}
     for name, value in values.items():
@@ -61,7 +62,7 @@ def check_values(schema: JsonSchema, values: Mapping[str, Any], *, what: str) ->
                 continue
             close = difflib.get_close_matches(name, list(fields), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            problems[name] = f"not an input of this workflow ({hint}it takes {', '.join(fields)})"
+            problems[name] = f"not an input of this workflow ({hint}it takes {', '.join(fields) or 'none'})"
             continue
         value = _coerced(value, field)
         problem = _mismatch(field, value)

@@ -177,6 +177,9 @@ def test_validate_inputs_turns_command_line_text_into_the_types_asked_for() -> N
         "loud": "expected boolean, got 'maybe'",
         "mode": "'medium' is not one of ['fast', 'slow'] (expected one of 'fast', 'slow')",
     }
+    empty = Workflow.from_dict({"name": "none", "inputs": {}, "nodes": [{"id": "a", "capability": "s"}]})
+    with pytest.raises(WorkflowInputError, match=r"text: not an input of this workflow \(it takes none\)$"):
+        empty.validate_inputs({"text": "x"})
 
 
 def test_a_kept_definition_with_a_pydantic_input_schema_reads_back() -> None:
