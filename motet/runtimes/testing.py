@@ -207,7 +207,7 @@ def _answer(messages: tuple[Message, ...], info: CallInfo) -> Response:
     if "summary" in fields:
         return {"summary": "A new public library opened downtown and visitors praised it."}
     if "keywords" in fields:
-        return {"keywords": ["library", "reading rooms", "children", "membership", "downtown"]}
+        return {"keywords": ["library", "reading", "children's", "membership", "downtown"]}
     if "sentiment" in fields:
         return {"sentiment": "positive"}
     if "translation" in fields:
