@@ -7,6 +7,8 @@
     │   ├── AccountError                (also ValueError)      missing or malformed key
     │   ├── InsufficientFunds                                  the sender cannot pay value + gas
     │   ├── TransactionReverted                                the contract refused; `.reason` is its string
+    │   │   └── ChannelNotSettleable                           settle refused: open, challenge period not over, or
+    │   │                                                      settled; says when it can be
     │   └── ContractBuildError                                 a Vyper source did not compile
     ├── RegistryError
     │   ├── AgentNotFound               (also LookupError)     no agent with that id
@@ -17,7 +19,6 @@
     ├── PaymentError
     │   ├── ChannelNotFound             (also LookupError)
     │   ├── ChannelFundsExhausted                              the deposit cannot cover the next payment
-    │   ├── ChannelNotSettleable                               not closed, its challenge period not over, or settled
     │   ├── InvalidVoucher              (also ValueError)      bad signature, wrong domain, not above the last
     │   ├── VoucherNotAboveHighest      (also ValueError)      the signer refuses to go backwards
     │   ├── InvalidDelegation           (also ValueError)      a delegation or task order that is malformed
@@ -294,11 +295,14 @@ class ChannelFundsExhausted(PaymentError):
         self.needed = needed
 
 
-class ChannelNotSettleable(PaymentError):
-    """A channel cannot be settled now: it is open, its challenge period is not over (`closes_at` is the chain
-    time from which it can be, `now` the chain's time when asked), or it is settled already."""
+class ChannelNotSettleable(TransactionReverted):
+    """The contract refused to settle a channel: it is open, its challenge period is not over (`closes_at` is the
+    chain time from which it can be, `now` the chain's time when asked), or it is settled already. `reason` is
+    the contract's revert string."""
 
-    def __init__(self, channel_id: int, closes_at: int, now: int, settled: bool = False) -> None:
+    def __init__(
+        self, channel_id: int, closes_at: int, now: int, settled: bool = False, *, reason: str = ""
+    ) -> None:
         shown = hex(channel_id)
         if settled:
             why = f"channel {shown} is settled already: its remaining deposit was refunded then"
@@ -315,7 +319,9 @@ class ChannelNotSettleable(PaymentError):
                 f"channel {shown}'s challenge period is not over: it ends at {when} (chain time), "
                 f"{_duration(closes_at - now)} from now; settle it again after that"
             )
-        super().__init__(why)
+        ChainError.__init__(self, why)
+        self.action = f"settling channel {shown}"
+        self.reason = reason
         self.channel_id = channel_id
         self.closes_at = closes_at
         self.now = now

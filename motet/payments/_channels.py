@@ -268,7 +268,7 @@ class ChannelClient:
             state = self.channel(channel_id)
             if state.settled or state.closes_at == 0 or "challenge period not over" in exc.reason:
                 raise ChannelNotSettleable(
-                    channel_id, state.closes_at, self.chain.timestamp(), state.settled
+                    channel_id, state.closes_at, self.chain.timestamp(), state.settled, reason=exc.reason
                 ) from exc
             raise
 

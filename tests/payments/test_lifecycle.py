@@ -61,7 +61,7 @@ def test_channel_lifecycle(any_chain: Chain) -> None:
     assert closes_at > chain.timestamp()
     (late,) = payee.redeem()  # the payee may still redeem during the challenge period
     assert late.paid == 2 * price
-    with pytest.raises(TransactionReverted, match="challenge period not over"):
+    with pytest.raises(TransactionReverted, match="challenge period is not over: it ends at"):  # and when
         payer.settle(channel.channel_id)
     chain.advance_time(chain.settings.challenge_period)
     payer_before = chain.balance(payer.address)
