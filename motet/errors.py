@@ -545,15 +545,18 @@ class InvalidAgentDefinition(AgentError, ValueError):
 class AgentOutputMismatch(AgentError, ValueError):
     """An agent delivered an output that fits its card's schema but not the `output_type` the caller asked
     for: `fields` maps each bad field to its problem; `invocation` is the delivered call, which is owed
-    (its receipt is valid), so the caller can still pay for it."""
+    (its receipt is valid), so the caller can still pay for it, or None when the model was refused before any
+    call (a field the card's output schema does not have)."""
 
     def __init__(self, capability: str, output_type: str, fields: dict[str, str], invocation: object) -> None:
         problems = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
-        super().__init__(
-            f"{capability}'s output does not fit {output_type} ({problems}): the call was delivered and is "
-            f"owed; pay for it with the invocation on this error (`.invocation.owed`) and ask for a model "
-            f"whose fields the card's output schema has"
+        then = (
+            "nothing was called or owed: ask for a model whose fields the card's output schema has"
+            if invocation is None
+            else "the call was delivered and is owed: pay for it with the invocation on this error "
+            "(`.invocation.owed`)"
         )
+        super().__init__(f"{capability}'s output does not fit {output_type} ({problems}); {then}")
         self.capability = capability
         self.output_type = output_type
         self.fields = fields

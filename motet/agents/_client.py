@@ -527,10 +527,10 @@ def _check_output_type(capability: str, schema: dict[str, Any], output_type: typ
             capability,
             output_type.__name__,
             {
-                name: f"required by {output_type.__name__}, absent from the card's output schema"
+                name: f"required by {output_type.__name__}, absent from the card's output schema, which has "
+                f"{', '.join(sorted(offered))}"
                 for name in missing
-            }
-            | {"(card)": f"{capability} answers {sorted(offered)}; nothing was called or owed"},
+            },
             None,
         )
 

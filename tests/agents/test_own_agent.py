@@ -241,13 +241,17 @@ async def test_serve_your_own_agent_call_it_and_pay_it(served: tuple[str, str, s
             assert untyped.parsed is None and untyped.output == {"words": 1}
             # A model with a field the card does not have: refused before the call, nothing owed.
             with pytest.raises(
-                AgentOutputMismatch, match=r"tally: required by Tally, absent from the card"
+                AgentOutputMismatch,
+                match=r"\(tally: required by Tally, absent from the card's output schema, which has words\); "
+                r"nothing was called or owed",
             ) as early:
                 await client.invoke("count_words", {"text": "x"}, channel=channel, output_type=Tally)
             assert early.value.invocation is None
             # An output that fits the card but not the model: named, and the delivered call is owed and payable.
             with pytest.raises(
-                AgentOutputMismatch, match=r"count_words's output does not fit WordsAsText \(words: "
+                AgentOutputMismatch,
+                match=r"count_words's output does not fit WordsAsText \(words: Input should be a valid string\); "
+                r"the call was delivered and is owed",
             ) as late:
                 await client.invoke(
                     "count_words", {"text": "a b"}, channel=channel, output_type=WordsAsText,
