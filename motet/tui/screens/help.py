@@ -14,7 +14,7 @@ _INTRO = """\
 # motet
 
 **F2** agents · **F3** compose · **F4** run · **F5** wallet · **ctrl+p** every command · **ctrl+t** theme
-· **F1** this help · **ctrl+q** quit
+· **F1** this help · **ctrl+q** quit · **Esc** closes this help (↑↓ scroll it)
 
 """
 
