@@ -128,6 +128,8 @@ def serve(
         agent.runtime = agent.runtime or runtime
         agent.price = agent.price if price is None else price
         agent.price_per_1k_tokens = price_per_1k or agent.price_per_1k_tokens
+        if name is not None and not 1 <= len(name) <= 64:
+            raise typer.BadParameter(f"agent name {name!r} must be 1 to 64 characters", param_hint="--name")
         agent.name = name or agent.name
     else:
         try:

@@ -159,6 +159,10 @@ def test_serve_refuses_a_bad_agent_before_starting_anything(
     )
     assert both.exit_code == 2
     assert "give built-in capabilities (summarize) or --agent, not both" in plain(both.output)
+    named = runner.invoke(
+        app, ["agent", "serve", "--agent", "myagent.py", "--chain", "anvil", "--name", "x" * 65]
+    )
+    assert named.exit_code == 2 and "must be 1 to 64 characters" in plain(named.output)
 
 
 # -- the command line, as a user runs it ------------------------------------------------------------------------
