@@ -77,6 +77,8 @@ Each error carries the offending value and its message says what to do.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AccountError",
     "AgentCallFailed",
@@ -548,7 +550,7 @@ class AgentOutputMismatch(AgentError, ValueError):
     (its receipt is valid), so the caller can still pay for it, or None when the model was refused before any
     call (a field the card's output schema does not have)."""
 
-    def __init__(self, capability: str, output_type: str, fields: dict[str, str], invocation: object) -> None:
+    def __init__(self, capability: str, output_type: str, fields: dict[str, str], invocation: Any) -> None:
         problems = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
         then = (
             "nothing was called or owed: ask for a model whose fields the card's output schema has"
@@ -560,7 +562,7 @@ class AgentOutputMismatch(AgentError, ValueError):
         self.capability = capability
         self.output_type = output_type
         self.fields = fields
-        self.invocation = invocation
+        self.invocation: Any = invocation  # a `PaidInvocation` (motet.agents), or None
 
 
 class AgentCallFailed(AgentError):
