@@ -1,5 +1,5 @@
-"""Resume after a crash, as a user meets it: one anvil, two `motet agent serve` processes (a built-in capability
-on the local model, and a user's own slow agent), `motet run --chain URL` killed with SIGKILL at several points,
+"""Resume after a crash, as a user meets it: one anvil, two `motet agent serve --agent` processes (a user's own
+agents: a slow echo, and a shouter), `motet run --chain URL` killed with SIGKILL at several points,
 then resumed from the command line by its id alone.
 
 Every scenario checks that each agent worked and was paid exactly once (the slow agent logs each call it runs;
@@ -31,7 +31,7 @@ from motet.payments import ChannelClient
 pytestmark = pytest.mark.slow
 
 ECHO_PRICE = 2_000 * 10**9  # 2000 gwei per call
-MOOD_PRICE = 1_000 * 10**9
+LOUD_PRICE = 1_000 * 10**9
 SLOW_S = 0.8
 
 AGENT_FILE = f"""
@@ -56,6 +56,18 @@ async def slow_echo(request: Text, ctx: CallContext) -> Text:
         log.write(request.text + "\\n")
     await asyncio.sleep({SLOW_S})
     return Text(text=request.text)
+
+
+class Loud(BaseModel):
+    loud: str
+
+
+shouter = Agent("shouter", price={LOUD_PRICE})
+
+
+@shouter.capability("shout", description="Say a text louder.")
+async def shout(request: Text, ctx: CallContext) -> Loud:
+    return Loud(loud=request.text.upper())
 """
 
 WORKFLOW = """
@@ -69,14 +81,14 @@ id = "echo"
 capability = "slow_echo"
 
 [[nodes]]
-id = "mood"
-capability = "classify_sentiment"
+id = "loud"
+capability = "shout"
 after = ["echo"]
 
 [[nodes]]
 id = "again"
 capability = "slow_echo"
-after = ["mood"]
+after = ["loud"]
 inputs = { text = "input.text" }
 """
 
@@ -94,7 +106,7 @@ class Market:
     echo_log: Path
     payer: str
     echo_payee: str
-    mood_payee: str
+    loud_payee: str
 
     def motet(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -136,7 +148,7 @@ class Market:
             return None
 
     def balances(self) -> tuple[int, int]:
-        return self.chain.balance(self.echo_payee), self.chain.balance(self.mood_payee)
+        return self.chain.balance(self.echo_payee), self.chain.balance(self.loud_payee)
 
     def redeem_txs(self, since_block: int) -> list[str]:
         """The payer's settlement (`redeem_many`) transactions mined after `since_block`."""
@@ -157,7 +169,7 @@ class Market:
 def wait_for(
     what: str,
     check: Callable[[], Any],
-    timeout: float = 60.0,
+    timeout: float = 120.0,
     poll: float = 0.02,
     process: subprocess.Popen[str] | None = None,
 ) -> Any:
@@ -189,14 +201,14 @@ def serve(env: dict[str, str], folder: Path, log: Path, *args: str) -> subproces
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
     folder = tmp_path_factory.mktemp("resume")
-    (folder / "slow.py").write_text(AGENT_FILE)
+    (folder / "agents.py").write_text(AGENT_FILE)
     (folder / "flow.toml").write_text(WORKFLOW)
     home = folder / "home"
     chain = Chain.anvil()
     agents: list[subprocess.Popen[bytes]] = []
     try:
         assert chain.url is not None
-        payer, echo, mood = chain.accounts[1], chain.accounts[2], chain.accounts[3]
+        payer, echo, loud = chain.accounts[1], chain.accounts[2], chain.accounts[3]
         base = {
             **os.environ, "MOTET_HOME": str(home), "MOTET_RPC_URL": chain.url,
             "MOTET_ALLOW_PRIVATE_ENDPOINTS": "1",  # the agents listen on 127.0.0.1
@@ -207,24 +219,23 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
         agents.append(
             serve(
                 {**base, "MOTET_PRIVATE_KEY": echo.key.hex(), "SLOW_ECHO_LOG": str(echo_log)}, folder,
-                folder / "echo-agent.log", "--agent", "slow.py:agent", "--chain", chain.url, "--port", "0",
+                folder / "echo-agent.log", "--agent", "agents.py:agent", "--chain", chain.url, "--port", "0",
                 "--stake", "0.01eth",
             )
         )  # fmt: skip
         agents.append(
             serve(
-                {**base, "MOTET_PRIVATE_KEY": mood.key.hex()}, folder, folder / "mood-agent.log",
-                "classify_sentiment", "--chain", chain.url, "--port", "0", "--price", "1000gwei",
-                "--stake", "0.01eth", "--threads", "2",
+                {**base, "MOTET_PRIVATE_KEY": loud.key.hex()}, folder, folder / "loud-agent.log",
+                "--agent", "agents.py:shouter", "--chain", chain.url, "--port", "0", "--stake", "0.01eth",
             )
         )  # fmt: skip
-        for name in ("echo-agent.log", "mood-agent.log"):
+        for name in ("echo-agent.log", "loud-agent.log"):
             wait_for(f"{name} serving", lambda n=name: "serving" in (folder / n).read_text(), timeout=120)  # type: ignore[misc]
         chain.w3.provider.make_request("anvil_mine", [12])  # type: ignore[arg-type]  # a node indexes 12 deep
         yield Market(
             chain, chain.url, {**base, "MOTET_PRIVATE_KEY": payer.key.hex()}, folder,
             home / f"calls-{payer.address.lower()}-{chain.chain_id}.sqlite", echo_log, payer.address,
-            echo.address, mood.address,
+            echo.address, loud.address,
         )  # fmt: skip
     finally:
         for process in agents:
@@ -257,8 +268,8 @@ def killed(process: subprocess.Popen[str]) -> None:
 def assert_paid_once(market: Market, text: str, before: tuple[int, int]) -> None:
     """Each node ran once at its agent, and each agent's balance grew by exactly its calls' prices."""
     assert market.echo_calls(text) == 2
-    echo, mood = market.balances()
-    assert (echo - before[0], mood - before[1]) == (2 * ECHO_PRICE, MOOD_PRICE)
+    echo, loud = market.balances()
+    assert (echo - before[0], loud - before[1]) == (2 * ECHO_PRICE, LOUD_PRICE)
 
 
 def test_a_run_killed_while_a_node_generates_resumes_by_its_id(market: Market) -> None:
@@ -269,7 +280,7 @@ def test_a_run_killed_while_a_node_generates_resumes_by_its_id(market: Market) -
         "the third node's call", lambda: market.call_status(run_id, "again") == "calling", process=process
     )
     killed(process)
-    assert market.call_status(run_id, "mood") == "paid"
+    assert market.call_status(run_id, "loud") == "paid"
 
     listed = market.motet("runs")
     assert listed.returncode == 0, listed.stderr
@@ -284,7 +295,7 @@ def test_a_run_killed_while_a_node_generates_resumes_by_its_id(market: Market) -
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.splitlines()[0] == f"run {run_id}"
     outputs = json.loads(resumed.stdout)
-    assert set(outputs) == {"echo", "mood", "again"}  # the nodes done before the crash included
+    assert set(outputs) == {"echo", "loud", "again"}  # the nodes done before the crash included
     assert outputs["echo"] == outputs["again"] == {"text": text}
     assert "pending" not in resumed.stderr
     assert_paid_once(market, text, before)
@@ -324,7 +335,7 @@ def test_a_settlement_mined_after_the_crash_is_reported_not_sent_again(market: M
     assert resumed.returncode == 0, resumed.stderr
     assert "reverted" not in resumed.stderr and "nothing to redeem" not in resumed.stderr
     assert tx_hash[:18] in resumed.stderr  # the report's settlement is the one that happened
-    assert set(json.loads(resumed.stdout)) == {"echo", "mood", "again"}
+    assert set(json.loads(resumed.stdout)) == {"echo", "loud", "again"}
     assert market.redeem_txs(block) == [tx_hash]
     assert_paid_once(market, text, before)
 
@@ -347,7 +358,7 @@ def test_a_pending_settlement_is_waited_for_and_a_dropped_one_sent_again(market:
         if process.poll() is None:
             killed(process)
     assert process.returncode == 0, stderr
-    assert set(json.loads(stdout)) == {"echo", "mood", "again"}
+    assert set(json.loads(stdout)) == {"echo", "loud", "again"}
     assert market.redeem_txs(block) == [tx_hash]
     assert_paid_once(market, text, before)
 
