@@ -15,7 +15,7 @@ import pytest
 import motet
 from motet import composer
 from motet.demo._progress import _log_line
-from motet.payments import ChannelDomain, ChannelState, ReceiptDomain, ReceiptSigner, VoucherSigner
+from motet.payments import Amount, ChannelDomain, ChannelState, ReceiptDomain, ReceiptSigner, VoucherSigner
 from motet.registry import AgentRecord
 from motet.units import ETH, GWEI, plural
 
@@ -76,7 +76,7 @@ def test_reprs_are_one_line_with_units() -> None:
         "AgentRecord(#3 payout 0x1a64…14F1, price 40 gwei, stake 1 ETH (0.25 ETH unbonding), active, "
         "2 capabilities, 1 slash (0.1 ETH))"
     )
-    state = ChannelState(3, PAYER, CONTRACT, "0x" + "00" * 20, 10 * GWEI, 4 * GWEI, 0, False)
+    state = ChannelState(3, PAYER, CONTRACT, "0x" + "00" * 20, Amount(10 * GWEI), Amount(4 * GWEI), 0, False)
     assert repr(state) == (
         f"ChannelState(0x3 from {PAYER} to {CONTRACT}: deposit 10 gwei, redeemed 4 gwei, open)"
     )

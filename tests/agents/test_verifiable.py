@@ -130,7 +130,7 @@ async def test_a_verifiable_input_must_render_the_prompt_as_sent(served: Running
     with pytest.raises(InvalidAgentInput, match="tone is missing"):
         await served.client.invoke("label", {"text": "cats purr"}, channel=7)
     with pytest.raises(InvalidAgentInput, match="send the input as a JSON object"):
-        await served.client.invoke("label", '{"text": "cats purr", "tone": "plain"}', channel=7)  # type: ignore[arg-type]
+        await served.client.invoke("label", '{"text": "cats purr", "tone": "plain"}', channel=7)  # type: ignore[call-overload]
 
 
 def test_a_verifiable_prompt_is_greedy_with_a_plain_template() -> None:
