@@ -66,6 +66,7 @@ def test_motet_tui_runs_the_brief_to_settlement_in_a_terminal(motet_home: Path) 
         wait_for_text(session, "settled 75 gwei for 5 paid calls")
         screen = wait_for_text(session, "per paid call")  # the gas figure may land a refresh later
         assert "settled 75 gwei for 5 paid calls" in screen
+        wait_for_text(session, "spent 75 gwei of 1,000 gwei · 925 gwei left")  # the budget as money spent
         keys(session, "C-q")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
