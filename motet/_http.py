@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn inside motet's event loop: signals belong to the command, not to one of its servers.
+
+        uvicorn's own handler would turn SIGTERM or ctrl+c into a graceful stop of that server alone, while the
+        rest of the command (a run paying other agents, the anvil it started) went on; motet's CLI stops the
+        whole command instead, and every server stops as its block ends."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
 
 
 @contextlib.asynccontextmanager
@@ -18,7 +35,7 @@ async def serve(app: Any, host: str, port: int, what: str) -> AsyncIterator[str]
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="off", timeout_keep_alive=30
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
