@@ -39,6 +39,7 @@ from motet.errors import (
 from motet.gateway._gas import GasMeter, MeteredChain
 from motet.payments import Delegation, DelegationClient, TaskOrder, parse_signature
 from motet.registry import Registry
+from motet.units import format_amount
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +256,9 @@ class OrderDesk:
             if order.budget > left:
                 raise OrderRefused(
                     403,
-                    f"over budget: the order's budget of {order.budget} wei is more than the delegation has left "
-                    f"({left:,} wei of its cap of {state.cap:,} wei, counting earlier and running orders)",
+                    f"over budget: the order's budget of {format_amount(order.budget)} is more than the delegation has "
+                    f"left ({format_amount(left)} of its cap of {format_amount(state.cap)}, counting earlier and "
+                    "running orders): order less, or sign a new delegation",
                 )
             order_id = uuid.uuid4().hex[:16]
             self._db.execute(

@@ -86,7 +86,7 @@ async def test_parallel_orders_never_reserve_more_than_the_cap(setup: Setup) -> 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [202, 403, 403], [r.text for r in responses]
     refusal = next(r for r in responses if r.status_code == 403).json()["error"]
-    assert refusal.startswith("over budget") and "80000000000 of its cap" in refusal
+    assert refusal.startswith("over budget") and "80 gwei of its cap of 200 gwei" in refusal
 
 
 async def test_refusals_name_the_problem_and_take_nothing(setup: Setup) -> None:
