@@ -207,7 +207,12 @@ def _answer(messages: tuple[Message, ...], info: CallInfo) -> Response:
     if "summary" in fields:
         return {"summary": "A new public library opened downtown and visitors praised it."}
     if "keywords" in fields:
-        return {"keywords": ["library", "reading", "children's", "membership", "downtown"]}
+        keywords = ["library", "reading", "children's", "membership", "downtown"]
+        # An extractive capability's schema names the words it may choose (the input's): keep to them.
+        allowed = ((info.schema or {})["properties"]["keywords"].get("items") or {}).get("enum")
+        if allowed:
+            keywords = [word for word in keywords if word in allowed] or list(allowed[:3])
+        return {"keywords": keywords}
     if "sentiment" in fields:
         return {"sentiment": "positive"}
     if "translation" in fields:

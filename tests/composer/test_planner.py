@@ -229,7 +229,7 @@ def test_equal_costs_go_to_fewer_steps() -> None:
 
 
 def test_a_negative_price_is_refused() -> None:
-    with pytest.raises(ValueError, match="offers 'summarize' at -1: a price is never negative"):
+    with pytest.raises(ValueError, match="offers 'summarize' at -1 wei: a price is never negative"):
         Offer(1, "a", SUMMARIZE, -1)
 
 
