@@ -242,7 +242,12 @@ class Validator:
             self._seen.add(dispute)
             self._emit("drawn", dispute, f"against agent #{state.agent_id}, model {state.model[:12]}…")
         if state.status in ("resolved", "cancelled"):
-            self._store.drop(dispute)
+            # Resolved (by another) between the poll's look at what is assigned and this read: say how it ended
+            # now, as the next poll would have if it still held the vote.
+            if self._store.get(dispute) is not None:
+                self._store.drop(dispute)
+                if state.resolved:
+                    self._emit("decided", dispute, state.summary(), state.outcome)
             return state
         now = await self.chain.off_loop(self.chain.timestamp)
         vote = self._store.get(dispute)

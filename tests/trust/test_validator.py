@@ -226,6 +226,24 @@ async def test_a_restarted_validator_reveals_the_verdict_it_committed(world: Wor
     assert json.loads(kept.read_text()) == {}  # ...and forgets its vote
 
 
+@pytest.mark.slow
+async def test_a_dispute_resolved_between_the_look_and_the_step_still_ends_in_decided(world: World) -> None:
+    """A poll lists the disputes assigned, then steps each: one resolved by another validator in between is
+    said decided by the step (the next poll no longer lists it, so it would have ended silently)."""
+    first, *others = world.validators
+    dispute = world.open(world.evidence(MADE_UP), uri="data:,unreadable")
+    await poll_all(world)  # every validator checks and commits
+    await first.poll()
+    assert steps(first, dispute)[-1] == "revealed"
+    for validator in others:
+        await validator.poll()
+    assert world.state(dispute).resolved
+    await first.advance(dispute)  # the step of a poll that listed it before it was resolved
+    assert steps(first, dispute)[-1] == "decided"
+    await first.poll()
+    assert steps(first, dispute).count("decided") == 1
+
+
 async def test_a_failing_step_is_reported_and_tried_again_at_the_next_poll(world: World) -> None:
     blocked = world.tmp / "blocked"
     blocked.write_text("a file where the validator's state folder should be")
