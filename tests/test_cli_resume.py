@@ -2,7 +2,7 @@
 agents: a slow echo, and a shouter), `motet run --chain URL` killed with SIGKILL at several points,
 then resumed from the command line by its id alone.
 
-Every scenario checks that each agent worked and was paid exactly once (the slow agent logs each call it runs;
+Every scenario checks that each agent worked and was paid exactly once (the slow agent logs each call it completes;
 the agents' balances on chain grow by exactly their prices), that the resumed report holds every node's output,
 and, for a run killed while its settlement was pending, that the settlement was found by its kept hash (mined,
 waited for, or sent again when dropped) and never duplicated.
@@ -52,9 +52,11 @@ agent = Agent("slow-echo", price={ECHO_PRICE})
 
 @agent.capability("slow_echo", description="Echo a text back, slowly.")
 async def slow_echo(request: Text, ctx: CallContext) -> Text:
-    with open(os.environ["SLOW_ECHO_LOG"], "a") as log:  # each call the agent really runs
-        log.write(request.text + "\\n")
     await asyncio.sleep({SLOW_S})
+    # Each call the agent really completes (one whose caller vanished mid-call is cancelled, owed nothing, and
+    # runs again when the resumed run calls it again).
+    with open(os.environ["SLOW_ECHO_LOG"], "a") as log:
+        log.write(request.text + "\\n")
     return Text(text=request.text)
 
 
