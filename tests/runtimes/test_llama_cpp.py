@@ -182,7 +182,9 @@ async def test_leaving_a_stream_stops_its_generation(
 
 
 async def test_schema_output_cut_off_by_max_tokens_is_invalid(llama_runtime: LlamaCppRuntime) -> None:
-    with pytest.raises(InvalidModelOutput, match="cut off at max_tokens") as caught:
+    with pytest.raises(
+        InvalidModelOutput, match=r"stopped at the call.s max_tokens: pass a larger Sampling"
+    ) as caught:
         await llama_runtime.complete(KEYWORDS_PROMPT, Sampling(max_tokens=3), schema=KEYWORDS_SCHEMA)
     assert caught.value.text.startswith("{")
 

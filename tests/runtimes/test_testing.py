@@ -87,7 +87,7 @@ async def test_output_that_breaks_the_schema_raises_invalid_model_output() -> No
         InvalidModelOutput, match="does not match Keywords: keywords: List should have at most 5"
     ):
         await runtime.complete("?", schema=Keywords)
-    with pytest.raises(InvalidModelOutput, match="stopped at the call.s max_tokens: pass a larger Sampling"):
+    with pytest.raises(InvalidModelOutput, match=r"stopped at the call.s max_tokens: pass a larger Sampling"):
         await runtime.complete("?", Sampling(max_tokens=2), schema=KEYWORDS_SCHEMA)
 
 
