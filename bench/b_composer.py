@@ -13,9 +13,13 @@ Run alone with `python -m bench.b_composer`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
+import io
+import pstats
 import time
 from typing import Annotated, Any, TypedDict
 
@@ -76,7 +80,7 @@ def _flow() -> Workflow:
     )
 
 
-async def _motet_rate(runs: int) -> float:
+async def _motet_rate(runs: int, profile: cProfile.Profile | None = None) -> float:
     chain = Chain.embedded()
     registry = Registry(chain)
     async with contextlib.AsyncExitStack() as stack:
@@ -87,10 +91,14 @@ async def _motet_rate(runs: int) -> float:
         payer = Payer(chain, chain.accounts[8], deposit_calls=10 * runs)
         runnable = await _flow().compile(registry, payer=payer, budget=10**18)
         await runnable.run({"text": "x"}, settle=False)  # opens the channels
+        if profile is not None:
+            profile.enable()
         started = time.perf_counter()
         for _ in range(runs):
             await runnable.run({"text": "x"}, settle=False)
         elapsed = time.perf_counter() - started
+        if profile is not None:
+            profile.disable()
         await payer.aclose()
     return 5 * runs / elapsed
 
@@ -183,6 +191,23 @@ def bench_b6(repetitions: int = 5) -> tuple[float, float, float]:
     return compile_times[0], min(compile_times), plan_ms
 
 
+def profile_b2(runs: int = 100, top: int = 15) -> str:
+    """cProfile of B2's timed runs (set-up and the warm-up excluded): the `top` functions by own time, as text."""
+    profile = cProfile.Profile()
+    rate = asyncio.run(_motet_rate(runs, profile))
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return f"B2 under cProfile: {rate:,.0f} paid node-steps/s (profiling slows it)\n{out.getvalue()}"
+
+
 if __name__ == "__main__":
-    bench_b2()
-    bench_b6()
+    parser = argparse.ArgumentParser(prog="python -m bench.b_composer", description=__doc__)
+    parser.add_argument("--profile", action="store_true", help="print B2's profile (top 15 by own time)")
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    if args.profile:
+        print(profile_b2(args.runs))
+    else:
+        bench_b2(args.runs)
+        bench_b6()

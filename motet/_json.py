@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 import pydantic_core
 
 MAX_DEPTH = 200
@@ -62,3 +63,17 @@ def _depth(data: str | bytes | bytearray) -> int:
         elif token in (b"]", b"}"):
             depth -= 1
     return deepest
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of `value` for the wire: orjson where it can write it, the standard library where only
+    it can (integers beyond 64 bits, which uint256 amounts in a model's input may be).
+
+    Example:
+        >>> dumps({"a": [1, 2**70]})
+        b'{"a":[1,1180591620717411303424]}'
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

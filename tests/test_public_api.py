@@ -42,6 +42,7 @@ PUBLIC: dict[str, list[str]] = {
         "CallContext",
         "Capability",
         "CapabilitySpec",
+        "ConnectionPool",
         "Invocation",
         "PaidInvocation",
         "Pricing",

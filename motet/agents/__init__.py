@@ -9,7 +9,8 @@
 - `AgentServer` serves an agent with payment on delivery and signed receipts; `AgentClient` calls one, and
   its `invoke` returns a `PaidInvocation` (the `Invocation` plus price, receipt and what is owed; with
   `output_type=Model`, `.parsed` is the output as that model). `load_agent("myagent.py:agent")` finds a
-  user's agent by file or module (what `motet agent serve --agent` serves).
+  user's agent by file or module (what `motet agent serve --agent` serves). A `ConnectionPool` keeps the
+  connections of several clients (a payer's, to every agent it pays) alive between calls.
 - One convention: every method here that waits (on the chain, a model or the network) is a coroutine:
   `await agent.register(...)`, `await agent.invoke(...)`, `await server.register(...)`,
   `await client.invoke(...)`; the chain layer below (`Chain`, `Registry`, `ChannelClient`) is synchronous.
@@ -19,7 +20,7 @@
 
 from motet.agents._a2a import a2a_card
 from motet.agents._cards import AgentCard, CapabilitySpec, Pricing, Service
-from motet.agents._client import AgentClient, PaidInvocation
+from motet.agents._client import AgentClient, ConnectionPool, PaidInvocation
 from motet.agents._define import Agent, CallContext, Capability, Invocation
 from motet.agents._fetch import check_public_url, fetch_card, private_endpoints_allowed
 from motet.agents._load import load_agent
@@ -36,6 +37,7 @@ __all__ = [
     "CallContext",
     "Capability",
     "CapabilitySpec",
+    "ConnectionPool",
     "Invocation",
     "PaidInvocation",
     "Pricing",

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Self, overload
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, JsonValue, ValidationError
 from typing_extensions import TypeVar
 
-from motet._json import loads
+from motet._json import dumps, loads
 from motet.agents._cards import AgentCard
 from motet.agents._define import Invocation
 from motet.agents._fetch import fetch_card
@@ -68,6 +68,45 @@ MAX_ANSWER_BYTES = 50 * 1024 * 1024
 bound)."""
 IDLE_TIMEOUT = 30.0
 """Seconds an agent may stay silent: before its response headers, or between two pieces of a stream."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to get a connection to an agent (from the pool, or a new one)."""
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class ConnectionPool:
+    """Persistent HTTP connections to agents (keep-alive, one pool for every agent a payer calls): share one
+    between `AgentClient`s with `AgentClient(url, pool=pool)`, and `await pool.aclose()` when done.
+
+    The session is made on first use in the running event loop (aiohttp's are bound to one); used from
+    another loop (a second `asyncio.run`), it starts a new one there.
+    """
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            if self._session is not None and not self._session.closed:
+                # Made in a loop that has ended: its connections cannot be closed from this one, only dropped.
+                self._session.connector._close()  # type: ignore[union-attr]
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            self._loop = loop
+        return self._session
+
+    async def aclose(self) -> None:
+        if (
+            self._session is not None
+            and not self._session.closed
+            and self._loop is asyncio.get_running_loop()
+        ):
+            await self._session.close()
+        elif self._session is not None and not self._session.closed:
+            self._session.connector._close()  # type: ignore[union-attr]
+        self._session = None
+
 
 Parsed = TypeVar("Parsed", bound=BaseModel | None, default=None)
 Model = TypeVar("Model", bound=BaseModel)
@@ -114,16 +153,20 @@ class AgentClient:
         idle_timeout: float = IDLE_TIMEOUT,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         card: AgentCard | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.url = url.rstrip("/").removesuffix("/invoke")
         self.signer = signer
         self.timeout = timeout
+        self.idle_timeout = idle_timeout
         self.max_answer_bytes = max_answer_bytes
         self._card = card
         self._next_seq: dict[int, int] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=10.0, read=idle_timeout, write=idle_timeout, pool=10.0)
+        self._own_pool = pool is None
+        self._pool = pool if pool is not None else ConnectionPool()
+        self._timeouts = aiohttp.ClientTimeout(
+            total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT, sock_read=idle_timeout
         )
 
     async def __aenter__(self) -> Self:
@@ -135,7 +178,9 @@ class AgentClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close the client's connections (a shared `pool` is its owner's to close)."""
+        if self._own_pool:
+            await self._pool.aclose()
 
     async def card(self) -> AgentCard:
         """The agent's card, fetched once from `/.well-known/agent-registration.json`."""
@@ -271,23 +316,37 @@ class AgentClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentCallFailed(self.url, f"/pay answered without what is paid: {exc!r}") from exc
 
+    def _request(self, path: str, body: dict[str, Any]) -> Any:
+        """POST `body` as JSON to `path`; redirects are not followed (an agent answers at its own URL)."""
+        return self._pool.session().post(
+            self.url + path,
+            data=dumps(body),
+            headers=_JSON_HEADERS,
+            timeout=self._timeouts,
+            allow_redirects=False,
+        )
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        data = bytearray()
+        async for piece in response.content.iter_any():
+            data += piece
+            if len(data) > self.max_answer_bytes:
+                raise self._too_large()
+        return bytes(data)
+
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._http.stream("POST", self.url + path, json=body) as response:
-                    data = bytearray()
-                    async for piece in response.aiter_bytes():
-                        data += piece
-                        if len(data) > self.max_answer_bytes:
-                            raise self._too_large()
-                    status = response.status_code
+                async with self._request(path, body) as response:
+                    status = response.status
+                    data = await self._read(response)
+        except aiohttp.ServerTimeoutError as exc:  # before TimeoutError, of which it is a kind
+            raise self._silent(exc) from exc
         except TimeoutError as exc:
             raise AgentTimeout(self.url, f"no answer within the call's {self.timeout}s") from exc
-        except httpx.TimeoutException as exc:
-            raise self._silent(exc) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise AgentCallFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
-        answer = _json(bytes(data), self.url, status)
+        answer = _json(data, self.url, status)
         if status != 200:
             raise _error(self.url, status, answer, body.get("capability"))
         return answer
@@ -295,18 +354,13 @@ class AgentClient:
     async def _stream(self, body: dict[str, Any], on_token: Callable[[str], None]) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._http.stream("POST", self.url + "/invoke", json=body) as response:
-                    if response.status_code != 200:
-                        data = bytearray()
-                        async for piece in response.aiter_bytes():
-                            data += piece
-                            if len(data) > self.max_answer_bytes:
-                                raise self._too_large()
-                        answer = _json(bytes(data), self.url, response.status_code)
-                        raise _error(self.url, response.status_code, answer, body.get("capability"))
+                async with self._request("/invoke", body) as response:
+                    if response.status != 200:
+                        answer = _json(await self._read(response), self.url, response.status)
+                        raise _error(self.url, response.status, answer, body.get("capability"))
                     received = 0
                     buffer = bytearray()  # grows in place: one huge event costs linear time
-                    async for piece in response.aiter_bytes():
+                    async for piece in response.content.iter_any():
                         received += len(piece)
                         if received > self.max_answer_bytes:
                             raise self._too_large()
@@ -328,21 +382,21 @@ class AgentClient:
                                 return event
                             elif name == "error":
                                 raise _error(self.url, _status(event), event, body.get("capability"))
+        except aiohttp.ServerTimeoutError as exc:
+            raise self._silent(exc) from exc
         except TimeoutError as exc:
             raise AgentTimeout(self.url, f"the stream did not end within the call's {self.timeout}s") from exc
-        except httpx.TimeoutException as exc:
-            raise self._silent(exc) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise AgentCallFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
         raise AgentCallFailed(self.url, "the stream ended without a result")
 
     def _too_large(self) -> AgentLimitExceeded:
         return AgentLimitExceeded(self.url, f"the answer is over {self.max_answer_bytes:,} bytes")
 
-    def _silent(self, exc: httpx.TimeoutException) -> AgentTimeout:
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+    def _silent(self, exc: aiohttp.ServerTimeoutError) -> AgentTimeout:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return AgentTimeout(self.url, f"could not connect: {type(exc).__name__}")
-        return AgentTimeout(self.url, f"the agent fell silent for {self._http.timeout.read}s")
+        return AgentTimeout(self.url, f"the agent fell silent for {self.idle_timeout}s")
 
     def _check(
         self,

@@ -220,6 +220,9 @@ class CompiledWorkflow:
                         state = await graph.ainvoke(start, config)
                     except Exception:
                         self.payer.run_status(run_id, "failed")
+                        if settle:  # what was delivered is owed: the agents get its vouchers now
+                            with contextlib.suppress(Exception):
+                                await self.payer.hand_over(run_id, self._offers(), strict=False)
                         raise
                     finally:
                         await _finish(context.checks)
@@ -231,6 +234,9 @@ class CompiledWorkflow:
                 queue.put_nowait(events.RunDone(outputs, spent, self.budget))
                 self.payer.run_status(run_id, "done")
                 if settle:
+                    # The last vouchers go by `/pay` (each earlier one rode on the next call to its agent);
+                    # without settling, they wait for this payer's next calls, or `Payer.aclose()`.
+                    await self.payer.hand_over(run_id, self._offers(), strict=False)
                     # Off the event loop on a node; on the embedded chain (not thread-safe, and agents
                     # served in this process may share it) on the loop's thread (`Chain.off_loop`).
                     hashes, paid, gas = await self.payer.channels.chain.off_loop(self.payer.settle, run_id)
@@ -255,9 +261,12 @@ class CompiledWorkflow:
                 with contextlib.suppress(BaseException):
                     await task
             accounts.drain(queue, report)
-            offers = [offer for found in self.candidates.values() for offer in found]
-            offers += self.sampler.verifiers if self.sampler is not None else []
-            accounts.close_report(report, self.payer, offers, *accounts.outcome(ended))
+            accounts.close_report(report, self.payer, self._offers(), *accounts.outcome(ended))
+
+    def _offers(self) -> list[Offer]:
+        """Every agent a run of this workflow may pay: each node's candidates and the verifiers."""
+        offers = [offer for found in self.candidates.values() for offer in found]
+        return offers + (list(self.sampler.verifiers) if self.sampler is not None else [])
 
     def definition(self) -> dict[str, Any]:
         """The workflow in its file form (`Workflow.from_dict` reads it back): what a run keeps so that it can

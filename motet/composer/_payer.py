@@ -41,7 +41,13 @@ from typing import TYPE_CHECKING, Any
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
 
-from motet.agents import AgentClient, PaidInvocation, check_public_url, private_endpoints_allowed
+from motet.agents import (
+    AgentClient,
+    ConnectionPool,
+    PaidInvocation,
+    check_public_url,
+    private_endpoints_allowed,
+)
 from motet.chain import Chain
 from motet.composer._budget import Budget
 from motet.composer._offer import Offer
@@ -322,7 +328,12 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         RunLog.__init__(self, store)
         self._open: dict[str, tuple[int, int]] = {}
         """Payee → (channel id, deposit) of the channel this payer uses to pay it."""
+        self._pool = ConnectionPool()
+        """One keep-alive pool for every agent this payer calls."""
         self._clients: dict[str, AgentClient] = {}
+        self._unsent: dict[int, tuple[Voucher, list[_Attempt]]] = {}
+        """Channel → its newest voucher the agent has not acknowledged yet, and the calls it pays: it rides on
+        the next call on the channel, or goes by `/pay` in `hand_over`."""
         self._locks: dict[str, asyncio.Lock] = {}
         """Payee → the lock its calls take in turn: they share one channel."""
         self._private_allowed = private_endpoints_allowed(chain)
@@ -330,10 +341,71 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         """Agent URLs already found at public addresses."""
 
     async def aclose(self) -> None:
-        """Close the connections to the agents; a later call opens them again."""
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
+        """Hand over the vouchers no agent has yet (`hand_over`), then close the connections to the agents; a
+        later call opens them again."""
+        try:
+            await self.hand_over(strict=False)
+        finally:
+            self._clients.clear()
+            await self._pool.aclose()
+
+    async def hand_over(
+        self, run_id: str | None = None, offers: Sequence[Offer] = (), *, strict: bool = True
+    ) -> int:
+        """Send each voucher still waiting for the next call on its channel to its agent (`/pay`, all agents at
+        once), and mark the calls it pays `paid`; returns how many went. A run does this when it ends and
+        settles; a payer running many runs without settling lets them ride on its next calls instead.
+
+        With `run_id` (and the `offers` its calls may have gone to), the run's calls left `signed` by an
+        earlier payer (one that crashed before handing their vouchers over) are handed over too.
+        With `strict=False` an agent that cannot be reached is skipped: its voucher stays signed in the ledger,
+        the calls stay `signed`, and a resume or the next call hands it over."""
+        if run_id is not None:
+            self._adopt_signed(run_id, offers)
+        waiting = list(self._unsent.items())
+        results = await asyncio.gather(
+            *(self._send(channel, voucher, attempts) for channel, (voucher, attempts) in waiting),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException) and (strict or not isinstance(result, MotetError)):
+                raise result
+        return sum(1 for result in results if result is True)
+
+    def _adopt_signed(self, run_id: str, offers: Sequence[Offer]) -> None:
+        by_agent = {offer.agent_id: offer for offer in offers}
+        rows = self._db.execute(
+            "SELECT node, agent_id, channel, voucher FROM calls WHERE run_id = ? AND status = 'signed'",
+            (run_id,),
+        ).fetchall()
+        for node, agent_id, channel, voucher in rows:
+            offer = by_agent.get(int(agent_id))
+            if offer is not None:
+                self._wait(
+                    int(channel), Voucher.from_dict(json.loads(voucher)), [_Attempt(run_id, node, offer)]
+                )
+
+    async def _send(self, channel: int, voucher: Voucher, attempts: list[_Attempt]) -> bool:
+        offer = attempts[-1].offer
+        async with self._locks.setdefault(offer.payout, asyncio.Lock()):
+            if self._unsent.get(channel, (None,))[0] != voucher:
+                return False  # a call carried it meanwhile
+            try:
+                await self._client(offer).pay(channel, voucher)
+            except AgentCallFailed as exc:
+                # The agent answered, and refused: it keeps its answer either way; the voucher stays signed and
+                # is redeemed at settlement.
+                if exc.status is None:
+                    raise
+            self._delivered(channel)
+            return True
+
+    def _delivered(self, channel: int) -> None:
+        """The agent has the channel's waiting voucher: the calls it pays are `paid`."""
+        _, attempts = self._unsent.pop(channel)
+        for attempt in attempts:
+            self._fault("after_pay", attempt.node)
+            self._write(attempt, status="paid")
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -522,7 +594,7 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         if client is None:
             # The payer's key, or the delegation's session key.
             signer = CallSigner(bytes(self.channels.account.key), self.channels.domain)
-            client = AgentClient(url, signer=signer, timeout=self.timeout, card=offer.card)
+            client = AgentClient(url, signer=signer, timeout=self.timeout, card=offer.card, pool=self._pool)
             self._clients[url] = client
         return client
 
@@ -594,6 +666,7 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
             highest = self.channels.ledger.highest_signed(self.channels.domain, channel)
             signed_before = highest.cumulative_amount if highest else 0
             self._write(attempt, status="calling", channel=str(channel), problem=None)
+            waiting = self._unsent.get(channel)
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.timeout):
@@ -601,18 +674,23 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
                         offer.capability.name,
                         input,
                         channel=channel,
+                        payment=waiting[0] if waiting is not None else None,
                         idempotency_key=f"{attempt.run_id}:{node}",
                         on_token=on_token,
                         max_price=offer.worst_case,
                         max_tokens=offer.max_tokens if offer.per_1k_tokens else None,
                     )
             except MotetError as exc:  # AgentTimeout included: the client's own bounds name themselves
+                # Whether the agent took the voucher that rode along or not, it stays waiting: sent again, it is
+                # accepted as already held.
                 self._write(attempt, status="failed", problem=str(exc))
                 raise
             except TimeoutError:
                 timed_out = f"no answer within {self.timeout:g} s; nothing is owed"
                 self._write(attempt, status="failed", problem=timed_out)
                 raise AgentTimeout(offer.label, timed_out) from None
+            if waiting is not None:
+                self._delivered(channel)  # the agent answered, so it accepted the voucher first
             self._fault("after_call", node)
             overcharged = _overcharge(offer, invocation, signed_before)
             if overcharged is not None:
@@ -642,16 +720,19 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
             self._write(attempt, status="signed", voucher=json.dumps(voucher.to_dict()))
         else:
             voucher = Voucher.from_dict(json.loads(row["voucher"]))
-        try:
-            await client.pay(channel, voucher)
-        except AgentCallFailed as exc:
-            # The agent keeps its answer either way; the voucher stays signed and is redeemed at settlement.
-            if exc.status is None:
-                raise
-        self._fault("after_pay", node)
-        self._write(attempt, status="paid")
+        self._wait(channel, voucher, [attempt])
         output = invocation.output if invocation is not None else json.loads(row["answer"])["output"]
         return PaidCall(invocation, output, price, channel, owed, replayed)
+
+    def _wait(self, channel: int, voucher: Voucher, attempts: list[_Attempt]) -> None:
+        """Keep `voucher` to ride on the channel's next call (or `hand_over`): the highest one waiting pays for
+        every call before it."""
+        known = self._unsent.get(channel)
+        if known is not None:
+            attempts = known[1] + [a for a in attempts if a not in known[1]]
+            if known[0].cumulative_amount >= voucher.cumulative_amount:
+                voucher = known[0]
+        self._unsent[channel] = (voucher, attempts)
 
 
 def _overcharge(offer: Offer, call: PaidInvocation, signed_before: int) -> str | None:
