@@ -96,7 +96,7 @@ def first_mismatch(
         return jsonschema.exceptions.ValidationError(
             f"the value is nested more than {MAX_VALUE_DEPTH} levels deep; refused"
         )
-    validator = validator_class(schema)(schema)
+    validator = _validator(schema)
     token = _clock.set(_Clock(time.monotonic() + seconds))
     try:
         return jsonschema.exceptions.best_match(validator.iter_errors(value))
@@ -108,6 +108,24 @@ def first_mismatch(
         return jsonschema.exceptions.ValidationError("the value is nested too deeply to check")
     finally:
         _clock.reset(token)
+
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+MAX_CACHED_VALIDATORS: Final = 1024
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """The bounded validator of `schema`, made once per schema object (a card's schemas check every call's
+    input and output: no new validator per call). Keyed by identity: the cache holds the schema, so its id
+    is not reused while cached."""
+    known = _VALIDATORS.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    if len(_VALIDATORS) >= MAX_CACHED_VALIDATORS:
+        _VALIDATORS.pop(next(iter(_VALIDATORS)))  # the oldest
+    validator = validator_class(schema)(schema)
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
 
 
 def validator_class(schema: Mapping[str, Any]) -> Any:

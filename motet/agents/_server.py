@@ -54,6 +54,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from motet._http import serve
+from motet._json import dumps
 from motet.agents._a2a import a2a_card
 from motet.agents._cards import AgentCard
 from motet.agents._define import Agent, Capability, run_capability
@@ -503,7 +504,7 @@ class AgentServer:
         if call.stream:
             return StreamingResponse(self._stream(call), media_type="text/event-stream")
         try:
-            return JSONResponse(await self._deliver(call, None))
+            return Response(dumps(await self._deliver(call, None)), media_type="application/json")
         except HTTPProblem as problem:
             return problem_response(problem)
         finally:
@@ -567,7 +568,7 @@ class AgentServer:
             # Delivered before: the same answer, not a second run or charge.
             if stream:
                 return StreamingResponse(iter([sse_event("result", answer)]), media_type="text/event-stream")
-            return JSONResponse(answer)
+            return Response(dumps(answer), media_type="application/json")
         if channel_id in self._busy:
             raise HTTPProblem(409, f"a call on channel {hex(channel_id)} is in progress: wait for its answer")
         self._busy.add(channel_id)

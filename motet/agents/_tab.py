@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from motet._json import dumps
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     chain_id INTEGER NOT NULL,
@@ -39,20 +41,34 @@ class Tab:
     def __init__(self, path: str | Path, chain_id: int, contract: str) -> None:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL, as the voucher ledger: each delivery is committed before its answer goes out and survives
+        # a crash of the process; no fsync per call (only a crash of the machine can lose the newest ones).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
         if "request" not in columns:  # a tab written before idempotency keys were bound to their request
             self._db.execute("ALTER TABLE deliveries ADD COLUMN request TEXT")
         self._key = (chain_id, contract)
+        self._last: dict[int, tuple[int, int]] = {}
+        """Each channel's last delivery as last read or written: valid while no other connection wrote
+        (`PRAGMA data_version` says when one did)."""
+        self._version: int | None = None
 
     def last(self, channel_id: int) -> tuple[int, int]:
         """`(seq, total)` of the channel's last delivery, `(0, 0)` before the first."""
-        row = self._db.execute(
-            "SELECT seq, total FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (*self._key, hex(channel_id)),
-        ).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:
+            self._last.clear()
+            self._version = version
+        known = self._last.get(channel_id)
+        if known is None:
+            row = self._db.execute(
+                "SELECT seq, total FROM deliveries WHERE chain_id = ? AND contract = ? AND channel = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (*self._key, hex(channel_id)),
+            ).fetchone()
+            known = self._last[channel_id] = (int(row[0]), int(row[1])) if row else (0, 0)
+        return known
 
     def record(
         self,
@@ -64,7 +80,9 @@ class Tab:
         request: str,
         answer: dict[str, Any],
     ) -> None:
-        """Add a delivery; `request` is what its idempotency key is bound to (the request's hash)."""
+        """Add a delivery (committed before its answer is returned: a restarted agent still knows it is owed);
+        `request` is what its idempotency key is bound to (the request's hash)."""
+        self._last.pop(channel_id, None)
         self._db.execute(
             "INSERT INTO deliveries (chain_id, contract, channel, seq, price, total, receipt, delivered_at, "
             "idempotency_key, answer, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -74,13 +92,14 @@ class Tab:
                 seq,
                 str(price),
                 str(total),
-                json.dumps(answer["receipt"]),
+                dumps(answer["receipt"]).decode(),
                 time.time(),
                 key,
-                json.dumps(answer),
+                dumps(answer).decode(),
                 request,
             ),
         )
+        self._last[channel_id] = (seq, total)
 
     def answer(self, channel_id: int, key: str) -> tuple[str | None, dict[str, Any]] | None:
         """`(request, answer)` already delivered on this channel for this idempotency key, if any; `request` is

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
 
+from motet._json import dumps
 from motet.agents import (
     AgentClient,
     ConnectionPool,
@@ -329,6 +330,8 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         self._open: dict[str, tuple[int, int]] = {}
         """Payee → (channel id, deposit) of the channel this payer uses to pay it."""
         self._pool = ConnectionPool()
+        self._latency: dict[int, float | None] = {}
+        """Each agent's measured latency, as written to `store`."""
         """One keep-alive pool for every agent this payer calls."""
         self._clients: dict[str, AgentClient] = {}
         self._unsent: dict[int, tuple[Voucher, list[_Attempt]]] = {}
@@ -346,6 +349,8 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         try:
             await self.hand_over(strict=False)
         finally:
+            for client in self._clients.values():
+                await client.aclose()
             self._clients.clear()
             await self._pool.aclose()
 
@@ -413,12 +418,15 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
     def latency(self, agent_id: int) -> float | None:
         """The agent's mean seconds per accepted call as this payer measured them (request to answer, on this
         side of the network, whatever the agent reports); None before its first."""
-        row = self._db.execute("SELECT mean_s FROM latency WHERE agent_id = ?", (agent_id,)).fetchone()
-        return float(row[0]) if row is not None else None
+        if agent_id not in self._latency:
+            row = self._db.execute("SELECT mean_s FROM latency WHERE agent_id = ?", (agent_id,)).fetchone()
+            self._latency[agent_id] = float(row[0]) if row is not None else None
+        return self._latency[agent_id]
 
     def _measured(self, agent_id: int, seconds: float) -> None:
         known = self.latency(agent_id)
         mean = seconds if known is None else known + LATENCY_WEIGHT * (seconds - known)
+        self._latency[agent_id] = mean
         self._db.execute(
             "INSERT INTO latency (agent_id, calls, mean_s) VALUES (?, 1, ?) "
             "ON CONFLICT (agent_id) DO UPDATE SET calls = calls + 1, mean_s = excluded.mean_s",
@@ -541,16 +549,15 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         return dict(zip(keys, row, strict=True))
 
     def _write(self, attempt: _Attempt, **values: str | None) -> None:
-        if self._row(attempt) is None:
+        """Update the attempt's row (one statement), creating it first if it has none."""
+        sets = ", ".join(f"{key} = ?" for key in values)
+        update = f"UPDATE calls SET {sets} WHERE run_id = ? AND node = ? AND agent_id = ?"  # noqa: S608 - fixed keys
+        if self._db.execute(update, (*values.values(), *attempt.key)).rowcount == 0:
             self._db.execute(
                 "INSERT INTO calls (run_id, node, agent_id, status, channel) VALUES (?, ?, ?, 'calling', ?)",
                 (*attempt.key, values.get("channel", "0")),
             )
-        sets = ", ".join(f"{key} = ?" for key in values)
-        self._db.execute(
-            f"UPDATE calls SET {sets} WHERE run_id = ? AND node = ? AND agent_id = ?",  # noqa: S608 - fixed keys
-            (*values.values(), *attempt.key),
-        )
+            self._db.execute(update, (*values.values(), *attempt.key))
 
     async def _channel_to(self, offer: Offer) -> int:
         """An open channel to the agent with room for a call, opened (or topped up) when needed.
@@ -697,16 +704,15 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
                 self._write(attempt, status="failed", problem=overcharged)
                 raise InvalidReceipt(f"{offer.label} overcharged: {overcharged}")
             self._measured(offer.agent_id, time.perf_counter() - started)
-            answer = {"output": invocation.output, "receipt": invocation.receipt.to_dict()}
-            self._write(
-                attempt,
-                status="delivered",
-                price=str(invocation.price),
-                owed=str(invocation.owed),
-                answer=json.dumps(answer),
-            )
-            row = self._row(attempt)
-            assert row is not None
+            answer = dumps({"output": invocation.output, "receipt": invocation.receipt.to_dict()}).decode()
+            row = {
+                "status": "delivered",
+                "channel": str(channel),
+                "price": str(invocation.price),
+                "owed": str(invocation.owed),
+                "answer": answer,
+            }
+            self._write(attempt, status="delivered", price=row["price"], owed=row["owed"], answer=answer)
         channel, owed, price = int(row["channel"]), int(row["owed"]), int(row["price"])
         if row["status"] == "delivered":
             self._fault("before_sign", node)
@@ -717,7 +723,7 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
                 else self.channels.sign(channel, owed)
             )
             self._fault("after_sign", node)
-            self._write(attempt, status="signed", voucher=json.dumps(voucher.to_dict()))
+            self._write(attempt, status="signed", voucher=dumps(voucher.to_dict()).decode())
         else:
             voucher = Voucher.from_dict(json.loads(row["voucher"]))
         self._wait(channel, voucher, [attempt])

@@ -61,6 +61,10 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._highs: dict[tuple[int, str, int, Direction], tuple[str, bytes] | None] = {}
+        """The highest voucher per channel and direction, as last read or written: valid while no other
+        connection wrote (`PRAGMA data_version` says when one did, e.g. another process on the same file)."""
+        self._version: int | None = None
 
     def close(self) -> None:
         """Close the SQLite connection (a `with` or `async with` block does it on leaving)."""
@@ -84,20 +88,32 @@ class Ledger:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._highs.clear()  # what was cached inside the transaction may not be on disk
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _highest(
         self, db: sqlite3.Connection, domain: ChannelDomain, channel_id: int, direction: Direction
     ) -> tuple[str, bytes] | None:
+        """The channel's highest voucher in `direction` (the caller holds the lock): from the cache unless
+        another connection wrote since it was filled."""
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:
+            self._highs.clear()
+            self._version = version
+        key = (domain.chain_id, domain.contract, channel_id, direction)
+        if key in self._highs:
+            return self._highs[key]
         row = db.execute(
             "SELECT cumulative, signature FROM vouchers WHERE chain_id=? AND contract=? AND channel_id=? "
             "AND direction=? ORDER BY cumulative DESC LIMIT 1",
             (domain.chain_id, domain.contract, str(channel_id), direction),
         ).fetchone()
-        return (row[0], row[1]) if row else None
+        found = self._highs[key] = (row[0], row[1]) if row else None
+        return found
 
     def _record(self, voucher: Voucher, direction: Direction) -> None:
         with self._transaction() as db:
@@ -123,6 +139,8 @@ class Ledger:
                     time.time(),
                 ),
             )
+            key = (voucher.domain.chain_id, voucher.domain.contract, voucher.channel_id, direction)
+            self._highs[key] = (_hex(voucher.cumulative_amount), voucher.signature)
 
     def record_signed(self, voucher: Voucher) -> None:
         """Persist a voucher this process signed; raises `VoucherNotAboveHighest` if it is not new."""

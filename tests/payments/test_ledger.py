@@ -88,3 +88,24 @@ async def test_an_async_with_block_closes_the_connection(tmp_path: Path) -> None
         ledger.record_signed(SIGNER.sign(3, 10))
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         ledger.count()
+
+
+def test_the_highest_voucher_is_cached_but_never_stale_across_connections(tmp_path: Path) -> None:
+    # Each ledger keeps the highest voucher per channel in memory (no query per paid call); another process
+    # writing the same file must still be seen at once, and the go-up rule holds across both.
+    path = tmp_path / "ledger.sqlite"
+    one, other = Ledger(path), Ledger(path)
+    assert one.highest_signed(DOMAIN, 1) is None and other.highest_signed(DOMAIN, 1) is None
+    one.record_signed(SIGNER.sign(1, 10))
+    highest = other.highest_signed(DOMAIN, 1)
+    assert highest is not None and highest.cumulative_amount == 10
+    other.record_signed(SIGNER.sign(1, 20))
+    highest = one.highest_signed(DOMAIN, 1)
+    assert highest is not None and highest.cumulative_amount == 20
+    with pytest.raises(VoucherNotAboveHighest):
+        one.record_signed(SIGNER.sign(1, 15))
+    # A write refused inside its transaction leaves the cache as the file is.
+    highest = one.highest_signed(DOMAIN, 1)
+    assert highest is not None and highest.cumulative_amount == 20
+    one.close()
+    other.close()
