@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -52,6 +53,7 @@ from motet.errors import (
 )
 from motet.payments import (
     CallSigner,
+    ChannelDomain,
     Receipt,
     ReceiptDomain,
     Voucher,
@@ -267,13 +269,13 @@ class AgentClient:
         async with lock:  # one call at a time per channel: call numbers go up one by one
             for attempt in range(2):
                 seq = self._next_seq.get(channel, 1)
+                digest = request_hash(capability, value, channel, seq)
                 body: dict[str, Any] = {
                     "capability": capability,
                     "input": value,
                     "channel": hex(channel),
                     "seq": seq,
-                    "signature": "0x"
-                    + signer.sign(channel, seq, request_hash(capability, value, channel, seq)).hex(),
+                    "signature": "0x" + signer.sign(channel, seq, digest).hex(),
                 }
                 if payment is not None:
                     body["payment"] = payment.to_dict()
@@ -291,7 +293,7 @@ class AgentClient:
                         continue  # nothing was done: sign again for the number the agent expects
                     raise AgentCallFailed(self.url, str(wrong), 409) from None
                 break
-            invocation = self._check(card, capability, value, channel, answer, signer)
+            invocation = self._check(card, capability, value, channel, answer, signer, (seq, digest))
             if invocation.seq == seq:
                 self._next_seq[channel] = seq + 1
             elif idempotency_key is None or invocation.seq > seq:
@@ -406,7 +408,9 @@ class AgentClient:
         channel: int,
         answer: dict[str, Any],
         signer: CallSigner,
+        sent: tuple[int, bytes],
     ) -> PaidInvocation[Any]:
+        """The answer checked against the call (`sent`: the call number and request hash signed)."""
         try:
             output = answer["output"]
             price, owed, seq = int(answer["price"]), int(answer["owed"]), int(answer["seq"])
@@ -427,10 +431,10 @@ class AgentClient:
         if not isinstance(receipt_data, dict):
             raise InvalidReceipt("the answer's receipt is not a JSON object")
         # The receipt must be for the chain and contract of the channel, whatever domain it names.
-        receipt = Receipt.from_dict(receipt_data, ReceiptDomain.for_channels(signer.domain))
+        receipt = Receipt.from_dict(receipt_data, _receipt_domain_of(signer.domain))
         verify_receipt(receipt, card.signer)
         try:
-            request = request_hash(capability, value, channel, seq)
+            request = sent[1] if seq == sent[0] else request_hash(capability, value, channel, seq)
         except InvalidReceipt as exc:
             raise InvalidReceipt(f"the answer's call number is not one: {exc}") from exc
         text: str | None = None
@@ -507,6 +511,12 @@ class _WrongSeq(AgentCallFailed):
     def __init__(self, url: str, message: str, next_seq: int) -> None:
         super().__init__(url, message, 409)
         self.next_seq = next_seq
+
+
+@functools.lru_cache(maxsize=64)
+def _receipt_domain_of(channels: ChannelDomain) -> ReceiptDomain:
+    """The receipts' domain for a channels domain, made once (its checks and separator are not per call)."""
+    return ReceiptDomain.for_channels(channels)
 
 
 def _receipt_domain(data: object) -> ReceiptDomain:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -577,7 +578,7 @@ class AgentServer:
         except BaseException:
             self._busy.discard(channel_id)
             raise
-        return _Call(capability, parsed, body["input"], channel_id, seq, key, bool(stream))
+        return _Call(capability, parsed, body["input"], channel_id, seq, key, bool(stream), digest)
 
     async def _stream(self, call: _Call) -> AsyncIterator[str]:
         tokens: asyncio.Queue[str | None] = asyncio.Queue()
@@ -638,7 +639,7 @@ class AgentServer:
         assert last_seq + 1 == call.seq, "one call at a time per channel"
         total = max(total, self._paid(call.channel_id)) + price
         receipt = self.receipts.sign(
-            request_hash(capability.name, call.raw_input, call.channel_id, call.seq),
+            call.request_hash,
             response_digest,
             price,
             call.channel_id,
@@ -652,7 +653,7 @@ class AgentServer:
             "owed": str(total),
             "seq": call.seq,
             "usage": usage_json(done.usage),
-            "model": asdict(done.model_ref),
+            "model": dict(_model_fields(done.model_ref)),
             "latencyS": round(done.latency_s, 4),
             "receipt": receipt.to_dict(),
             **({"text": done.text} if done.text is not None else {}),
@@ -694,6 +695,11 @@ def _check_verifiable_input(capability: Capability[Any, Any], parsed: BaseModel,
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _model_fields(ref: ModelRef) -> tuple[tuple[str, Any], ...]:
+    return tuple(asdict(ref).items())
+
+
 def _binding(capability: str, input: object) -> str:
     """What an idempotency key is bound to: the capability and its input (the call number changes when a
     payer resumes, the request does not)."""
@@ -729,3 +735,5 @@ class _Call:
     seq: int
     key: str | None
     stream: bool
+    request_hash: bytes
+    """What the caller signed and the receipt commits to."""

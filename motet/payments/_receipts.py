@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -115,6 +116,11 @@ def model_ref_hash(ref: ModelRef) -> bytes:
         ...      "sha256": "ab" * 32, "quantization": "Q4_1", "endpoint": ""})
         True
     """
+    return _model_ref_hash(ref)
+
+
+@functools.lru_cache(maxsize=256)
+def _model_ref_hash(ref: ModelRef) -> bytes:  # an agent answers from the same few models: hash each once
     return content_hash(dataclasses.asdict(ref))
 
 
