@@ -332,6 +332,8 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         self._pool = ConnectionPool()
         self._latency: dict[int, float | None] = {}
         """Each agent's measured latency, as written to `store`."""
+        self._seen: dict[int, Offer] = {}
+        """The offers this payer called, by agent id: where to hand over a voucher an earlier payer left."""
         """One keep-alive pool for every agent this payer calls."""
         self._clients: dict[str, AgentClient] = {}
         self._unsent: dict[int, tuple[Voucher, list[_Attempt]]] = {}
@@ -361,12 +363,12 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         once), and mark the calls it pays `paid`; returns how many went. A run does this when it ends and
         settles; a payer running many runs without settling lets them ride on its next calls instead.
 
-        With `run_id` (and the `offers` its calls may have gone to), the run's calls left `signed` by an
-        earlier payer (one that crashed before handing their vouchers over) are handed over too.
+        Calls left `signed` in the store by an earlier payer (one killed before it handed their vouchers over)
+        are handed over too, when their agent is known: one this payer called, or one of `offers`; with
+        `run_id`, only that run's.
         With `strict=False` an agent that cannot be reached is skipped: its voucher stays signed in the ledger,
         the calls stay `signed`, and a resume or the next call hands it over."""
-        if run_id is not None:
-            self._adopt_signed(run_id, offers)
+        self._adopt_signed(run_id, [*self._seen.values(), *offers])
         waiting = list(self._unsent.items())
         results = await asyncio.gather(
             *(self._send(channel, voucher, attempts) for channel, (voucher, attempts) in waiting),
@@ -377,18 +379,19 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
                 raise result
         return sum(1 for result in results if result is True)
 
-    def _adopt_signed(self, run_id: str, offers: Sequence[Offer]) -> None:
+    def _adopt_signed(self, run_id: str | None, offers: Sequence[Offer]) -> None:
+        """Wait to hand over the vouchers of calls left `signed` (of `run_id`, or of every run) whose agent is
+        among `offers`."""
         by_agent = {offer.agent_id: offer for offer in offers}
-        rows = self._db.execute(
-            "SELECT node, agent_id, channel, voucher FROM calls WHERE run_id = ? AND status = 'signed'",
-            (run_id,),
-        ).fetchall()
-        for node, agent_id, channel, voucher in rows:
+        query = "SELECT run_id, node, agent_id, channel, voucher FROM calls WHERE status = 'signed'"
+        if run_id is None:
+            rows = self._db.execute(query).fetchall()
+        else:
+            rows = self._db.execute(query + " AND run_id = ?", (run_id,)).fetchall()
+        for run, node, agent_id, channel, voucher in rows:
             offer = by_agent.get(int(agent_id))
             if offer is not None:
-                self._wait(
-                    int(channel), Voucher.from_dict(json.loads(voucher)), [_Attempt(run_id, node, offer)]
-                )
+                self._wait(int(channel), Voucher.from_dict(json.loads(voucher)), [_Attempt(run, node, offer)])
 
     async def _send(self, channel: int, voucher: Voucher, attempts: list[_Attempt]) -> bool:
         offer = attempts[-1].offer
@@ -620,6 +623,7 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
         Raises `MotetError` (or `TimeoutError`) when this agent failed; nothing is then owed or paid.
         """
         attempt = _Attempt(run_id, node, offer)
+        self._seen[offer.agent_id] = offer
         row = self._row(attempt)
         if row is not None and row["status"] == "paid":
             answer = json.loads(row["answer"])  # counted in the budget already: see `spent()`
