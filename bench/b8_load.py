@@ -10,7 +10,10 @@ The bench process opens one payment channel per payer (each payer its own funded
 `payers` concurrent asyncio tasks, each with its own `AgentClient` (one pooled connection), for `calls` paid
 calls each: every call is signed, its receipt checked, and the voucher for call n rides on call n + 1
 (`payment=`); the last one is handed over with `/pay`. The unpaid phase runs the same concurrency and count
-against `/free` with one pooled `httpx` client per payer. Both phases follow a warm-up. Afterwards the server
+against `/free` with one pooled `httpx` client per payer. After a warm-up of both, the two phases alternate
+in rounds (a quarter of each payer's calls per round), so that whatever else the machine does falls on both
+alike; each phase's time is the sum of its rounds, from all payers starting together to the last one
+finishing. The server's CPU time (`/bench/cpu`) and the payers' are taken around each. Afterwards the server
 stops and the agent's ledger file is redeemed in one batch transaction, checked per channel against the sum
 of the prices in the receipts the payers got: nothing lost, nothing paid twice.
 
@@ -66,6 +69,9 @@ PRICE = 1_000
 """Wei per call."""
 CAPABILITY = "upper"
 WARMUP_CALLS = 3
+ROUNDS = 4
+"""The unpaid and paid phases alternate this many times (a chunk of each payer's calls each), so that what
+else the machine does falls on both alike."""
 CLIENT_PROCESSES = 1
 """Processes the payers are spread over (`--clients`)."""
 BARRIER_TIMEOUT = 300.0
@@ -252,6 +258,7 @@ class _Spec:
     rpc: str
     payers: list[tuple[int, str, int]]
     calls: int
+    rounds: int
 
 
 @dataclass
@@ -285,9 +292,9 @@ async def _paid_calls(payer: _Payer, count: int, latencies: list[float] | None) 
 
 
 async def _free_calls(
-    http: httpx.AsyncClient, url: str, index: int, count: int, latencies: list[float] | None
+    http: httpx.AsyncClient, url: str, index: int, start: int, count: int, latencies: list[float] | None
 ) -> None:
-    for n in range(count):
+    for n in range(start, start + count):
         started = time.perf_counter()
         answer = await http.post(
             url + "/free", json={"capability": CAPABILITY, "input": {"text": f"p{index} {n}"}}
@@ -313,36 +320,44 @@ async def _phase(
     return latencies, cpu
 
 
+def _chunks(calls: int, rounds: int) -> list[int]:
+    """`calls` split into `rounds` near-equal parts (the unpaid and paid phases alternate, round by round)."""
+    return [calls // rounds + (1 if r < calls % rounds else 0) for r in range(rounds)]
+
+
 async def _client_run(spec: _Spec, barrier: Barrier) -> _ClientResult:
     chain = Chain.connect(spec.rpc, spec.payers[0][1])
     payers = [
         _Payer(index, ChannelClient(chain, Account.from_key(key), Ledger()), channel_id)
         for index, key, channel_id in spec.payers
     ]
-    url, calls = spec.url, spec.calls
-    # Unpaid: one pooled client per payer, a warm-up, then the timed phase.
+    url = spec.url
+    # Unpaid: one pooled client per payer. Paid: one AgentClient per payer. Both warmed up (cards fetched,
+    # channels seen by the agent) before the timed rounds.
     frees = {payer.index: httpx.AsyncClient() for payer in payers}
-    try:
-        await asyncio.gather(*(_free_calls(h, url, i, WARMUP_CALLS, None) for i, h in frees.items()))
-
-        async def free(index: int, latencies: list[float]) -> None:
-            await _free_calls(frees[index], url, index, calls, latencies)
-
-        unpaid = await _phase(barrier, list(frees), free)
-    finally:
-        await asyncio.gather(*(h.aclose() for h in frees.values()))
-    # Paid: one AgentClient per payer (its card fetched and its channel seen by the agent in the warm-up).
     for payer in payers:
         payer.client = AgentClient(
             url, signer=CallSigner(bytes(payer.channels.account.key), payer.channels.domain)
         )
+    unpaid: tuple[list[float], float] = ([], 0.0)
+    paid: tuple[list[float], float] = ([], 0.0)
+    sent = 0
     try:
+        await asyncio.gather(*(_free_calls(h, url, i, 0, WARMUP_CALLS, None) for i, h in frees.items()))
         await asyncio.gather(*(_paid_calls(p, WARMUP_CALLS, None) for p in payers))
+        for count in _chunks(spec.calls, spec.rounds):
 
-        async def paid_calls(payer: _Payer, latencies: list[float]) -> None:
-            await _paid_calls(payer, calls, latencies)
+            async def free(index: int, latencies: list[float], count: int = count, start: int = sent) -> None:
+                await _free_calls(frees[index], url, index, start, count, latencies)
 
-        paid = await _phase(barrier, payers, paid_calls)
+            async def paid_calls(payer: _Payer, latencies: list[float], count: int = count) -> None:
+                await _paid_calls(payer, count, latencies)
+
+            latencies, cpu = await _phase(barrier, list(frees), free)
+            unpaid = (unpaid[0] + latencies, unpaid[1] + cpu)
+            latencies, cpu = await _phase(barrier, payers, paid_calls)
+            paid = (paid[0] + latencies, paid[1] + cpu)
+            sent += count
         # The last call's voucher has no next call to ride on: hand it over.
         for payer in payers:
             assert payer.client is not None and payer.voucher is not None
@@ -352,6 +367,7 @@ async def _client_run(spec: _Spec, barrier: Barrier) -> _ClientResult:
                     f"payer {payer.index}: the agent holds {held} wei, receipts say {payer.receipts}"
                 )
     finally:
+        await asyncio.gather(*(h.aclose() for h in frees.values()))
         for payer in payers:
             if payer.client is not None:
                 await payer.client.aclose()
@@ -450,16 +466,17 @@ def _open_channels(chain: Chain, payee: str, count: int, deposit: int) -> list[t
 
 
 def _drive(
-    url: str, barrier: Barrier, profile: str | None, processes: list[BaseProcess]
+    url: str, barrier: Barrier, rounds: int, profile: str | None, processes: list[BaseProcess]
 ) -> list[tuple[float, float]]:
-    """The bench's side of the two phases: per phase (wall seconds, the server's CPU seconds)."""
-    measured = []
+    """The bench's side of the rounds: per phase, unpaid then paid, (wall seconds, the server's CPU seconds)
+    summed over the rounds."""
+    measured = [(0.0, 0.0), (0.0, 0.0)]
     with httpx.Client() as http:
 
         def server_cpu() -> float:
             return float(http.get(url + "/bench/cpu").json()["cpu"])
 
-        for paid in (False, True):
+        for paid in [False, True] * rounds:
             _wait(barrier, processes)  # warm
             cpu = server_cpu()
             if paid and profile is not None:
@@ -470,7 +487,8 @@ def _drive(
             seconds = time.perf_counter() - started
             if paid and profile is not None:
                 http.post(url + "/bench/profile", json={"on": False})
-            measured.append((seconds, server_cpu() - cpu))
+            seconds_so_far, cpu_so_far = measured[paid]
+            measured[paid] = (seconds_so_far + seconds, cpu_so_far + server_cpu() - cpu)
     return measured
 
 
@@ -488,6 +506,7 @@ def bench_b8(
     calls: int = 100,
     *,
     clients: int = CLIENT_PROCESSES,
+    rounds: int = ROUNDS,
     profile: str | None = None,
     profile_out: Path | None = None,
 ) -> B8Result:
@@ -521,12 +540,12 @@ def bench_b8(
             barrier = context.Barrier(clients + 1)
             results: Queue[_ClientResult | str] = context.Queue()
             for k in range(clients):
-                spec = _Spec(url, chain.url, opened[k::clients], calls)
+                spec = _Spec(url, chain.url, opened[k::clients], calls, rounds)
                 processes.append(context.Process(target=_client_process, args=(spec, barrier, results)))
             for process in processes:
                 process.start()
             try:
-                (unpaid_s, unpaid_cpu), (paid_s, paid_cpu) = _drive(url, barrier, profile, processes)
+                (unpaid_s, unpaid_cpu), (paid_s, paid_cpu) = _drive(url, barrier, rounds, profile, processes)
             except threading.BrokenBarrierError:
                 raise RuntimeError(results.get(timeout=30)) from None
             got = [results.get(timeout=BARRIER_TIMEOUT) for _ in processes]
@@ -590,7 +609,7 @@ def describe(result: B8Result) -> str:
 
 def bench_b8_row(quick: bool = False) -> tuple[str, str, str, str, str]:
     """B8's row of `make bench` (id, what, result, target, verdict): `Row(*bench_b8_row(quick))`."""
-    result = bench_b8(16, 20) if quick else bench_b8()
+    result = bench_b8(16, 20, rounds=2) if quick else bench_b8()
     print(describe(result))
     paid, unpaid = result.paid, result.unpaid
     return (
@@ -616,6 +635,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="16 payers × 20 calls instead of 64 × 100")
     parser.add_argument("--payers", type=int, default=None)
     parser.add_argument("--calls", type=int, default=None)
+    parser.add_argument(
+        "--rounds", type=int, default=None, help=f"times the two phases alternate (default {ROUNDS}; 2 quick)"
+    )
     parser.add_argument(
         "--clients", type=int, default=CLIENT_PROCESSES, help="processes the payers are spread over"
     )
@@ -643,7 +665,10 @@ def main() -> None:
         return
     payers = args.payers or (16 if args.quick else 64)
     calls = args.calls or (20 if args.quick else 100)
-    result = bench_b8(payers, calls, clients=args.clients, profile=args.profile, profile_out=args.profile_out)
+    rounds = args.rounds or (2 if args.quick else ROUNDS)
+    result = bench_b8(
+        payers, calls, clients=args.clients, rounds=rounds, profile=args.profile, profile_out=args.profile_out
+    )
     print(describe(result))
     if result.profile:
         print(result.profile)
