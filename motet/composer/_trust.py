@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -46,6 +46,7 @@ from motet.composer._offer import Offer
 from motet.errors import BudgetExceeded, MotetError
 from motet.settings import TrustSettings
 from motet.trust import Checker, Disputes, Evidence, TrustFacts, Verdict, trust_facts
+from motet.trust._facts import trust_facts_many
 from motet.units import format_amount
 
 if TYPE_CHECKING:
@@ -224,23 +225,54 @@ _FACTS_CACHE: dict[tuple[int, bytes, int], TrustFacts] = {}
 _FACTS_CACHE_SIZE = 4096
 
 
+def _remember(chain: Chain, block: bytes, facts: TrustFacts) -> None:
+    if len(_FACTS_CACHE) >= _FACTS_CACHE_SIZE:
+        _FACTS_CACHE.clear()
+    _FACTS_CACHE[(chain.chain_id, block, facts.agent_id)] = facts
+
+
+def prefetch_trust(chain: Chain, agent_ids: Iterable[int]) -> bytes:
+    """Read the trust facts of the agents in `agent_ids` at the latest block, in a few batched calls
+    (`trust_facts_many`), and return that block's hash: `read_trust(..., block=)` then finds them.
+
+    Facts already read at that block are not read again. What cannot be read this way is left to
+    `read_trust`, which reads it alone and says why it cannot.
+    """
+    try:
+        for name in ("AgentRegistry", "Validation", "Reputation"):
+            chain.contract(name)  # first, as one may be created (a block) on first use
+    except (MotetError, Web3Exception) as exc:
+        log.info("the trust contracts cannot be read: %s", exc)
+    latest = chain.w3.eth.get_block("latest")
+    number, block = int(latest["number"]), bytes(latest["hash"])
+    missing = {agent_id for agent_id in agent_ids if (chain.chain_id, block, agent_id) not in _FACTS_CACHE}
+    if not missing:
+        return block
+    try:
+        found = trust_facts_many(chain, missing, block=number)
+    except (MotetError, Web3Exception) as exc:
+        log.info("the trust facts of %d agents could not be read together: %s", len(missing), exc)
+        return block
+    for facts in found.values():
+        _remember(chain, block, facts)
+    return block
+
+
 def read_trust(chain: Chain, agent_id: int, latency_s: float | None, *, block: bytes = b"") -> AgentTrust:
     """An agent's trust facts from the chain's contracts, with the payer's measured latency.
 
     Facts read at the block whose hash is `block` are kept (a few thousand at most), so that compiling again
-    before the chain moves reads nothing; without `block` they are always read. A chain whose trust contracts
-    cannot be read (an older deployment) gives a record without facts: the agent is then ranked by price,
-    stake and latency alone, and the explanation says why.
+    before the chain moves reads nothing (`prefetch_trust` reads many at once and says which block); without
+    `block` they are always read. Any transaction, a verdict or a slash among them, makes a new block, so the next compile
+    reads its effect. A chain whose trust contracts cannot be read (an older deployment) gives a record
+    without facts: the agent is then ranked by price, stake and latency alone, and the explanation says why.
     """
-    key = (chain.chain_id, block, agent_id)
     try:
-        facts = _FACTS_CACHE.get(key) if block else None
+        facts = _FACTS_CACHE.get((chain.chain_id, block, agent_id)) if block else None
         if facts is None:
             facts = trust_facts(chain, agent_id)
             if block:
-                if len(_FACTS_CACHE) >= _FACTS_CACHE_SIZE:
-                    _FACTS_CACHE.clear()
-                _FACTS_CACHE[key] = facts
+                _remember(chain, block, facts)
         return AgentTrust(facts, latency_s)
     except (MotetError, Web3Exception) as exc:
         log.warning("agent %d: its trust record cannot be read: %s", agent_id, exc)

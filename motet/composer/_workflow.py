@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -37,7 +37,17 @@ from motet.composer._offer import Offer, read_card, registry_offers
 from motet.composer._payer import Payer
 from motet.composer._planner import Plan, plan
 from motet.composer._schemas import fields_of
-from motet.composer._trust import VERIFY, AgentTrust, Policy, Sampler, Selection, draw, read_trust, select
+from motet.composer._trust import (
+    VERIFY,
+    AgentTrust,
+    Policy,
+    Sampler,
+    Selection,
+    draw,
+    prefetch_trust,
+    read_trust,
+    select,
+)
 from motet.composer._types import check_inputs
 from motet.errors import GraphError, MotetError
 from motet.registry import Registry
@@ -225,7 +235,7 @@ class Workflow:
         registry.sync()
         records: dict[int, AgentTrust] = {}
         # Facts are read once per block: a compile before the chain moves again reads none.
-        block = bytes(registry.chain.w3.eth.get_block("latest")["hash"])
+        block = prefetch_trust(registry.chain, _candidate_ids(registry, self.nodes.values()))
 
         def trust(offer: Offer) -> AgentTrust:
             if offer.agent_id not in records:
@@ -280,6 +290,22 @@ async def _verifiers(registry: Registry, trust: Callable[[Offer], AgentTrust]) -
         log.info("no verifier agent: sampled calls are checked only locally (%s)", exc)
         return ()
     return selection.offers
+
+
+def _candidate_ids(registry: Registry, nodes: Collection[Node]) -> set[int]:
+    """The agents `_offers_for` may rank for `nodes` (and verifiers, when calls are sampled): whose trust facts
+    `compile()` reads together before ranking."""
+    min_stake = registry.chain.settings.min_stake
+    wanted = [(node.capability, node.max_price) for node in nodes if node.agent is None]
+    if registry.chain.settings.trust.sample_rate > 0:
+        wanted.append((VERIFY, None))
+    found = {node.agent for node in nodes if node.agent is not None}
+    for capability, max_price in dict.fromkeys(wanted):
+        found.update(
+            r.agent_id
+            for r in registry.search(capability, max_price=max_price, min_stake=min_stake, refresh=False)
+        )
+    return found
 
 
 async def _offers_for(

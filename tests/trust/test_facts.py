@@ -1,5 +1,6 @@
 """`trust_facts`: an agent's stake, slashes, validation record and reputation, read back from the contracts
-after real disputes (decided by three validators' commit and reveal) and real paid feedback."""
+after real disputes (decided by three validators' commit and reveal) and real paid feedback; and
+`trust_facts_many`, which reads the same for many agents in a few batched calls."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from support.reputation import World, fields, send_fast
 
 from motet.chain import NATIVE_ASSET
 from motet.payments import Receipt
-from motet.trust import Disputes, Reputation, TrustFacts, Verdict, trust_facts
+from motet.trust import Disputes, Reputation, TrustFacts, Verdict, _facts, trust_facts
 from motet.trust._disputes import commitment
+from motet.trust._facts import trust_facts_many
 
 MODEL = "ab" * 32
 """The GGUF sha256 the disputes name and the validators declare (nothing is re-run here)."""
@@ -60,6 +62,9 @@ def test_facts_of_an_unrated_undisputed_agent(world: World) -> None:
     assert facts.summary() == "stake 0.0015 ETH · no disputes · not rated"
     assert trust_facts(world.chain, world.agent_b).summary() == "no stake · no disputes · not rated"
     assert trust_facts(world.chain, 99) == TrustFacts(agent_id=99)
+    assert trust_facts_many(world.chain, [99, world.agent_b, world.agent, world.agent]) == {
+        agent_id: trust_facts(world.chain, agent_id) for agent_id in (world.agent, world.agent_b, 99)
+    }
 
 
 @pytest.mark.slow
@@ -98,6 +103,40 @@ def test_facts_read_slashes_disputes_and_paid_feedback_from_the_chain(world: Wor
         == "stake 0.001 ETH · 1 slash · 1 dispute won, 1 dispute lost, 1 open · ★ 50 from 2,000 wei paid"
     )
     assert pending  # still open: counted in `disputes`, neither won nor lost
+    # The batched read gives the same facts, for this agent and the others, at the latest block or an earlier one.
+    ids = [world.agent, world.agent_b, 99]
+    assert trust_facts_many(chain, ids) == {agent_id: trust_facts(chain, agent_id) for agent_id in ids}
+    before = chain.w3.eth.block_number - 1  # before the second feedback
+    assert trust_facts_many(chain, ids, block=before)[world.agent] == replace(
+        facts, feedback_count=1, feedback_weight=1_000, feedback_score=10.0
+    )
+
+
+def test_many_agents_are_read_in_batches_and_one_by_one_when_a_batch_fails(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    chain = world.chain
+    world.registry.request_unstake(world.agent, 5 * 10**14)
+    ids = [world.agent, world.agent_b, 99, 100, 0]
+    expected = {agent_id: trust_facts(chain, agent_id) for agent_id in ids}
+    monkeypatch.setattr(_facts, "BATCH", 2)  # three batches
+    calls = 0
+    build = _facts._batch_code
+
+    def counted(targets: list[str], agent_ids: list[int]) -> bytes:
+        nonlocal calls
+        calls += 1
+        return build(targets, agent_ids)
+
+    monkeypatch.setattr(_facts, "_batch_code", counted)
+    assert trust_facts_many(chain, ids) == expected
+    assert calls == 3
+    assert trust_facts_many(chain, []) == {}
+    # Code that reverts (INVALID): each agent is then read alone, with the same result.
+    monkeypatch.setattr(_facts, "_batch_code", lambda targets, agent_ids: b"\xfe")
+    with caplog.at_level("INFO", logger="motet.trust._facts"):
+        assert trust_facts_many(chain, ids) == expected
+    assert "reading them one by one" in caplog.text
 
 
 def test_summary_lines() -> None:
