@@ -187,6 +187,11 @@ class RunLog:
 
     def __init__(self, store: str | Path = ":memory:") -> None:
         self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
+        if str(store) != ":memory:":
+            # WAL + NORMAL, as the voucher ledger: each step is committed before the next one starts and survives a
+            # crash of the process, with no fsync per step; `motet runs` reads while a run writes.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
