@@ -301,10 +301,11 @@ def _candidate_ids(registry: Registry, nodes: Collection[Node]) -> set[int]:
         wanted.append((VERIFY, None))
     found = {node.agent for node in nodes if node.agent is not None}
     for capability, max_price in dict.fromkeys(wanted):
-        found.update(
-            r.agent_id
-            for r in registry.search(capability, max_price=max_price, min_stake=min_stake, refresh=False)
-        )
+        try:
+            records = registry.search(capability, max_price=max_price, min_stake=min_stake, refresh=False)
+        except (MotetError, ValueError):
+            continue  # `_offers_for` says what is wrong with the node, in its turn
+        found.update(record.agent_id for record in records)
     return found
 
 
