@@ -253,6 +253,8 @@ def prefetch_trust(chain: Chain, agent_ids: Iterable[int]) -> bytes:
     except (MotetError, Web3Exception) as exc:
         log.info("the trust facts of %d agents could not be read together: %s", len(missing), exc)
         return block
+    if len(_FACTS_CACHE) + len(found) > _FACTS_CACHE_SIZE:
+        _FACTS_CACHE.clear()  # now rather than halfway through this block's facts
     for facts in found.values():
         _remember(chain, block, facts)
     return block
@@ -263,9 +265,10 @@ def read_trust(chain: Chain, agent_id: int, latency_s: float | None, *, block: b
 
     Facts read at the block whose hash is `block` are kept (a few thousand at most), so that compiling again
     before the chain moves reads nothing (`prefetch_trust` reads many at once and says which block); without
-    `block` they are always read. Any transaction, a verdict or a slash among them, makes a new block, so the next compile
-    reads its effect. A chain whose trust contracts cannot be read (an older deployment) gives a record
-    without facts: the agent is then ranked by price, stake and latency alone, and the explanation says why.
+    `block` they are always read. Any transaction, a verdict or a slash among them, makes a new block, so the
+    next compile reads its effect. A chain whose trust contracts cannot be read (an older deployment) gives a
+    record without facts: the agent is then ranked by price, stake and latency alone, and the explanation
+    says why.
     """
     try:
         facts = _FACTS_CACHE.get((chain.chain_id, block, agent_id)) if block else None
