@@ -38,6 +38,8 @@
     │   │                                                      `output_type`: `.fields` names each bad field
     │   └── AgentCallFailed                                    the agent could not be reached or did not answer
     │       ├── AgentTimeout            (also TimeoutError)    a silent stream, or the call's deadline passed
+    │       ├── AgentConnectionLost                            the connection failed before the answer arrived
+    │       │                                                  (it may have been delivered: ask again, same key)
     │       └── AgentLimitExceeded                             more bytes, events or tokens than the client
     │                                                          accepts, or a price above the card's for the usage
     ├── ComposeError
@@ -82,6 +84,7 @@ from typing import Any
 __all__ = [
     "AccountError",
     "AgentCallFailed",
+    "AgentConnectionLost",
     "AgentError",
     "AgentLimitExceeded",
     "AgentNotFound",
@@ -578,6 +581,12 @@ class AgentCallFailed(AgentError):
 
 class AgentTimeout(AgentCallFailed, TimeoutError):
     """An agent's stream stalled past the client's idle timeout, or the call passed its deadline."""
+
+
+class AgentConnectionLost(AgentCallFailed):
+    """The connection to an agent failed (refused, reset, closed mid-answer) before its answer arrived. The
+    agent may have delivered the call anyway: asking again with the same idempotency key gets that answer, with
+    no second run or charge (the payer does this once before failing over)."""
 
 
 class AgentLimitExceeded(AgentCallFailed):

@@ -142,6 +142,7 @@ PUBLIC: dict[str, list[str]] = {
     "motet.errors": [
         "AccountError",
         "AgentCallFailed",
+        "AgentConnectionLost",
         "AgentError",
         "AgentLimitExceeded",
         "AgentNotFound",

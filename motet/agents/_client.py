@@ -42,6 +42,7 @@ from motet.agents._schemas import first_mismatch
 from motet.agents._verifiable import profile_hash, response_hash
 from motet.errors import (
     AgentCallFailed,
+    AgentConnectionLost,
     AgentLimitExceeded,
     AgentOutputMismatch,
     AgentTimeout,
@@ -347,7 +348,7 @@ class AgentClient:
         except TimeoutError as exc:
             raise AgentTimeout(self.url, f"no answer within the call's {self.timeout}s") from exc
         except aiohttp.ClientError as exc:
-            raise AgentCallFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
+            raise AgentConnectionLost(self.url, f"{type(exc).__name__}: {exc}") from exc
         answer = _json(data, self.url, status)
         if status != 200:
             raise _error(self.url, status, answer, body.get("capability"))
@@ -389,7 +390,7 @@ class AgentClient:
         except TimeoutError as exc:
             raise AgentTimeout(self.url, f"the stream did not end within the call's {self.timeout}s") from exc
         except aiohttp.ClientError as exc:
-            raise AgentCallFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
+            raise AgentConnectionLost(self.url, f"{type(exc).__name__}: {exc}") from exc
         raise AgentCallFailed(self.url, "the stream ended without a result")
 
     def _too_large(self) -> AgentLimitExceeded:

@@ -54,6 +54,7 @@ from motet.composer._budget import Budget
 from motet.composer._offer import Offer
 from motet.errors import (
     AgentCallFailed,
+    AgentConnectionLost,
     AgentTimeout,
     InvalidComposeArgument,
     InvalidReceipt,
@@ -686,16 +687,24 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.timeout):
-                    invocation = await client.invoke(
-                        offer.capability.name,
-                        input,
-                        channel=channel,
-                        payment=waiting[0] if waiting is not None else None,
-                        idempotency_key=f"{attempt.run_id}:{node}",
-                        on_token=on_token,
-                        max_price=offer.worst_case,
-                        max_tokens=offer.max_tokens if offer.per_1k_tokens else None,
-                    )
+                    for last_try in (False, True):
+                        try:
+                            invocation = await client.invoke(
+                                offer.capability.name,
+                                input,
+                                channel=channel,
+                                payment=waiting[0] if waiting is not None else None,
+                                idempotency_key=f"{attempt.run_id}:{node}",
+                                on_token=on_token,
+                                max_price=offer.worst_case,
+                                max_tokens=offer.max_tokens if offer.per_1k_tokens else None,
+                            )
+                            break
+                        except AgentConnectionLost:
+                            # The agent may have delivered: asked again with the same key, it answers that (no
+                            # second run or charge) and the channel is not left owing a call nobody pays.
+                            if last_try:
+                                raise
             except MotetError as exc:  # AgentTimeout included: the client's own bounds name themselves
                 # Whether the agent took the voucher that rode along or not, it stays waiting: sent again, it is
                 # accepted as already held.
@@ -705,6 +714,7 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
                 timed_out = f"no answer within {self.timeout:g} s; nothing is owed"
                 self._write(attempt, status="failed", problem=timed_out)
                 raise AgentTimeout(offer.label, timed_out) from None
+            assert invocation is not None  # the loop returned an answer or raised
             if waiting is not None:
                 self._delivered(channel)  # the agent answered, so it accepted the voucher first
             self._fault("after_call", node)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest_asyncio
 from pydantic import BaseModel
+from support.dropping_proxy import DroppingProxy, Fate, ProxiedRequest
 
 from motet.agents import Agent, AgentServer, CallContext
 from motet.chain import Chain
@@ -108,3 +109,41 @@ async def test_runs_that_do_not_settle_pay_on_the_next_call_and_hand_over_the_re
     # The agent redeems exactly what it delivered.
     (redemption,) = shop.server.channels.redeem()
     assert redemption.paid == 6 * PRICE
+
+
+async def test_an_answer_lost_on_the_way_is_asked_for_again_not_left_owing(chain: Chain) -> None:
+    # The connection breaks after the agent delivered the first call: the payer asks again with the same
+    # idempotency key, gets the delivered answer (no second run, no second charge), and the channel goes on
+    # instead of answering 402 ("owes a delivered call") to every later call.
+    worked: list[str] = []
+    agent = Agent("echo", price=PRICE)
+
+    @agent.capability("echo")
+    async def echo(request: Text, ctx: CallContext) -> Text:
+        worked.append(request.text)
+        return Text(text=request.text + "!")
+
+    invokes = 0
+
+    def decide(request: ProxiedRequest) -> Fate:
+        nonlocal invokes
+        if request.path == "/invoke":
+            invokes += 1
+            if invokes == 1:
+                return Fate.DROP_AFTER
+        return Fate.PASS
+
+    proxy = DroppingProxy(decide)
+    registry = Registry(chain)
+    async with proxy.running() as proxy_url:
+        server = AgentServer(agent, chain=chain, account=chain.accounts[1], url=proxy_url)
+        async with server.running() as direct:
+            proxy.upstream = direct
+            await server.register(registry, stake=10**15)
+            async with Payer(chain, chain.accounts[8]) as payer:
+                runnable = await three_calls().compile(registry, payer=payer, budget=10**18)
+                report = await runnable.run({"text": "hi"})
+    assert proxy.fates[Fate.DROP_AFTER] == 1
+    assert report.status == "done" and report.outputs["c"] == {"text": "hi!!!"}
+    assert worked == ["hi", "hi!", "hi!!"]  # each call worked once
+    assert report.settlement is not None and report.settlement.paid == 3 * PRICE
