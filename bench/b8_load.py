@@ -31,6 +31,7 @@ import cProfile
 import io
 import multiprocessing
 import pstats
+import signal
 import statistics
 import subprocess
 import sys
@@ -647,7 +648,8 @@ def main() -> None:
         const="wall",
         choices=["wall", "cpu"],
         help="print the server's cProfile of the paid phase: wall time (what holds the event loop, GIL waits "
-        "included; the default) or each thread's CPU time (slower to take)",
+        "included; the default) or each thread's CPU time (costly to take: use fewer payers, e.g. "
+        "--payers 32 --calls 50)",
     )
     parser.add_argument(
         "--profile-out",
@@ -663,6 +665,8 @@ def main() -> None:
     if args.serve:
         asyncio.run(_serve(args.rpc, args.key, args.ledger, args.tab, args.profile, args.profile_out))
         return
+    # Stopped (SIGTERM): leave through the `finally` blocks, which stop the server, the payers and anvil.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     payers = args.payers or (16 if args.quick else 64)
     calls = args.calls or (20 if args.quick else 100)
     rounds = args.rounds or (2 if args.quick else ROUNDS)
