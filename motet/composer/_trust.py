@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -46,7 +47,7 @@ from motet.composer._offer import Offer
 from motet.errors import BudgetExceeded, MotetError
 from motet.settings import TrustSettings
 from motet.trust import Checker, Disputes, Evidence, TrustFacts, Verdict, trust_facts
-from motet.trust._facts import trust_facts_many
+from motet.trust._facts import changed_agents, trust_facts_many
 from motet.units import format_amount
 
 if TYPE_CHECKING:
@@ -231,33 +232,76 @@ def _remember(chain: Chain, block: bytes, facts: TrustFacts) -> None:
     _FACTS_CACHE[(chain.chain_id, block, facts.agent_id)] = facts
 
 
-def prefetch_trust(chain: Chain, agent_ids: Iterable[int]) -> bytes:
-    """Read the trust facts of the agents in `agent_ids` at the latest block, in a few batched calls
-    (`trust_facts_many`), and return that block's hash: `read_trust(..., block=)` then finds them.
+@dataclass
+class _Book:
+    """Facts known at one block, carried to later blocks for every agent no event names in between."""
 
-    Facts already read at that block are not read again. What cannot be read this way is left to
-    `read_trust`, which reads it alone and says why it cannot.
+    number: int
+    block: bytes
+    facts: dict[int, TrustFacts]
+
+
+_BOOKS: dict[tuple[int, str], _Book] = {}
+_BOOKS_LOCK = threading.Lock()
+CARRY_BLOCKS = 1_000
+"""The most blocks whose events are read to carry facts forward; after a longer gap they are read again."""
+
+
+def prefetch_trust(chain: Chain, agent_ids: Iterable[int]) -> bytes:
+    """Read the trust facts of the agents in `agent_ids` at the latest block, and return that block's hash:
+    `read_trust(..., block=)` then finds them.
+
+    Facts known at an earlier block are carried forward for every agent that no event of the trust contracts
+    names since (`changed_agents`, one log query); the others are read in a few batched calls
+    (`trust_facts_many`). After a reorganisation, a revert to a snapshot or a long gap everything is read again.
+    What cannot be read this way is left to `read_trust`, which reads it alone and says why it cannot.
     """
     try:
         for name in ("AgentRegistry", "Validation", "Reputation"):
             chain.contract(name)  # first, as one may be created (a block) on first use
+        key = (chain.chain_id, chain.contract("AgentRegistry").address.lower())
     except (MotetError, Web3Exception) as exc:
         log.info("the trust contracts cannot be read: %s", exc)
+        return bytes(chain.w3.eth.get_block("latest")["hash"])
     latest = chain.w3.eth.get_block("latest")
     number, block = int(latest["number"]), bytes(latest["hash"])
-    missing = {agent_id for agent_id in agent_ids if (chain.chain_id, block, agent_id) not in _FACTS_CACHE}
-    if not missing:
+    wanted = {agent_id for agent_id in agent_ids if (chain.chain_id, block, agent_id) not in _FACTS_CACHE}
+    if not wanted:
         return block
-    try:
-        found = trust_facts_many(chain, missing, block=number)
-    except (MotetError, Web3Exception) as exc:
-        log.info("the trust facts of %d agents could not be read together: %s", len(missing), exc)
-        return block
-    if len(_FACTS_CACHE) + len(found) > _FACTS_CACHE_SIZE:
-        _FACTS_CACHE.clear()  # now rather than halfway through this block's facts
-    for facts in found.values():
-        _remember(chain, block, facts)
+    with _BOOKS_LOCK:
+        try:
+            book = _carried(chain, _BOOKS.get(key), number, block)
+            missing = wanted - book.facts.keys()
+            book.facts.update(trust_facts_many(chain, missing, block=number) if missing else {})
+        except (MotetError, Web3Exception) as exc:
+            log.info("the trust facts of %d agents could not be read together: %s", len(wanted), exc)
+            return block
+        _BOOKS[key] = book
+        if len(_FACTS_CACHE) + len(wanted) > _FACTS_CACHE_SIZE:
+            _FACTS_CACHE.clear()  # now rather than halfway through this block's facts
+        for agent_id in wanted:
+            _remember(chain, block, book.facts[agent_id])
     return block
+
+
+def _carried(chain: Chain, book: _Book | None, number: int, block: bytes) -> _Book:
+    """`book` brought to block `number` (hash `block`): without the agents that events name since, or empty when
+    its block is no longer this chain's or too far back."""
+    if book is None or not book.number <= number <= book.number + CARRY_BLOCKS:
+        return _Book(number, block, {})
+    if book.number == number:
+        return book if book.block == block else _Book(number, block, {})
+    try:
+        if bytes(chain.w3.eth.get_block(book.number)["hash"]) != book.block:
+            return _Book(number, block, {})
+        changed = changed_agents(chain, book.number + 1, number)
+    except (MotetError, Web3Exception, ValueError) as exc:  # a node may refuse a range of logs
+        log.info(
+            "the trust events since block %d cannot be read (%s): reading every fact again", book.number, exc
+        )
+        return _Book(number, block, {})
+    facts = {agent_id: facts for agent_id, facts in book.facts.items() if agent_id not in changed}
+    return _Book(number, block, facts)
 
 
 def read_trust(chain: Chain, agent_id: int, latency_s: float | None, *, block: bytes = b"") -> AgentTrust:

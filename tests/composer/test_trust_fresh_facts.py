@@ -1,6 +1,7 @@
-"""`compile()` reads every candidate's trust facts in a few batched calls, once per block: a dispute opened or
-a verdict (and its slash) that lands after a compile is seen by the next one, and compiling again before the
-chain moves reads nothing."""
+"""`compile()` reads its candidates' trust facts in a few batched calls and carries them from block to block
+for every agent no trust event names: a dispute opened or a verdict (and its slash) that lands after a compile
+is seen by the next one, which reads again only the agents concerned; compiling again before the chain moves
+reads nothing."""
 
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ async def test_a_verdict_after_a_compile_is_seen_by_the_next_compile(
     assert batches == [frozenset(ids.values())]  # both candidates, in one batched read
     assert f"1. cheap (#{ids['cheap']})" in first and "slashes 0" in first and "open" not in first
     assert await explain() == first and len(batches) == 1  # same block: nothing read again
+    chain.transfer(chain.accounts[3].address, 1)  # a block that changes no agent's facts: nothing read again
+    assert await explain() == first and len(batches) == 1
+    registry.request_unstake(ids["dear"], STAKE // 2, owner=dear)  # only "dear" is read again
+    assert await explain() != first and batches[1:] == [frozenset({ids["dear"]})]
 
     # A payer disputes a receipt the cheap agent signed: the next compile sees the open dispute.
     domain = ReceiptDomain(chain.chain_id, chain.contract("PaymentChannels").address)
@@ -87,7 +92,7 @@ async def test_a_verdict_after_a_compile_is_seen_by_the_next_compile(
     challenger = Disputes(chain, chain.accounts[9])
     dispute = challenger.open(ids["cheap"], receipt, MODEL, "data:,evidence")
     assert "disputes won 0 lost 0, 1 open" in await explain()
-    assert len(batches) == 2
+    assert batches[2:] == [frozenset({ids["cheap"]})]
 
     # The validators find a cheat: the agent is slashed, and the next compile drops it under every policy.
     salts = {validator.address: secrets.token_bytes(32) for validator in validators}
@@ -101,4 +106,28 @@ async def test_a_verdict_after_a_compile_is_seen_by_the_next_compile(
     after = await explain()
     assert f"1. dear (#{ids['dear']})" in after
     assert f"dropped cheap (#{ids['cheap']}): slashed 1 time" in after
-    assert len(batches) == 3
+    assert batches[3:] == [frozenset({ids["cheap"]})]
+
+
+async def test_facts_carried_from_a_block_the_chain_no_longer_has_are_read_again(chain: Chain) -> None:
+    registry = Registry(chain)
+    owner = chain.accounts[1]
+    agent_id = await echo_agent("solo", 10**15).register(
+        registry, url="http://127.0.0.1:9/solo", account=owner, stake=STAKE
+    )
+    chain.contract("Reputation")  # created before the snapshot, as the chain object remembers it
+    snapshot = chain.snapshot()
+    chain.transfer(chain.accounts[3].address, 1)
+    before = trust_module.prefetch_trust(chain, [agent_id])
+    assert trust_module.read_trust(chain, agent_id, None, block=before).facts == TrustFacts(
+        agent_id, stake=STAKE
+    )
+    # Another history from the snapshot on: the agent unbonds half its stake, then a block that names nobody.
+    chain.revert(snapshot)
+    registry.request_unstake(agent_id, STAKE // 2, owner=owner)
+    chain.transfer(chain.accounts[3].address, 1)
+    after = trust_module.prefetch_trust(chain, [agent_id])
+    assert after != before
+    assert trust_module.read_trust(chain, agent_id, None, block=after).facts == TrustFacts(
+        agent_id, stake=STAKE // 2
+    )
