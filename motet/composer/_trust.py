@@ -241,7 +241,8 @@ class _Book:
     facts: dict[int, TrustFacts]
 
 
-_BOOKS: dict[tuple[int, str], _Book] = {}
+_BOOKS: dict[tuple[object, ...], _Book] = {}
+"""By chain id and the trust contracts' addresses."""
 _BOOKS_LOCK = threading.Lock()
 CARRY_BLOCKS = 1_000
 """The most blocks whose events are read to carry facts forward; after a longer gap they are read again."""
@@ -257,9 +258,11 @@ def prefetch_trust(chain: Chain, agent_ids: Iterable[int]) -> bytes:
     What cannot be read this way is left to `read_trust`, which reads it alone and says why it cannot.
     """
     try:
-        for name in ("AgentRegistry", "Validation", "Reputation"):
-            chain.contract(name)  # first, as one may be created (a block) on first use
-        key = (chain.chain_id, chain.contract("AgentRegistry").address.lower())
+        # First, as one may be created (a block) on first use.
+        addresses = [
+            chain.contract(name).address.lower() for name in ("AgentRegistry", "Validation", "Reputation")
+        ]
+        key = (chain.chain_id, *addresses)
     except (MotetError, Web3Exception) as exc:
         log.info("the trust contracts cannot be read: %s", exc)
         return bytes(chain.w3.eth.get_block("latest")["hash"])
