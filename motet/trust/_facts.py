@@ -115,8 +115,8 @@ def trust_facts(chain: Chain, agent_id: int, *, block: int | None = None) -> Tru
     number `block` (the latest by default).
 
     A handful of `eth_call`s (the agent's record, its slashes, its validation record, its reputation totals),
-    no log scan, so it is cheap enough to call for every candidate of a selection. An unknown agent has
-    all-zero facts.
+    no log scan. For many agents, `trust_facts_many` runs the same views in one call per 48 agents. An
+    unknown agent has all-zero facts.
     """
     at: BlockIdentifier = "latest" if block is None else block
     registry = chain.contract("AgentRegistry")
