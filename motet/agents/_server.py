@@ -123,7 +123,10 @@ class AgentServer:
         url: the public base URL written into the card; default the address it listens on.
         ledger: where received vouchers are kept (redeem them with `ChannelClient.redeem`).
         tab: SQLite path for deliveries owed; default in memory.
-        channel_ttl: seconds a channel's on-chain state is trusted before it is read again.
+        channel_ttl: seconds a channel's on-chain state is trusted before it is read again. What can change
+            on chain is safe to trust late (a deposit only grows, and a short one is read again at once) except
+            a payer starting to close: the watcher sees its `ChannelClosing` event within `watch_interval` and
+            forgets the state, so the next call reads it and is refused.
         agent_id, registry: the agent's registration, shown in the card once known.
         redeem_above, redeem_after, watch_interval: when a running server redeems on its own; default the
             chain's `Settings` (`redeem_above`, `redeem_after`, `watch_interval`).
@@ -138,7 +141,7 @@ class AgentServer:
         url: str | None = None,
         ledger: Ledger | None = None,
         tab: str | Path = ":memory:",
-        channel_ttl: float = 5.0,
+        channel_ttl: float = 30.0,
         agent_id: int | None = None,
         registry: str | None = None,
         redeem_above: int | None = None,
@@ -288,6 +291,8 @@ class AgentServer:
                 )
             )
             closing = {int(event["args"]["channel_id"]) for event in events}
+        for channel_id in closing:  # read again at the next call, which is then refused
+            self._states.pop(channel_id, None)
         if closing:
             await self._redeem_closing(closing)
         await self._redeem_if_due()
@@ -398,7 +403,10 @@ class AgentServer:
             held = self.channels.ledger.highest_received(self.channels.domain, channel_id)
             if held is not None and held == voucher:
                 return  # the same voucher again (a payer resuming after a crash): already held
-            await self._chain(lambda: self.channels.receive(voucher))
+            if self.channels.verifies_offline(voucher):
+                self.channels.receive(voucher)  # no chain read: a signature check and a commit, on the loop
+            else:
+                await self._chain(lambda: self.channels.receive(voucher))
             self._unredeemed_since.setdefault(channel_id, time.monotonic())
         except InvalidVoucher as exc:
             log.warning("rejected a voucher on channel %s from %s: %s", hex(channel_id), payer_hint, exc)

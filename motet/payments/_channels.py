@@ -318,6 +318,18 @@ class ChannelClient:
             )
         return state
 
+    def verifies_offline(self, voucher: Voucher) -> bool:
+        """Whether `verify(voucher)` (and `receive`) can answer from what this client already read, without a
+        chain read: the channel's state is known, open, and deep enough, and its signer known. A server checks
+        such a voucher on its event loop instead of a worker thread."""
+        state = self._states.get(voucher.channel_id)
+        return (
+            state is not None
+            and not (state.closing or state.settled)
+            and voucher.cumulative_amount <= state.deposit
+            and (state.delegation is None or state.delegation in self._session_keys)
+        )
+
     def receive(self, voucher: Voucher) -> Amount:
         """Verify and persist a voucher paying this account; returns what it adds over the last one."""
         state = self.verify(voucher)
