@@ -314,7 +314,9 @@ PUBLIC: dict[str, list[str]] = {
         "ValidatorEvent",
         "Verdict",
         "VerifyOutput",
+        "changed_agents",
         "trust_facts",
+        "trust_facts_many",
         "verifier_agent",
     ],
     "motet.trust.economics": [

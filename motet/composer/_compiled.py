@@ -69,6 +69,8 @@ class _RunContext:
     checks_budget: Budget
     """What checks through verifier agents may spend: the budget's room above the worst case."""
     checks: list[asyncio.Task[events.CheckDone]]
+    settle: bool
+    """The run settles at its end: a voucher no later call of the run can carry is handed over at once."""
 
 
 class _State(TypedDict):
@@ -204,7 +206,7 @@ class CompiledWorkflow:
         checks_budget = Budget(max(self.budget - self.worst_case, 0))
         if checked:
             checks_budget.reserve(checked, what="checks paid before the resume").commit(checked)
-        context = _RunContext(run_id, budget, queue.put_nowait, tokens, checks_budget, [])
+        context = _RunContext(run_id, budget, queue.put_nowait, tokens, checks_budget, [], settle)
         config = {"configurable": {"thread_id": run_id, _CONTEXT: context}, "max_concurrency": 16}
 
         async def drive() -> None:
@@ -418,6 +420,8 @@ class CompiledWorkflow:
                         paid.replayed, offer.payout,
                     )
                 )  # fmt: skip
+                if context.settle and not self._may_call(offer.payout, node_id, state):
+                    await self.payer.pay_now(paid.channel)  # else it rides on the next call to this agent
                 if self.sampler is not None and call is not None and self.sampler.chosen(offer, call):
                     context.checks.append(
                         self.sampler.start(run_id, node_id, offer, value, call, context.checks_budget, emit)
@@ -439,6 +443,16 @@ class CompiledWorkflow:
 
         run_node.__name__ = f"node_{node_id}"
         return run_node
+
+    def _may_call(self, payout: str, node_id: str, state: _State) -> bool:
+        """Whether a node of the run other than `node_id`, not finished yet, may call the agent paid at `payout`."""
+        done = state["outputs"]
+        return any(
+            offer.payout == payout
+            for other, offers in self.candidates.items()
+            if other != node_id and other not in done
+            for offer in offers
+        )
 
 
 async def _finish(checks: list[asyncio.Task[events.CheckDone]]) -> None:

@@ -385,6 +385,18 @@ class Payer(RunLog, contextlib.AbstractAsyncContextManager["Payer"]):
                 raise result
         return sum(1 for result in results if result is True)
 
+    async def pay_now(self, channel: int) -> bool:
+        """Hand over the channel's waiting voucher now (`/pay`), when no later call will carry it soon: what a
+        settling run does for an agent none of its remaining nodes may call. Returns whether one went; an agent
+        that cannot be reached keeps it waiting (for the run's end, a resume, or the next call)."""
+        waiting = self._unsent.get(channel)
+        if waiting is None:
+            return False
+        try:
+            return await self._send(channel, *waiting)
+        except MotetError:
+            return False
+
     def _adopt_signed(self, run_id: str | None, offers: Sequence[Offer]) -> None:
         """Wait to hand over the vouchers of calls left `signed` (of `run_id`, or of every run) whose agent is
         among `offers`."""

@@ -46,8 +46,16 @@ from motet.composer._budget import Budget
 from motet.composer._offer import Offer
 from motet.errors import BudgetExceeded, MotetError
 from motet.settings import TrustSettings
-from motet.trust import Checker, Disputes, Evidence, TrustFacts, Verdict, trust_facts
-from motet.trust._facts import changed_agents, trust_facts_many
+from motet.trust import (
+    Checker,
+    Disputes,
+    Evidence,
+    TrustFacts,
+    Verdict,
+    changed_agents,
+    trust_facts,
+    trust_facts_many,
+)
 from motet.units import format_amount
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from motet.trust._check import NEAR_TIE, Checker, CheckResult
 from motet.trust._disputes import Disputes, DisputeState, ValidationRecord
 from motet.trust._evidence import Evidence
-from motet.trust._facts import TrustFacts, trust_facts
+from motet.trust._facts import TrustFacts, changed_agents, trust_facts, trust_facts_many
 from motet.trust._reputation import Reputation, ReputationSummary
 from motet.trust._validator import Validator, ValidatorEvent
 from motet.trust._verdict import Verdict
@@ -35,6 +35,8 @@ __all__ = [
     "ValidatorEvent",
     "Verdict",
     "VerifyOutput",
+    "changed_agents",
     "trust_facts",
+    "trust_facts_many",
     "verifier_agent",
 ]
