@@ -116,31 +116,43 @@ class Ledger:
         return found
 
     def _record(self, voucher: Voucher, direction: Direction) -> None:
-        with self._transaction() as db:
-            highest = self._highest(db, voucher.domain, voucher.channel_id, direction)
-            if highest is not None and highest[0] >= _hex(voucher.cumulative_amount):
-                top = int(highest[0], 16)
-                if direction == "signed":
-                    raise VoucherNotAboveHighest(voucher.channel_id, voucher.cumulative_amount, top)
-                raise InvalidVoucher(
-                    f"voucher for channel {hex(voucher.channel_id)} carries {voucher.cumulative_amount:,} wei, "
-                    f"not above the {top:,} wei already received: a replay or a lower amount"
-                )
-            db.execute(
+        """Insert the voucher unless the channel already holds one at or above its amount: one statement, so
+        the check and the write are one atomic step for every connection to the file, with no transaction
+        around them."""
+        domain, channel = voucher.domain, str(voucher.channel_id)
+        amount = _hex(voucher.cumulative_amount)
+        with self._lock:
+            inserted = self._db.execute(
                 "INSERT INTO vouchers (chain_id, contract, channel_id, direction, cumulative, signature, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM vouchers WHERE chain_id=? AND "
+                "contract=? AND channel_id=? AND direction=? AND cumulative >= ?)",
                 (
-                    voucher.domain.chain_id,
-                    voucher.domain.contract,
-                    str(voucher.channel_id),
-                    direction,
-                    _hex(voucher.cumulative_amount),
-                    voucher.signature,
-                    time.time(),
+                    *(
+                        domain.chain_id,
+                        domain.contract,
+                        channel,
+                        direction,
+                        amount,
+                        voucher.signature,
+                        time.time(),
+                    ),
+                    *(domain.chain_id, domain.contract, channel, direction, amount),
                 ),
-            )
-            key = (voucher.domain.chain_id, voucher.domain.contract, voucher.channel_id, direction)
-            self._highs[key] = (_hex(voucher.cumulative_amount), voucher.signature)
+            ).rowcount
+            key = (domain.chain_id, domain.contract, voucher.channel_id, direction)
+            if inserted:
+                self._highest(self._db, domain, voucher.channel_id, direction)  # the cache, valid again
+                self._highs[key] = (amount, voucher.signature)
+                return
+            self._highs.pop(key, None)
+            highest = self._highest(self._db, domain, voucher.channel_id, direction)
+        top = int(highest[0], 16) if highest is not None else 0
+        if direction == "signed":
+            raise VoucherNotAboveHighest(voucher.channel_id, voucher.cumulative_amount, top)
+        raise InvalidVoucher(
+            f"voucher for channel {hex(voucher.channel_id)} carries {voucher.cumulative_amount:,} wei, "
+            f"not above the {top:,} wei already received: a replay or a lower amount"
+        )
 
     def record_signed(self, voucher: Voucher) -> None:
         """Persist a voucher this process signed; raises `VoucherNotAboveHighest` if it is not new."""
