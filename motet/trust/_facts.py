@@ -130,7 +130,24 @@ def trust_facts(chain: Chain, agent_id: int, *, block: int | None = None) -> Tru
     count, weight, weighted_scores = (
         chain.contract("Reputation").functions.totals(agent_id).call(block_identifier=at)
     )
-    reputation = summary_of(int(count), int(weight), int(weighted_scores))
+    return _facts(
+        agent_id, (stake, unbonding, slashes, slashed), (disputes, cheats, rejected),
+        (int(count), int(weight), int(weighted_scores)), str(agent[1]),
+    )  # fmt: skip
+
+
+def _facts(
+    agent_id: int,
+    registry: tuple[int, int, int, int],
+    validation: tuple[int, int, int],
+    reputation_totals: tuple[int, int, int],
+    asset: str,
+) -> TrustFacts:
+    """The facts from the views' values: the registry's (stake, unbonding, slashes, slashed total), the
+    validation record (disputes, cheats, rejected) and the reputation totals (count, weight, weighted scores)."""
+    stake, unbonding, slashes, slashed = registry
+    disputes, cheats, rejected = validation
+    reputation = summary_of(*reputation_totals)
     return TrustFacts(
         agent_id=agent_id,
         stake=max(stake - unbonding, 0),
@@ -142,7 +159,7 @@ def trust_facts(chain: Chain, agent_id: int, *, block: int | None = None) -> Tru
         feedback_count=reputation.count,
         feedback_weight=reputation.weight,
         feedback_score=reputation.score,
-        asset=str(agent[1]),
+        asset=asset,
     )
 
 
@@ -206,20 +223,10 @@ def _decode(agent_id: int, raw: bytes) -> TrustFacts:
     words = [int.from_bytes(raw[i : i + 32], "big") for i in range(0, len(raw), 32)]
     _payout, token, _price, stake, unbonding, _until, _active, slashes, slashed = words[:9]
     disputes, cheats, rejected, count, weight, weighted_scores = words[9:]
-    reputation = summary_of(count, weight, weighted_scores)
-    return TrustFacts(
-        agent_id=agent_id,
-        stake=max(stake - unbonding, 0),
-        slashes=slashes,
-        slashed_total=slashed,
-        disputes=disputes,
-        disputes_won=rejected,
-        disputes_lost=cheats,
-        feedback_count=reputation.count,
-        feedback_weight=reputation.weight,
-        feedback_score=reputation.score,
-        asset=Web3.to_checksum_address(token.to_bytes(20, "big")),
-    )
+    return _facts(
+        agent_id, (stake, unbonding, slashes, slashed), (disputes, cheats, rejected),
+        (count, weight, weighted_scores), Web3.to_checksum_address(token.to_bytes(20, "big")),
+    )  # fmt: skip
 
 
 _CHANGES: tuple[tuple[str, str, int], ...] = (
